@@ -1,0 +1,3 @@
+from autosdlc_ws.cli import main
+
+raise SystemExit(main())

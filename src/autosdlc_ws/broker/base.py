@@ -1,0 +1,119 @@
+"""The `Broker` interface. The connection code sees only this.
+
+A broker keeps one ordered log of events. Each event gets an offset, growing
+by one per event within an *epoch*; the epoch changes when the log is lost
+(a restarted memory broker, a Redis that lost its data), so a position from
+an earlier epoch is known to be unusable rather than silently wrong.
+
+Live events are pushed to the handler given to `start`, in offset order.
+`history_after` returns what followed a position or an event id, so a
+resuming client gets what it missed; `complete=False` says part of it is gone
+(past retention, or another epoch) and the client must be told so.
+
+Sessions (a client's subscriptions, kept for `session_ttl_s` after it
+disconnects) live in the broker too, so a client can resume on any worker.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    epoch: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEvent:
+    event: dict[str, Any]
+    offset: int
+    epoch: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishReceipt:
+    id: str
+    offset: int
+    duplicate: bool  # an event with this id was already in the log; not published again
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    events: list[BrokerEvent]
+    complete: bool
+    reason: str | None = None
+    head: Position | None = None
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    session_id: str
+    identity: str
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    position: Position | None = None  # log head when the session started; resume base without lastEventId
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sessionId": self.session_id,
+            "identity": self.identity,
+            "subscriptions": self.subscriptions,
+            "position": [self.position.epoch, self.position.offset] if self.position else None,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> SessionRecord:
+        pos = obj.get("position")
+        return cls(
+            str(obj["sessionId"]), str(obj["identity"]), list(obj.get("subscriptions") or []),
+            Position(str(pos[0]), int(pos[1])) if pos else None,
+        )
+
+
+EventHandler = Callable[[BrokerEvent], None]
+
+
+class Broker(abc.ABC):
+    """Publish, deliver live, replay history, keep sessions."""
+
+    name: str = "broker"
+
+    @abc.abstractmethod
+    async def start(self, on_event: EventHandler) -> None:
+        """Connect and begin delivering live events to `on_event`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
+        """Append to the log and deliver to every worker, atomically per event.
+
+        Raises `BrokerUnavailable` when the events could not be accepted."""
+
+    @abc.abstractmethod
+    async def head(self) -> Position:
+        """The position of the newest event (offset 0 when the log is empty)."""
+
+    @abc.abstractmethod
+    async def history_after(
+        self, *, position: Position | None = None, event_id: str | None = None, limit: int = 100_000
+    ) -> HistoryResult:
+        """Events after `position` (or after the event with `event_id`), oldest first."""
+
+    @abc.abstractmethod
+    async def ready(self) -> bool:
+        """Can events be published and delivered right now?"""
+
+    @abc.abstractmethod
+    async def save_session(self, record: SessionRecord, ttl_s: float) -> None: ...
+
+    @abc.abstractmethod
+    async def load_session(self, session_id: str) -> SessionRecord | None: ...
+
+    @abc.abstractmethod
+    async def delete_session(self, session_id: str) -> None: ...

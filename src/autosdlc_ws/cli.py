@@ -1,0 +1,321 @@
+"""The `autosdlc-ws` command: serve, token, keys, publish, simulate.
+
+Errors are one line on stderr and a non-zero exit code; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from autosdlc_ws.config import load_settings
+from autosdlc_ws.core.auth import hash_api_key, mint_token
+from autosdlc_ws.core.permissions import PermissionSyntaxError, parse_permissions
+from autosdlc_ws.errors import ConfigError, GatewayError, ProtocolError
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 1 (2 for usage)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="autosdlc-ws", description="AutoSDLC WebSocket event gateway.",
+                                formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway", formatter_class=fmt, epilog=(
+        "examples:\n"
+        "  AUTOSDLC_WS_JWT_SECRET=s3cret autosdlc-ws serve\n"
+        "  autosdlc-ws serve --host 0.0.0.0 --port 8765 --config gateway.toml\n"
+        "Every config key can also be set as AUTOSDLC_WS_<KEY> in the environment."))
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port for WebSocket and HTTP (default 8765)")
+    serve.add_argument("--workers", type=int, help="worker processes (needs --broker redis://...)")
+    serve.add_argument("--broker", help="memory (default) or redis://HOST:PORT/DB")
+    serve.add_argument("--config", help="TOML config file")
+    serve.add_argument("--tls-cert", help="PEM certificate chain (serves wss/https)")
+    serve.add_argument("--tls-key", help="PEM private key")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+
+    token = sub.add_parser("token", help="JWT tools").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="mint a JWT with the configured HS256 secret",
+                              formatter_class=fmt, epilog=(
+                                  "example:\n  autosdlc-ws token create --sub dashboard "
+                                  "--permission 'read:*' --ttl 3600"))
+    create.add_argument("--sub", required=True, help="subject (who the token is for)")
+    create.add_argument("--permission", action="append", required=True, dest="permissions",
+                        help="<action>:<resource>, repeatable (e.g. read:agent:coder-001)")
+    create.add_argument("--ttl", type=int, default=3600, help="seconds until expiry (default 3600; 0 = never)")
+    create.add_argument("--config", help="TOML config file (for jwt_secret)")
+
+    keys = sub.add_parser("keys", help="API key tools").add_subparsers(dest="keys_command", required=True)
+    kcreate = keys.add_parser("create", help="make an API key; prints it once with its config entry",
+                              formatter_class=fmt, epilog=(
+                                  "example:\n  autosdlc-ws keys create --name ci-publisher "
+                                  "--permission 'publish:*'"))
+    kcreate.add_argument("--name", required=True)
+    kcreate.add_argument("--permission", action="append", required=True, dest="permissions")
+
+    pub = sub.add_parser("publish", help="publish one event over the HTTP API", formatter_class=fmt,
+                         epilog=(
+                             "examples:\n"
+                             "  autosdlc-ws publish agent_status --data "
+                             "'{\"agentId\": \"coder-001\", \"status\": \"busy\"}'\n"
+                             "  autosdlc-ws publish system_alert --file alert.json\n"
+                             "Credentials: --token/--api-key or AUTOSDLC_WS_TOKEN / AUTOSDLC_WS_API_KEY."))
+    pub.add_argument("type", help="event type, e.g. agent_status")
+    src = pub.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="the event's data as JSON")
+    src.add_argument("--file", help="file holding the data JSON (or a whole envelope)")
+    _client_args(pub)
+
+    sim = sub.add_parser("simulate", help="publish a realistic demo story", formatter_class=fmt,
+                         epilog="example:\n  autosdlc-ws simulate --agents 4 --rate 5")
+    sim.add_argument("--agents", type=int, default=3, help="number of agents (default 3)")
+    sim.add_argument("--rate", type=float, default=2.0, help="ticks per second (default 2)")
+    sim.add_argument("--seed", type=int, help="random seed for a repeatable story")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds")
+    _client_args(sim)
+
+    demo = sub.add_parser("demo", help="serve + simulate with a throw-away dev secret (make run)",
+                          formatter_class=fmt, epilog="example:\n  autosdlc-ws demo --port 8765")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--agents", type=int, default=3)
+    demo.add_argument("--rate", type=float, default=2.0)
+    return p
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("AUTOSDLC_WS_URL", DEFAULT_URL),
+                   help=f"gateway base URL (default {DEFAULT_URL})")
+    p.add_argument("--token", default=os.environ.get("AUTOSDLC_WS_TOKEN"), help="JWT")
+    p.add_argument("--api-key", default=os.environ.get("AUTOSDLC_WS_API_KEY"), help="API key")
+
+
+# --- commands -------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from autosdlc_ws.server.app import make_broker, serve
+
+    settings = load_settings(args.config, overrides={
+        "host": args.host, "port": args.port, "workers": args.workers, "broker": args.broker,
+        "tls_cert": args.tls_cert, "tls_key": args.tls_key, "log_level": args.log_level,
+    })
+    make_broker(settings)  # refuse an unavailable broker before binding
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    if not settings.jwt_secret and not settings.api_keys and not settings.jwt_public_keys:
+        print("autosdlc-ws: warning: no jwt_secret, public keys or api_keys configured; "
+              "no client can authenticate", file=sys.stderr)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if not settings.jwt_secret:
+        raise CliError("no jwt_secret configured: set AUTOSDLC_WS_JWT_SECRET or jwt_secret in the config")
+    _check_permissions(args.permissions)
+    print(mint_token(settings.jwt_secret, args.sub, args.permissions,
+                     ttl_s=args.ttl or None, now_s=int(time.time()),
+                     issuer=settings.jwt_issuer, audience=settings.jwt_audience))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    _check_permissions(args.permissions)
+    key = "ask_" + secrets.token_urlsafe(32)
+    perms = ", ".join(json.dumps(p) for p in args.permissions)
+    print(f"API key (shown once, store it now): {key}\n")
+    print("Add to the gateway's TOML config:\n")
+    print(f'[[api_keys]]\nname = {json.dumps(args.name)}\nsha256 = "{hash_api_key(key)}"\n'
+          f"permissions = [{perms}]")
+    return 0
+
+
+def _check_permissions(perms: Sequence[str]) -> None:
+    try:
+        parse_permissions(perms)
+    except PermissionSyntaxError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    if args.token:
+        return {"Authorization": f"Bearer {args.token}"}
+    if args.api_key:
+        return {"X-API-Key": args.api_key}
+    raise CliError("credentials needed: --token or --api-key (or AUTOSDLC_WS_TOKEN / AUTOSDLC_WS_API_KEY)")
+
+
+def post_events(url: str, headers: dict[str, str], events: list[dict[str, Any]]) -> dict[str, Any]:
+    body = json.dumps(events if len(events) > 1 else events[0]).encode()
+    req = urllib.request.Request(url.rstrip("/") + "/api/v1/events", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        try:
+            err = json.loads(exc.read())["error"]
+            detail = f"{err['code']}: {err['message']}" + (f" (at {err['path']})" if err.get("path") else "")
+        except (ValueError, KeyError, TypeError):
+            detail = exc.reason
+        raise CliError(f"gateway answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CliError(f"cannot reach the gateway at {url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def build_event(event_type: str, raw: Any) -> dict[str, Any]:
+    """An envelope from `--data` (the data object) or a whole envelope; validated locally."""
+    from autosdlc_ws.core import messages
+    from autosdlc_ws.core.session import prepare_event
+
+    if not isinstance(raw, dict):
+        raise CliError("the data must be a JSON object")
+    if event_type not in messages.EVENT_TYPES:
+        raise CliError(f"{event_type!r} is not an event type; one of: {', '.join(messages.EVENT_TYPES)}")
+    envelope = raw if raw.get("type") == event_type and "data" in raw else {"type": event_type, "data": raw}
+    envelope.setdefault("metadata", {"version": "1.0", "source": "cli"})
+    event = prepare_event(envelope, int(time.time() * 1000))
+    try:
+        messages.validate_message(event)
+    except ProtocolError as exc:
+        raise CliError(f"invalid {event_type}: {exc.message}" + (f" (at {exc.path})" if exc.path else "")) from None
+    return event
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    try:
+        if args.data is not None:
+            text = args.data
+        else:
+            with open(args.file, encoding="utf-8") as fh:
+                text = fh.read()
+        raw = json.loads(text)
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"data is not valid JSON: {exc}") from None
+    event = build_event(args.type, raw)
+    result = post_events(args.url, _auth_headers(args), [event])
+    print(f"published {args.type} id={result['ids'][0]}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from autosdlc_ws.sources.simulator import Simulator
+
+    headers = _auth_headers(args)
+    sim = Simulator(agents=args.agents, seed=args.seed, clock_ms=lambda: int(time.time() * 1000))
+    interval = 1.0 / args.rate if args.rate > 0 else 1.0
+    started = time.monotonic()
+    sent = 0
+    print(f"simulating {args.agents} agents at {args.rate} ticks/s against {args.url}", flush=True)
+    try:
+        while args.duration is None or time.monotonic() - started < args.duration:
+            tick = time.monotonic()
+            events = [build_event(e["type"], e) for e in sim.step()]
+            try:
+                post_events(args.url, headers, events)
+                sent += len(events)
+            except CliError as exc:
+                print(f"autosdlc-ws simulate: {exc}; retrying", file=sys.stderr, flush=True)
+                time.sleep(1.0)
+            time.sleep(max(0.0, interval - (time.monotonic() - tick)))
+    except KeyboardInterrupt:
+        pass
+    print(f"simulate: published {sent} events", flush=True)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Gateway and simulator as two child processes sharing a dev secret."""
+    import subprocess
+
+    env = dict(os.environ)
+    secret = env.setdefault("AUTOSDLC_WS_JWT_SECRET", "dev-" + secrets.token_hex(24))
+    now = int(time.time())
+    viewer = mint_token(secret, "dashboard", ["read:*"], ttl_s=24 * 3600, now_s=now)
+    publisher = mint_token(secret, "simulator", ["publish:*", "read:*"], ttl_s=24 * 3600, now_s=now)
+    base = f"http://{args.host}:{args.port}"
+    serve = subprocess.Popen([sys.executable, "-m", "autosdlc_ws", "serve", "--host", args.host,
+                              "--port", str(args.port)], env=env)
+    sim: subprocess.Popen[bytes] | None = None
+    try:
+        if not _wait_healthy(base, serve, 15.0):
+            raise CliError(f"the gateway did not start on {base}")
+        sim = subprocess.Popen([sys.executable, "-m", "autosdlc_ws", "simulate", "--url", base,
+                                "--token", publisher, "--agents", str(args.agents),
+                                "--rate", str(args.rate)], env=env)
+        print(f"\n  dashboard:  {base}/#token={viewer}\n  websocket:  ws://{args.host}:{args.port}/ws"
+              f"\n  read token: {viewer}\n  (Ctrl-C stops gateway and simulator)\n", flush=True)
+        serve.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in (sim, serve):
+            if child is not None and child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+    return 0
+
+
+def _wait_healthy(base: str, proc: Any, limit_s: float) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "serve": cmd_serve,
+    "publish": cmd_publish,
+    "simulate": cmd_simulate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "token":
+            return cmd_token_create(args)
+        if args.command == "keys":
+            return cmd_keys_create(args)
+        return COMMANDS[args.command](args)
+    except (CliError, ConfigError) as exc:
+        print(f"autosdlc-ws: error: {exc}", file=sys.stderr)
+        return 1
+    except GatewayError as exc:
+        print(f"autosdlc-ws: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

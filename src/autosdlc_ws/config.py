@@ -1,0 +1,200 @@
+"""Configuration: one frozen, typed object; TOML file, then `AUTOSDLC_WS_*` environment.
+
+Every field can be set in the TOML file (top-level key of the same name) and
+overridden by the environment variable `AUTOSDLC_WS_<FIELD IN UPPER CASE>`.
+Lists come from the environment as comma-separated values; booleans as
+1/0/true/false/yes/no. API keys are only configured in the file
+(`[[api_keys]]` with `name`, `sha256`, `permissions`) or as JSON in
+`AUTOSDLC_WS_API_KEYS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from autosdlc_ws.core.permissions import PermissionSyntaxError, parse_permissions
+from autosdlc_ws.errors import ConfigError
+
+ENV_PREFIX = "AUTOSDLC_WS_"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyEntry:
+    name: str
+    sha256: str  # hex digest of the key; the plaintext is never stored
+    permissions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- network -----------------------------------------------------------
+    host: str = "127.0.0.1"  # interface to bind
+    port: int = 8765  # one port for WebSocket and HTTP
+    workers: int = 1  # worker processes sharing the port (needs a shared broker)
+    broker: str = "memory"  # "memory" or a redis:// URL
+    tls_cert: str | None = None  # PEM certificate chain; with tls_key serves wss/https
+    tls_key: str | None = None
+    allowed_origins: tuple[str, ...] = ()  # browser Origin allow-list; empty allows any
+    # --- authentication ----------------------------------------------------
+    jwt_secret: str | None = None  # HS256 secret
+    jwt_public_keys: tuple[str, ...] = ()  # PEM files (RS256/ES256)
+    jwks_files: tuple[str, ...] = ()  # JWKS JSON files; keys picked by `kid`
+    jwt_algorithms: tuple[str, ...] = ("HS256", "RS256", "ES256")  # allow-list; never "none"
+    jwt_issuer: str | None = None  # required `iss` when set
+    jwt_audience: str | None = None  # required `aud` when set
+    jwt_leeway_s: float = 5.0  # clock-skew allowance for exp/nbf
+    jwt_require_exp: bool = True  # refuse tokens that never expire
+    api_keys: tuple[ApiKeyEntry, ...] = ()
+    auth_timeout_s: float = 5.0  # unauthenticated connections must auth within this
+    max_auth_failures: int = 3  # in-band failures in a row before close 4001
+    # --- protocol ----------------------------------------------------------
+    heartbeat_interval_s: float = 25.0  # WebSocket ping interval; missed pong closes
+    max_frame_bytes: int = 65536  # incoming frame size; a frame of exactly this is accepted
+    max_decompressed_bytes: int = 1048576  # cap on a client's gzip frame once inflated
+    gzip_threshold_bytes: int = 1024  # outgoing JSON above this is gzipped for clients that ask
+    max_subscriptions_per_connection: int = 100
+    max_connections_per_identity: int = 100
+    outgoing_buffer_bytes: int = 4 * 1048576  # unsent bytes per connection before close 4008
+    # --- rate limits (token buckets per connection and message kind) --------
+    rate_publish_per_s: float = 200.0
+    rate_publish_burst: int = 400
+    rate_control_per_s: float = 20.0  # subscribe/unsubscribe/auth_request/ping
+    rate_control_burst: int = 40
+    rate_violations_before_close: int = 50  # rate_limited answers in a row before close 1008
+    http_publish_max_bytes: int = 1048576  # body cap of POST /api/v1/events
+    # --- history and resume ------------------------------------------------
+    history_max_events: int = 100_000
+    history_max_age_s: float = 3600.0
+    session_ttl_s: float = 300.0  # how long a disconnected session can be resumed
+    # --- sources -----------------------------------------------------------
+    github_webhook_secret: str | None = None
+    github_webhook_max_bytes: int = 1048576
+    # --- operations --------------------------------------------------------
+    shutdown_grace_s: float = 5.0  # time to drain queued frames on shutdown
+    log_level: str = "INFO"
+    log_format: str = "text"  # "text" (key=value) or "json"
+    dashboard: bool = True  # serve the web dashboard at /
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+        if self.workers > 1 and self.broker == "memory":
+            raise ConfigError(
+                "--workers > 1 needs a shared broker: the memory broker lives inside one "
+                "process, so workers would not see each other's events. "
+                "Use --broker redis://HOST:6379/0"
+            )
+        if self.broker != "memory" and not re.match(r"^rediss?://", self.broker):
+            raise ConfigError(f"broker must be 'memory' or a redis:// URL, not {self.broker!r}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together")
+        if "none" in (a.lower() for a in self.jwt_algorithms):
+            raise ConfigError("jwt_algorithms must not contain 'none'")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("log_format must be 'text' or 'json'")
+        for entry in self.api_keys:
+            if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
+                raise ConfigError(f"api key {entry.name!r}: sha256 must be 64 lowercase hex digits")
+            try:
+                parse_permissions(entry.permissions)
+            except PermissionSyntaxError as exc:
+                raise ConfigError(f"api key {entry.name!r}: {exc}") from None
+        for name in ("max_frame_bytes", "max_decompressed_bytes", "outgoing_buffer_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    text = isinstance(value, str)
+    hint = str(annotation)
+    if name == "api_keys":
+        items = json.loads(value) if text else value
+        return tuple(
+            ApiKeyEntry(
+                name=str(i["name"]), sha256=str(i["sha256"]).lower(),
+                permissions=tuple(i.get("permissions", ())),
+            )
+            for i in items
+        )
+    if hint.startswith("tuple"):
+        if text:
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return tuple(value)
+    if hint == "bool":
+        if text:
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ConfigError(f"{name}: {value!r} is not a boolean")
+            return value.lower() in ("1", "true", "yes")
+        return bool(value)
+    if hint == "int":
+        return int(value)
+    if hint == "float":
+        return float(value)
+    if value in ("", None) and "None" in hint:
+        return None
+    return str(value)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """File, then environment, then explicit overrides (CLI flags), in that order."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    config_path = path or env.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        try:
+            raw.update(tomllib.loads(Path(config_path).read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_path}: {exc}") from None
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+    for name in known:
+        env_value = env.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            raw[name] = env_value
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            raw[name] = value
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        try:
+            values[name] = _coerce(name, known[name].type, value)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"config {name}: {exc}") from None
+    return Settings(**values)
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(name, default, comment) rows for the README's configuration table."""
+    source = Path(__file__).read_text().splitlines()
+    rows = []
+    for f in fields(Settings):
+        comment = ""
+        for line in source:
+            if re.match(rf"\s+{f.name}: ", line) and "#" in line:
+                comment = line.split("#", 1)[1].strip()
+        default: Any = f.default
+        if default is dataclasses.MISSING:
+            default = f.default_factory()  # type: ignore[misc,operator,unused-ignore]
+        rows.append((f.name, repr(default), comment))
+    return rows
+

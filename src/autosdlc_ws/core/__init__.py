@@ -1,0 +1,1 @@
+"""The protocol core: plain values in and out, no I/O."""

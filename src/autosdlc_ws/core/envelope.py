@@ -1,0 +1,115 @@
+"""Envelope parsing and encoding: JSON in, JSON out, once per message.
+
+`parse_frame` turns what a client sent (text, or gzip in a binary frame) into
+a dict, refusing oversize input and compression bombs without allocating the
+bomb. `Outgoing` holds one message ready for every recipient: the WebSocket
+frame of its JSON, and (built on first need, then shared) the frame of its gzip.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import zlib
+from typing import Any
+
+import orjson
+
+from autosdlc_ws import PROTOCOL_VERSION
+from autosdlc_ws.core.frames import OP_BINARY, OP_TEXT, build_frame
+from autosdlc_ws.errors import InvalidJSON, InvalidMessage, TooLarge
+
+_counter = itertools.count(1)
+_prefix = os.urandom(4).hex()
+
+
+def new_id(prefix: str = "evt") -> str:
+    """Unique within the process and across processes (random prefix + counter)."""
+    return f"{prefix}-{_prefix}{next(_counter):x}"
+
+
+def gunzip_capped(data: bytes, limit: int) -> bytes:
+    """Decompress gzip, refusing output over `limit` bytes before producing it."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise InvalidJSON(f"binary frame is not valid gzip: {exc}") from None
+    if len(out) > limit:
+        raise TooLarge(f"decompressed message exceeds {limit} bytes")
+    if not inflater.eof:
+        raise InvalidJSON("binary frame holds a truncated gzip stream")
+    return out
+
+
+def parse_frame(payload: str | bytes, *, binary: bool, max_decompressed: int) -> dict[str, Any]:
+    """The JSON object a client frame holds; binary frames hold gzip of it."""
+    if binary:
+        assert isinstance(payload, bytes)
+        payload = gunzip_capped(payload, max_decompressed)
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"frame is not valid JSON: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise InvalidMessage("a message must be a JSON object", path="")
+    return obj
+
+
+def make_message(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    now_ms: int,
+    correlation_id: str | None = None,
+    msg_id: str | None = None,
+) -> dict[str, Any]:
+    """A server-originated envelope (control frames, replies)."""
+    metadata: dict[str, Any] = {"version": PROTOCOL_VERSION, "source": "gateway"}
+    if correlation_id is not None:
+        metadata["correlationId"] = correlation_id
+    return {
+        "id": msg_id or new_id("msg"),
+        "type": type_,
+        "timestamp": now_ms,
+        "data": data,
+        "metadata": metadata,
+    }
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+class Outgoing:
+    """One message encoded once, shared by all recipients (the fan-out unit)."""
+
+    __slots__ = ("_gzip_frame", "_threshold", "json", "message", "text_frame")
+
+    def __init__(self, message: dict[str, Any], *, gzip_threshold: int) -> None:
+        self.message = message
+        self.json = orjson.dumps(message)
+        self.text_frame = build_frame(OP_TEXT, self.json)
+        self._gzip_frame: bytes | None = None
+        self._threshold = gzip_threshold
+
+    @property
+    def compressible(self) -> bool:
+        return len(self.json) > self._threshold
+
+    def frame_for(self, gzip: bool) -> bytes:
+        if not gzip or len(self.json) <= self._threshold:
+            return self.text_frame
+        frame = self._gzip_frame
+        if frame is None:
+            frame = self._gzip_frame = build_frame(OP_BINARY, compress_message(self.message))
+        return frame
+
+
+def compress_message(message: dict[str, Any]) -> bytes:
+    """gzip of the message's JSON with `metadata.compressed: true` inside."""
+    metadata = dict(message.get("metadata") or {})
+    metadata["compressed"] = True
+    body = orjson.dumps({**message, "metadata": metadata})
+    deflater = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return deflater.compress(body) + deflater.flush()

@@ -1,0 +1,1 @@
+"""The asyncio layer: sockets, HTTP routes and timers around the protocol core."""

@@ -1,0 +1,118 @@
+"""The aiohttp application and the process that serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from autosdlc_ws.broker.base import Broker
+from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.config import Settings
+from autosdlc_ws.core.ratelimit import KeyedBuckets
+from autosdlc_ws.errors import ConfigError
+from autosdlc_ws.server import http_routes
+from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP, PUBLISH_LIMITER
+from autosdlc_ws.server.ws_route import websocket_handler
+from autosdlc_ws.sources.github import DeliveryDeduplicator
+
+log = logging.getLogger("autosdlc_ws.app")
+
+STATIC_DIR = Path(str(resources.files("autosdlc_ws").joinpath("static")))
+
+FALLBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>AutoSDLC gateway</title></head>
+<body><h1>AutoSDLC WebSocket gateway</h1>
+<p>The dashboard assets are not built. Run <code>make dashboard</code> (or <code>make run</code>).</p>
+<ul><li><a href="/healthz">/healthz</a></li><li><a href="/readyz">/readyz</a></li>
+<li><a href="/metrics">/metrics</a></li><li><a href="/schemas/">/schemas/</a></li></ul></body></html>"""
+
+
+def make_broker(settings: Settings) -> Broker:
+    if settings.broker == "memory":
+        return MemoryBroker(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
+    raise ConfigError(f"broker {settings.broker!r}: only the memory broker is available in this build")
+
+
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    index = STATIC_DIR / "index.html"
+    if index.is_file():
+        return web.FileResponse(index)
+    return web.Response(text=FALLBACK_PAGE, content_type="text/html")
+
+
+def build_app(gateway: Gateway) -> web.Application:
+    settings = gateway.settings
+    app = web.Application(client_max_size=max(settings.http_publish_max_bytes,
+                                               settings.github_webhook_max_bytes) + 1024)
+    app[GATEWAY] = gateway
+    app[PUBLISH_LIMITER] = KeyedBuckets(settings.rate_publish_per_s * 5, settings.rate_publish_burst * 5)
+    app[GITHUB_DEDUP] = DeliveryDeduplicator()
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_post("/api/v1/events", http_routes.publish_events)
+    app.router.add_get("/api/v1/connections", http_routes.list_connections)
+    app.router.add_get("/api/v1/connections/{id}", http_routes.get_connection)
+    app.router.add_delete("/api/v1/connections/{id}", http_routes.close_connection)
+    app.router.add_post("/webhooks/github", http_routes.github_webhook)
+    app.router.add_get("/metrics", http_routes.metrics)
+    app.router.add_get("/healthz", http_routes.healthz)
+    app.router.add_get("/readyz", http_routes.readyz)
+    app.router.add_get("/schemas/", http_routes.schema_index)
+    app.router.add_get("/schemas/{type}.json", http_routes.schema)
+    if settings.dashboard:
+        app.router.add_get("/", dashboard)
+        if STATIC_DIR.is_dir() and (STATIC_DIR / "assets").is_dir():
+            app.router.add_static("/assets", STATIC_DIR / "assets")
+
+    async def on_startup(_: web.Application) -> None:
+        await gateway.start()
+
+    async def on_shutdown(_: web.Application) -> None:
+        await gateway.drain()
+
+    async def on_cleanup(_: web.Application) -> None:
+        await gateway.broker.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return ctx
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run one worker until SIGTERM/SIGINT, then drain and exit."""
+    gateway = Gateway(settings, broker=make_broker(settings))
+    app = build_app(gateway)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.shutdown_grace_s)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings),
+                       reuse_port=settings.workers > 1)
+    await site.start()
+    scheme = "https" if settings.tls_cert else "http"
+    log.info("gateway listening on %s://%s:%d (broker=%s)", scheme, settings.host, settings.port,
+             settings.broker)
+    print(f"autosdlc-ws: listening on {scheme}://{settings.host}:{settings.port} "
+          f"(WebSocket at /ws, broker {settings.broker})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down: draining %d connections", len(gateway.connections))
+    await runner.cleanup()

@@ -1,0 +1,290 @@
+"""One WebSocket connection: feeds its `ConnectionCore`, owns its write queue.
+
+Writes bypass aiohttp's per-message `send_*` coroutines: frames (built once
+per event, see `core.frames`) are appended to a pending list and written with
+one `transport.write` per loop iteration, so a burst of events costs one
+system call per connection instead of one per event. The bound on unsent
+bytes (pending plus the transport's buffer) is the slow-consumer rule: past
+it the connection is closed with 4008 and its buffers dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from autosdlc_ws.broker.base import HistoryResult, Position
+from autosdlc_ws.core.envelope import Outgoing, dumps, make_message
+from autosdlc_ws.core.frames import OP_TEXT, build_frame
+from autosdlc_ws.core.session import (
+    Action,
+    AddSubscription,
+    AuthAccepted,
+    Close,
+    ConnectionCore,
+    Publish,
+    RemoveSubscription,
+    Send,
+    SubscriptionRecord,
+)
+from autosdlc_ws.errors import BrokerUnavailable, CloseCode, GatewayError
+
+if TYPE_CHECKING:
+    from autosdlc_ws.server.gateway import Gateway
+
+log = logging.getLogger("autosdlc_ws.connection")
+
+REPLAY_CHUNK = 512
+
+
+class Connection:
+    def __init__(
+        self,
+        gateway: Gateway,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        core: ConnectionCore,
+        remote: str,
+    ) -> None:
+        self.gateway = gateway
+        self.ws = ws
+        self.transport = transport
+        self.core = core
+        self.remote = remote
+        self.connected_at_ms = gateway.now_ms()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.closing = False
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._flush_scheduled = False
+        self._limit = gateway.settings.outgoing_buffer_bytes
+        self._replay_buffer: list[tuple[Outgoing, int]] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._identity: str | None = None
+        self.session_position: Position | None = None  # log head when the session began
+        core.owner = self
+
+    # --- the write path -----------------------------------------------------
+
+    @property
+    def gzip(self) -> bool:
+        return self.core.gzip
+
+    def deliver(self, out: Outgoing, offset: int) -> None:
+        """Hot path: queue one shared event frame. Never awaits."""
+        if self._replay_buffer is not None:
+            self._replay_buffer.append((out, offset))
+            return
+        self._enqueue(out.frame_for(self.core.gzip))
+
+    def send_message(self, message: dict[str, Any]) -> None:
+        self._enqueue(build_frame(OP_TEXT, dumps(message)))
+
+    def _enqueue(self, frame: bytes) -> None:
+        if self.closing:
+            return
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.closing or not self._pending:
+            return
+        if self.transport.is_closing():
+            self._pending.clear()
+            self._pending_bytes = 0
+            return
+        if self._pending_bytes + self.transport.get_write_buffer_size() > self._limit:
+            self._slow_consumer()
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        stats = self.gateway.stats
+        stats.messages_sent += len(self._pending)
+        stats.bytes_sent += len(data)
+        self.bytes_out += len(data)
+        self._pending.clear()
+        self._pending_bytes = 0
+        self.transport.write(data)
+
+    def queue_depth_bytes(self) -> int:
+        return self._pending_bytes + (self.transport.get_write_buffer_size() if not self.transport.is_closing() else 0)
+
+    def _slow_consumer(self) -> None:
+        log.warning("slow consumer closed conn=%s subject=%s", self.core.connection_id, self.subject)
+        self.gateway.stats.slow_consumer_disconnects += 1
+        self._pending.clear()
+        self._pending_bytes = 0
+        self.closing = True
+        self._loop.create_task(self._close_ws(CloseCode.SLOW_CONSUMER, "slow consumer", abort_after=1.0))
+
+    async def drain(self, low_water: int) -> bool:
+        """Wait until what is queued has mostly reached the socket (replay pacing)."""
+        self._flush()
+        deadline = self._loop.time() + self.gateway.settings.shutdown_grace_s * 2
+        while not self.closing and not self.transport.is_closing():
+            if self.transport.get_write_buffer_size() <= low_water:
+                return True
+            if self._loop.time() > deadline:
+                self._slow_consumer()
+                return False
+            await asyncio.sleep(0.002)
+        return False
+
+    async def close(self, code: int, reason: str) -> None:
+        """Flush what is owed, then close with `code`."""
+        if self.closing:
+            return
+        self._flush()
+        self.closing = True
+        await self._close_ws(code, reason, abort_after=self.gateway.settings.shutdown_grace_s)
+
+    async def _close_ws(self, code: int, reason: str, *, abort_after: float) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), abort_after)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            if not self.transport.is_closing():
+                self.transport.abort()
+
+    # --- identity -------------------------------------------------------------
+
+    @property
+    def subject(self) -> str | None:
+        return self.core.principal.subject if self.core.principal else None
+
+    # --- the read path --------------------------------------------------------
+
+    async def run(self) -> None:
+        self._schedule_deadline()
+        try:
+            async for msg in self.ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    size = len(msg.data)
+                    self.bytes_in += size
+                    self.gateway.stats.bytes_received += size
+                    actions = self.core.receive(
+                        msg.data, binary=msg.type is WSMsgType.BINARY,
+                        now_ms=self.gateway.now_ms(), mono_s=time.monotonic(),
+                    )
+                    self.gateway.stats.messages_received[self.core.last_type] += 1
+                    await self.execute(actions)
+                    if self.closing:
+                        break
+                elif msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
+
+    async def execute(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                msg = action.message
+                if msg["type"] == "error":
+                    self.gateway.stats.errors[msg["data"]["code"]] += 1
+                self.send_message(msg)
+            elif isinstance(action, AddSubscription):
+                self.gateway.hub.index.add(action.subscription)
+                self.gateway.schedule_session_save(self)
+            elif isinstance(action, RemoveSubscription):
+                self.gateway.hub.index.remove(action.subscription_id)
+                self.gateway.schedule_session_save(self)
+            elif isinstance(action, Publish):
+                await self._publish(action)
+            elif isinstance(action, AuthAccepted):
+                await self.gateway.accept_in_band_auth(self, action)
+            elif isinstance(action, Close):
+                await self.close(action.code, action.reason)
+        self._schedule_deadline()
+
+    async def _publish(self, action: Publish) -> None:
+        try:
+            await self.gateway.publish([action.event])
+        except BrokerUnavailable as exc:
+            self.send_message(make_message(
+                "error", {"code": "internal", "message": f"event not accepted: {exc}; retry later",
+                          "retryAfterMs": 1000},
+                now_ms=self.gateway.now_ms(), correlation_id=action.correlation_id))
+
+    def _schedule_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        deadline_ms = self.core.next_deadline_ms()
+        if deadline_ms is None or self.closing:
+            return
+        delay = max(0.0, (deadline_ms - self.gateway.now_ms()) / 1000)
+        self._deadline = self._loop.call_later(delay + 0.001, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        actions = self.core.tick(self.gateway.now_ms())
+        if actions:
+            self._loop.create_task(self.execute(actions))
+        else:
+            self._schedule_deadline()
+
+    # --- resume ---------------------------------------------------------------
+
+    async def resume(self, records: list[SubscriptionRecord],
+                     load_history: Callable[[], Awaitable[HistoryResult]]) -> None:
+        """Restore subscriptions, replay what the session missed, then go live.
+
+        Live events that arrive meanwhile are held back and released after the
+        replay, skipping those the replay already covered (offset at or below
+        the history's end). History is read only after the subscriptions are in
+        the index, so no event can fall between the replay and live delivery."""
+        self._replay_buffer = []
+        try:
+            await self.execute(self.core.restore(records, self.gateway.now_ms()))
+            history = await load_history()
+            subs = list(self.core.subscriptions.values())
+            threshold = self.gateway.settings.gzip_threshold_bytes
+            sent = 0
+            for record in history.events:
+                event = record.event
+                data = event.get("data")
+                if not isinstance(data, dict) or not any(s.matches(event["type"], data) for s in subs):
+                    continue
+                self._enqueue(Outgoing(event, gzip_threshold=threshold).frame_for(self.core.gzip))
+                sent += 1
+                if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
+                    return
+            if history.events:
+                last = history.events[-1].offset
+            else:
+                last = history.head.offset if history.head is not None else 0
+            if not history.complete:
+                now = self.gateway.now_ms()
+                for sub in subs:
+                    self.send_message(make_message(
+                        "subscription_update",
+                        {"subscriptionId": sub.id, "status": "reset",
+                         "reason": history.reason or "history unavailable"}, now_ms=now))
+            log.info("resumed conn=%s session=%s replayed=%d complete=%s",
+                     self.core.connection_id, self.core.session_id, sent, history.complete)
+        except GatewayError as exc:
+            log.warning("resume failed conn=%s: %s", self.core.connection_id, exc)
+            last = 0
+            now = self.gateway.now_ms()
+            for sub in self.core.subscriptions.values():
+                self.send_message(make_message(
+                    "subscription_update",
+                    {"subscriptionId": sub.id, "status": "reset", "reason": f"history unavailable: {exc}"},
+                    now_ms=now))
+        finally:
+            buffered, self._replay_buffer = self._replay_buffer or [], None
+        for out, offset in buffered:
+            if offset > last:
+                self._enqueue(out.frame_for(self.core.gzip))

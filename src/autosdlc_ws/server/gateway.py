@@ -1,0 +1,213 @@
+"""The gateway: settings, authenticator, broker, hub and the live connections.
+
+Everything a route handler needs goes through this object; it is built once
+per worker with its clock, broker and registry injected, so tests build one
+with a memory broker and a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from autosdlc_ws.broker.base import Broker, HistoryResult, Position, PublishReceipt, SessionRecord
+from autosdlc_ws.config import Settings
+from autosdlc_ws.core.auth import Authenticator, Principal
+from autosdlc_ws.core.envelope import make_message, new_id
+from autosdlc_ws.core.session import AuthAccepted, SubscriptionRecord
+from autosdlc_ws.errors import CloseCode
+from autosdlc_ws.server.connection import Connection
+from autosdlc_ws.server.hub import Hub
+from autosdlc_ws.server.stats import GatewayStats, StatsCollector
+
+log = logging.getLogger("autosdlc_ws.gateway")
+
+#: While a client is connected its session record is kept this long; on
+#: disconnect the record's lifetime drops to `session_ttl_s`.
+CONNECTED_SESSION_TTL_S = 24 * 3600.0
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        broker: Broker,
+        authenticator: Authenticator | None = None,
+        clock_ms: Callable[[], int] | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.authenticator = authenticator or Authenticator.from_settings(settings)
+        self.now_ms: Callable[[], int] = clock_ms or (lambda: int(time.time() * 1000))
+        self.stats = GatewayStats()
+        self.hub = Hub(gzip_threshold=settings.gzip_threshold_bytes, stats=self.stats)
+        self.connections: dict[str, Connection] = {}
+        self.per_identity: Counter[str] = Counter()
+        self.registry = registry or CollectorRegistry()
+        self.registry.register(StatsCollector(self.stats, self._gauges))
+        self.started_at_ms = self.now_ms()
+        self.draining = False
+        self._session_saves: dict[str, asyncio.Task[None]] = {}
+
+    def _gauges(self) -> dict[str, float]:
+        return {
+            "connections_active": len(self.connections),
+            "subscriptions_active": len(self.hub.index),
+            "broker_up": 1.0,
+        }
+
+    async def start(self) -> None:
+        await self.broker.start(self.hub.on_broker_event)
+
+    # --- publishing -----------------------------------------------------------
+
+    async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
+        receipts = await self.broker.publish(events)
+        self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
+        return receipts
+
+    async def history_for(self, base_offset: int) -> HistoryResult:
+        head = await self.broker.head()
+        return await self.broker.history_after(position=Position(head.epoch, base_offset))
+
+    # --- connection admission ---------------------------------------------------
+
+    def identity_has_room(self, principal: Principal) -> bool:
+        return self.per_identity[principal.identity] < self.settings.max_connections_per_identity
+
+    def register(self, conn: Connection) -> None:
+        self.connections[conn.core.connection_id] = conn
+
+    def bind_identity(self, conn: Connection, principal: Principal) -> None:
+        conn._identity = principal.identity
+        self.per_identity[principal.identity] += 1
+        self.stats.connections_opened[principal.kind] += 1
+
+    async def unregister(self, conn: Connection) -> None:
+        self.connections.pop(conn.core.connection_id, None)
+        self.hub.index.remove_owner(conn)
+        if conn._identity is not None:
+            self.per_identity[conn._identity] -= 1
+            if self.per_identity[conn._identity] <= 0:
+                del self.per_identity[conn._identity]
+        pending = self._session_saves.pop(conn.core.connection_id, None)
+        if pending is not None:
+            pending.cancel()
+        if conn.core.principal is not None:
+            try:
+                await self._save_session(conn, self.settings.session_ttl_s)
+            except Exception as exc:  # the broker may be down; the session is then lost
+                log.warning("could not save session %s: %s", conn.core.session_id, exc)
+
+    # --- sessions ---------------------------------------------------------------
+
+    async def load_resumable(self, session_id: str | None, principal: Principal) -> SessionRecord | None:
+        if not session_id:
+            return None
+        try:
+            record = await self.broker.load_session(session_id)
+        except Exception as exc:
+            log.warning("could not load session %s: %s", session_id, exc)
+            return None
+        if record is None or record.identity != principal.identity:
+            return None
+        return record
+
+    async def new_session(self, principal: Principal) -> SessionRecord:
+        head = await self.broker.head()
+        return SessionRecord(new_id("sess"), principal.identity, [], head)
+
+    def schedule_session_save(self, conn: Connection) -> None:
+        """Coalesce a burst of subscription changes into one write."""
+        key = conn.core.connection_id
+        if key in self._session_saves or conn.core.principal is None:
+            return
+
+        async def save() -> None:
+            await asyncio.sleep(0)
+            self._session_saves.pop(key, None)
+            try:
+                await self._save_session(conn, CONNECTED_SESSION_TTL_S)
+            except Exception as exc:
+                log.warning("could not save session %s: %s", conn.core.session_id, exc)
+
+        self._session_saves[key] = asyncio.get_running_loop().create_task(save())
+
+    async def _save_session(self, conn: Connection, ttl_s: float) -> None:
+        assert conn.core.principal is not None
+        base = conn.session_position
+        record = SessionRecord(
+            conn.core.session_id, conn.core.principal.identity,
+            [r.to_json() for r in conn.core.records()], base,
+        )
+        await self.broker.save_session(record, ttl_s)
+
+    async def start_session(self, conn: Connection, principal: Principal,
+                            session_id: str | None, last_event_id: str | None) -> tuple[bool, str]:
+        """Resume the named session if this principal owns it, else start a new one.
+
+        Returns (resumed, session id). The subscriptions and replay are set in
+        motion on `conn`; the caller sends `connect` first."""
+        record = await self.load_resumable(session_id, principal)
+        if record is None:
+            fresh = await self.new_session(principal)
+            conn.session_position = fresh.position
+            await self.broker.save_session(fresh, CONNECTED_SESSION_TTL_S)
+            return False, fresh.session_id
+        conn.session_position = record.position
+        return True, record.session_id
+
+    async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
+        record = await self.broker.load_session(session_id)
+        records = [SubscriptionRecord.from_json(s) for s in (record.subscriptions if record else [])]
+        position = record.position if record else None
+
+        async def load_history() -> HistoryResult:
+            if last_event_id:
+                return await self.broker.history_after(event_id=last_event_id)
+            if position is not None:
+                return await self.broker.history_after(position=position)
+            head = await self.broker.head()
+            return HistoryResult([], True, None, head)
+
+        await conn.resume(records, load_history)
+
+    async def accept_in_band_auth(self, conn: Connection, action: AuthAccepted) -> None:
+        if not action.first:
+            return
+        now = self.now_ms()
+        if not self.identity_has_room(action.principal):
+            await conn.execute(conn.core.reject_auth(
+                "too_many_connections",
+                f"{action.principal.subject} already has "
+                f"{self.settings.max_connections_per_identity} connections",
+                CloseCode.POLICY, now))
+            return
+        self.bind_identity(conn, action.principal)
+        resumed, session_id = await self.start_session(
+            conn, action.principal, action.resume_session_id, action.last_event_id)
+        await conn.execute(conn.core.finish_auth(now, resumed=resumed, new_session_id=session_id))
+        if resumed:
+            await self.replay(conn, session_id, action.last_event_id)
+
+    # --- shutdown ---------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Tell every client to reconnect elsewhere, flush what is owed, close 1001."""
+        self.draining = True
+        now = self.now_ms()
+        conns = list(self.connections.values())
+        for conn in conns:
+            conn.send_message(make_message("disconnect", {"reason": "server shutting down",
+                                                          "reconnect": True}, now_ms=now))
+        if conns:
+            await asyncio.gather(*(c.close(CloseCode.GOING_AWAY, "server shutting down") for c in conns),
+                                 return_exceptions=True)

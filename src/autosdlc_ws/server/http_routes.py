@@ -1,0 +1,244 @@
+"""HTTP routes: publish API, health, schemas, metrics, connections, GitHub webhooks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from importlib import resources
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from autosdlc_ws.core import messages
+from autosdlc_ws.core.auth import Principal
+from autosdlc_ws.core.permissions import SYSTEM, may_access_event
+from autosdlc_ws.core.session import prepare_event
+from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolError
+from autosdlc_ws.server.credentials import json_error, request_credentials
+from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP, PUBLISH_LIMITER
+from autosdlc_ws.sources.github import map_webhook, verify_signature
+
+log = logging.getLogger("autosdlc_ws.http")
+
+MAX_EVENTS_PER_REQUEST = 1000
+
+
+def _gateway(request: web.Request) -> Gateway:
+    return request.app[GATEWAY]
+
+
+def _authenticate(request: web.Request) -> Principal | web.Response:
+    gateway = _gateway(request)
+    credentials = request_credentials(request, allow_query=False)
+    if not credentials:
+        return json_error(401, "unauthorized", "credentials required (Authorization: Bearer or X-API-Key)")
+    try:
+        return gateway.authenticator.authenticate(credentials, gateway.now_ms())
+    except AuthenticationError as exc:
+        return json_error(401, "unauthorized", exc.message)
+
+
+async def publish_events(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    principal = _authenticate(request)
+    if isinstance(principal, web.Response):
+        return principal
+    if not principal.grants.has_any("publish"):
+        return json_error(403, "forbidden", "credentials carry no publish permission")
+    limiter = request.app[PUBLISH_LIMITER]
+    wait_ms = limiter.take(principal.identity, time.monotonic())
+    if wait_ms:
+        gateway.stats.rate_limited += 1
+        return json_error(429, "rate_limited", f"publish rate exceeded; retry in {wait_ms} ms",
+                          headers={"Retry-After": str(max(1, -(-wait_ms // 1000)))})
+    max_bytes = gateway.settings.http_publish_max_bytes
+    if request.content_length is not None and request.content_length > max_bytes:
+        return json_error(413, "too_large", f"body exceeds {max_bytes} bytes")
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        return json_error(413, "too_large", f"body exceeds {max_bytes} bytes")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return json_error(422, "invalid_json", f"body is not valid JSON: {exc.msg}", path="")
+    batch = isinstance(payload, list)
+    items: list[Any] = payload if batch else [payload]
+    if not items:
+        return json_error(422, "invalid_message", "empty array: nothing to publish", path="")
+    if len(items) > MAX_EVENTS_PER_REQUEST:
+        return json_error(413, "too_large", f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+    now = gateway.now_ms()
+    events = []
+    for index, item in enumerate(items):
+        prefix = f"[{index}]" if batch else ""
+        try:
+            if not isinstance(item, dict):
+                return json_error(422, "invalid_message", "an event must be a JSON object", path=prefix)
+            event = prepare_event(item, now)
+            messages.validate_message(event)
+            if event["type"] not in messages.EVENT_TYPES:
+                return json_error(422, "invalid_message", f"{event['type']} is not an event type",
+                                  path=_join(prefix, "type"))
+        except ProtocolError as exc:
+            return json_error(422, exc.code.value, exc.message, path=_join(prefix, exc.path or ""))
+        if not may_access_event(principal.grants, "publish", event["type"], event["data"]):
+            return json_error(403, "forbidden",
+                              f"no publish permission for the resources of event {prefix or 0}")
+        events.append(event)
+    try:
+        receipts = await gateway.publish(events)
+    except BrokerUnavailable as exc:
+        return json_error(503, "unavailable", f"broker unavailable: {exc}", headers={"Retry-After": "1"})
+    return web.json_response({"ids": [r.id for r in receipts]}, status=202)
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    return f"{prefix}.{path}" if path else prefix
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    try:
+        ready = await gateway.broker.ready()
+    except Exception:
+        ready = False
+    if gateway.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    return web.json_response({"status": "ready" if ready else "broker unavailable",
+                              "broker": gateway.broker.name}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(_gateway(request).registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _schema_bytes(type_name: str) -> bytes | None:
+    if type_name not in messages.MESSAGE_TYPES:
+        return None
+    return resources.files("autosdlc_ws").joinpath("schemas", f"{type_name}.json").read_bytes()
+
+
+async def schema(request: web.Request) -> web.Response:
+    name = request.match_info["type"]
+    body = _schema_bytes(name)
+    if body is None:
+        return json_error(404, "not_found", f"no message type {name!r}")
+    return web.Response(body=body, content_type="application/schema+json")
+
+
+async def schema_index(request: web.Request) -> web.Response:
+    return web.json_response({"types": list(messages.MESSAGE_TYPES),
+                              "schemas": [f"/schemas/{t}.json" for t in messages.MESSAGE_TYPES]})
+
+
+def _require_admin(request: web.Request) -> Principal | web.Response:
+    principal = _authenticate(request)
+    if isinstance(principal, web.Response):
+        return principal
+    if not principal.grants.allows("admin", SYSTEM):
+        return json_error(403, "forbidden", "admin permission required")
+    return principal
+
+
+def _describe(conn: Any) -> dict[str, Any]:
+    core = conn.core
+    return {
+        "connectionId": core.connection_id,
+        "sessionId": core.session_id,
+        "state": "closing" if conn.closing else ("open" if core.principal else "authenticating"),
+        "subject": core.principal.subject if core.principal else None,
+        "authKind": core.principal.kind if core.principal else None,
+        "remoteAddress": conn.remote,
+        "connectedAt": conn.connected_at_ms,
+        "compression": "gzip" if core.gzip else "none",
+        "subscriptions": [{"subscriptionId": s.id, **s.describe()} for s in core.subscriptions.values()],
+        "queueBytes": conn.queue_depth_bytes(),
+        "bytesIn": conn.bytes_in,
+        "bytesOut": conn.bytes_out,
+    }
+
+
+async def list_connections(request: web.Request) -> web.Response:
+    principal = _require_admin(request)
+    if isinstance(principal, web.Response):
+        return principal
+    gateway = _gateway(request)
+    return web.json_response({"connections": [_describe(c) for c in gateway.connections.values()],
+                              "count": len(gateway.connections)})
+
+
+async def get_connection(request: web.Request) -> web.Response:
+    principal = _require_admin(request)
+    if isinstance(principal, web.Response):
+        return principal
+    conn = _gateway(request).connections.get(request.match_info["id"])
+    if conn is None:
+        return json_error(404, "not_found", "no such connection")
+    return web.json_response(_describe(conn))
+
+
+async def close_connection(request: web.Request) -> web.Response:
+    principal = _require_admin(request)
+    if isinstance(principal, web.Response):
+        return principal
+    conn = _gateway(request).connections.get(request.match_info["id"])
+    if conn is None:
+        return json_error(404, "not_found", "no such connection")
+    await conn.close(1008, f"closed by admin {principal.subject}")
+    return web.json_response({"closed": request.match_info["id"]})
+
+
+async def github_webhook(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    settings = gateway.settings
+    stats = gateway.stats
+    if not settings.github_webhook_secret:
+        return json_error(404, "not_found", "GitHub webhooks are not configured (github_webhook_secret)")
+    body = await request.content.read(settings.github_webhook_max_bytes + 1)
+    if len(body) > settings.github_webhook_max_bytes:
+        stats.webhooks["too_large"] += 1
+        return json_error(413, "too_large", f"body exceeds {settings.github_webhook_max_bytes} bytes")
+    if not verify_signature(settings.github_webhook_secret.encode(), body,
+                            request.headers.get("X-Hub-Signature-256")):
+        stats.webhooks["bad_signature"] += 1
+        return json_error(401, "unauthorized", "missing or invalid X-Hub-Signature-256")
+    event_name = request.headers.get("X-GitHub-Event", "")
+    delivery = request.headers.get("X-GitHub-Delivery", "")
+    if event_name == "ping":
+        stats.webhooks["ping"] += 1
+        return web.json_response({"ok": True, "zen": "pong"})
+    dedup = request.app[GITHUB_DEDUP]
+    if delivery and delivery in dedup:
+        stats.webhooks["duplicate"] += 1
+        return web.json_response({"duplicate": True})
+    try:
+        payload = orjson.loads(body)
+        if not isinstance(payload, dict):
+            raise ValueError("payload must be a JSON object")
+        event = map_webhook(event_name, payload, delivery_id=delivery or "none", now_ms=gateway.now_ms())
+        if event is not None:
+            messages.validate_message(event)
+    except (ValueError, ProtocolError) as exc:
+        stats.webhooks["invalid"] += 1
+        return json_error(422, "invalid_message", f"cannot map {event_name} payload: {exc}")
+    if event is None:
+        stats.webhooks["unmapped"] += 1
+        return web.json_response({"published": False, "reason": f"{event_name} is not mapped"}, status=202)
+    try:
+        await gateway.publish([event])
+    except BrokerUnavailable as exc:
+        return json_error(503, "unavailable", f"broker unavailable: {exc}", headers={"Retry-After": "1"})
+    if delivery:
+        dedup.seen(delivery)
+    stats.webhooks["published"] += 1
+    return web.json_response({"published": True, "id": event["id"], "type": event["type"]}, status=202)

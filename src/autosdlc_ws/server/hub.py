@@ -1,0 +1,38 @@
+"""Local fan-out: broker events to the matching connections of this worker.
+
+Each event is encoded once (`Outgoing`) and its frame bytes handed to every
+recipient's queue; nothing here awaits, so one slow client cannot slow the
+others (it is closed when its own queue overflows).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from autosdlc_ws.broker.base import BrokerEvent
+from autosdlc_ws.core.envelope import Outgoing
+from autosdlc_ws.core.subscriptions import SubscriptionIndex
+from autosdlc_ws.server.stats import GatewayStats
+
+if TYPE_CHECKING:
+    from autosdlc_ws.server.connection import Connection
+
+
+class Hub:
+    def __init__(self, *, gzip_threshold: int, stats: GatewayStats) -> None:
+        self.index: SubscriptionIndex[Connection] = SubscriptionIndex()
+        self._gzip_threshold = gzip_threshold
+        self._stats = stats
+
+    def on_broker_event(self, record: BrokerEvent) -> None:
+        event = record.event
+        data = event.get("data")
+        if not isinstance(data, dict):
+            return
+        owners = self.index.match(event["type"], data)
+        if not owners:
+            return
+        out = Outgoing(event, gzip_threshold=self._gzip_threshold)
+        for conn in owners:
+            conn.deliver(out, record.offset)
+        self._stats.events_delivered += len(owners)

@@ -1,0 +1,85 @@
+"""`GET /ws`: authenticate before the upgrade, then hand the socket to a `Connection`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from autosdlc_ws.core.envelope import new_id
+from autosdlc_ws.core.session import ConnectionCore
+from autosdlc_ws.errors import AuthenticationError
+from autosdlc_ws.server.connection import Connection
+from autosdlc_ws.server.credentials import json_error, request_credentials
+from autosdlc_ws.server.keys import GATEWAY
+
+log = logging.getLogger("autosdlc_ws.ws")
+
+SUBPROTOCOL = "autosdlc.v1"
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    settings = gateway.settings
+    if gateway.draining:
+        return json_error(503, "shutting_down", "the server is shutting down; reconnect shortly",
+                          headers={"Retry-After": "1"})
+    origin = request.headers.get("Origin")
+    if settings.allowed_origins and origin is not None and origin not in settings.allowed_origins:
+        return json_error(403, "forbidden", "origin not allowed")
+    credentials = request_credentials(request)
+    principal = None
+    now = gateway.now_ms()
+    if credentials:
+        try:
+            principal = gateway.authenticator.authenticate(credentials, now)
+        except AuthenticationError as exc:
+            return json_error(401, "unauthorized", exc.message)
+        if not principal.grants.has_any("read"):
+            return json_error(403, "forbidden", "credentials carry no read permission")
+        if not gateway.identity_has_room(principal):
+            return json_error(429, "too_many_connections",
+                              f"at most {settings.max_connections_per_identity} connections per identity",
+                              headers={"Retry-After": "5"})
+    ws = web.WebSocketResponse(
+        protocols=(SUBPROTOCOL,),
+        heartbeat=settings.heartbeat_interval_s,
+        max_msg_size=settings.max_frame_bytes + 1,  # aiohttp refuses sizes >= its limit
+        compress=False,  # app-level gzip instead: frames must be identical for all recipients
+        autoping=True,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    core = ConnectionCore(
+        settings=settings, authenticator=gateway.authenticator, connection_id=new_id("conn"),
+        session_id="", opened_at_ms=now, principal=principal,
+        gzip=request.query.get("compression") == "gzip",
+    )
+    conn = Connection(gateway, ws, transport, core, request.remote or "")
+    gateway.register(conn)
+    try:
+        if principal is not None:
+            gateway.bind_identity(conn, principal)
+            resumed, session_id = await gateway.start_session(
+                conn, principal, request.query.get("session_id"), None)
+            core.session_id = session_id
+            conn.send_message(core.connect_frame(now, resumed=resumed))
+            conn.send_message(core.auth_success_frame(now))
+            if resumed:
+                await gateway.replay(conn, session_id, request.query.get("last_event_id"))
+        else:
+            core.session_id = new_id("sess")
+            conn.send_message(core.connect_frame(now, resumed=False))
+        await conn.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("connection %s failed", core.connection_id)
+        await conn.close(1011, "internal error")
+    finally:
+        await gateway.unregister(conn)
+        if not conn.closing:
+            conn.closing = True
+    return ws

@@ -1,0 +1,1 @@
+"""Event sources without I/O: GitHub webhook mapping and the demo simulator."""
