@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TS_DIR := clients/typescript
 
-.PHONY: run test test-python test-ts lint schemas clean
+.PHONY: run test test-python test-ts lint schemas docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ schemas: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist
+
+## docs: regenerate the README configuration table, JSON Schemas and AsyncAPI
+docs: $(STAMP)
+	$(PY) scripts/update_readme_config.py
+	$(PY) -m autosdlc_ws.core.schema_export --write

@@ -54,6 +54,7 @@ def base_settings(**changes: Any) -> Settings:
             ApiKeyEntry("reader", hash_api_key(READER_KEY), ("read:agent:*",)),
         ),
         github_webhook_secret="gh-test-secret",
+        monitor_interval_s=0,
     )
     return settings.replace(**changes)
 

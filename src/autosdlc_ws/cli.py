@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import secrets
 import sys
@@ -111,14 +110,14 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from autosdlc_ws.server.app import make_broker, serve
+    from autosdlc_ws.server.logs import configure_logging
 
     settings = load_settings(args.config, overrides={
         "host": args.host, "port": args.port, "workers": args.workers, "broker": args.broker,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key, "log_level": args.log_level,
     })
     make_broker(settings)  # refuse an unavailable broker before binding
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if not settings.jwt_secret and not settings.api_keys and not settings.jwt_public_keys:
         print("autosdlc-ws: warning: no jwt_secret, public keys or api_keys configured; "
               "no client can authenticate", file=sys.stderr)

@@ -77,9 +77,15 @@ class Settings:
     # --- sources -----------------------------------------------------------
     github_webhook_secret: str | None = None
     github_webhook_max_bytes: int = 1048576
+    # --- system monitor ------------------------------------------------------
+    monitor_interval_s: float = 5.0  # how often the system monitor looks; 0 disables it
+    alert_error_rate_per_min: float = 120.0  # error frames per minute that raise a system_alert
+    alert_connections: int = 50_000  # open connections that raise a system_alert
+    alert_memory_mb: float = 4096.0  # worker RSS that raises a system_alert
+    environment: str = "local"  # environment name in the gateway's own deployment_status events
     # --- operations --------------------------------------------------------
     shutdown_grace_s: float = 5.0  # time to drain queued frames on shutdown
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR
     log_format: str = "text"  # "text" (key=value) or "json"
     dashboard: bool = True  # serve the web dashboard at /
 
@@ -198,3 +204,13 @@ def describe_settings() -> list[tuple[str, str, str]]:
         rows.append((f.name, repr(default), comment))
     return rows
 
+
+
+def config_table_markdown() -> str:
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | `{default}` | {comment} |" for name, default, comment in describe_settings()]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m autosdlc_ws.config > table (used by `make docs`)
+    print(config_table_markdown())

@@ -15,6 +15,7 @@ with the `publish` action.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ ACTIONS = ("read", "publish", "admin")
 RESOURCE_KINDS = ("agent", "task", "workflow", "repo")
 KIND_OF_KEY = {"agentId": "agent", "taskId": "task", "workflowId": "workflow", "repository": "repo"}
 SYSTEM_TYPES = frozenset({"system_notification", "system_alert", "deployment_status"})
+_REPO_RE = re.compile(r"[^/\s]+/[^/\s]+")
 
 
 class PermissionSyntaxError(ValueError):
@@ -49,7 +51,9 @@ class Permission:
                 f"permission {text!r}: resource must be *, system, agent:<id>, task:<id>, "
                 "workflow:<id> or repo:<owner/name>"
             )
-        if kind == "repo" and ident != "*" and ident.count("/") != 1:
+        # Same shape as the `repository` key of events (messages.Repository):
+        # "octo/" or "/repo" could never match an event, so they are typos.
+        if kind == "repo" and ident != "*" and not _REPO_RE.fullmatch(ident):
             raise PermissionSyntaxError(f"permission {text!r}: repo must be owner/name or *")
         return cls(action, kind, ident)
 

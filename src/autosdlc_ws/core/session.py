@@ -256,6 +256,7 @@ class ConnectionCore:
             return self._publish(type_, msg, correlation, now_ms)
         if type_ not in messages.CLIENT_CONTROL_TYPES and type_ in messages.MESSAGE_TYPES:
             raise InvalidMessage(f"{type_} is sent by the server only", path="type")
+        msg = prepare_event(msg, now_ms)  # requests may leave out id and timestamp
         messages.validate_message(msg)  # raises UnknownType for unknown types
         data: dict[str, Any] = msg["data"]
         if type_ == "ping":

@@ -67,7 +67,10 @@ class Subscription(Generic[Owner]):
         if event_type not in self.types:
             return False
         for key, values in self.filters.items():
-            if data.get(key) not in values:
+            # Values are only ever strings; a list or dict in `data` (extra fields
+            # are allowed) is unhashable and must not reach the set lookup.
+            value = data.get(key)
+            if not isinstance(value, str) or value not in values:
                 return False
         return True
 
@@ -169,8 +172,10 @@ class SubscriptionIndex(Generic[Owner]):
         """Owners with at least one matching subscription, each once."""
         unfiltered = self._unfiltered_snapshot.get(event_type)
         if unfiltered is None:
-            unfiltered = tuple(self._unfiltered.get(event_type, ()))
-            self._unfiltered_snapshot[event_type] = unfiltered
+            owners = self._unfiltered.get(event_type)
+            unfiltered = tuple(owners) if owners else ()
+            if owners:  # only cache live entries: the cache must not outlive the subscriptions
+                self._unfiltered_snapshot[event_type] = unfiltered
         keys = self._filtered_keys_by_type.get(event_type)
         if not keys:
             return unfiltered

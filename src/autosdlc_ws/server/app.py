@@ -18,6 +18,7 @@ from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.errors import ConfigError
 from autosdlc_ws.server import http_routes
 from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.server.monitor import SystemMonitor
 from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP, PUBLISH_LIMITER
 from autosdlc_ws.server.ws_route import websocket_handler
 from autosdlc_ws.sources.github import DeliveryDeduplicator
@@ -58,6 +59,9 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/api/v1/connections", http_routes.list_connections)
     app.router.add_get("/api/v1/connections/{id}", http_routes.get_connection)
     app.router.add_delete("/api/v1/connections/{id}", http_routes.close_connection)
+    app.router.add_get("/api/v1/errors", http_routes.list_errors)
+    app.router.add_get("/api/v1/logging", http_routes.get_logging)
+    app.router.add_put("/api/v1/logging", http_routes.put_logging)
     app.router.add_post("/webhooks/github", http_routes.github_webhook)
     app.router.add_get("/metrics", http_routes.metrics)
     app.router.add_get("/healthz", http_routes.healthz)
@@ -69,10 +73,14 @@ def build_app(gateway: Gateway) -> web.Application:
         if STATIC_DIR.is_dir() and (STATIC_DIR / "assets").is_dir():
             app.router.add_static("/assets", STATIC_DIR / "assets")
 
+    monitor = SystemMonitor(gateway)
+
     async def on_startup(_: web.Application) -> None:
         await gateway.start()
+        await monitor.start()
 
     async def on_shutdown(_: web.Application) -> None:
+        await monitor.stop()
         await gateway.drain()
 
     async def on_cleanup(_: web.Application) -> None:

@@ -33,6 +33,7 @@ from autosdlc_ws.core.session import (
     SubscriptionRecord,
 )
 from autosdlc_ws.errors import BrokerUnavailable, CloseCode, GatewayError
+from autosdlc_ws.server.logs import connection_id_var, subject_var
 
 if TYPE_CHECKING:
     from autosdlc_ws.server.gateway import Gateway
@@ -69,6 +70,8 @@ class Connection:
         self._deadline: asyncio.TimerHandle | None = None
         self._identity: str | None = None
         self.session_position: Position | None = None  # log head when the session began
+        self.session_key: str | None = None  # the session this connection holds
+        self.superseded = False  # another connection resumed this session
         core.owner = self
 
     # --- the write path -----------------------------------------------------
@@ -165,7 +168,18 @@ class Connection:
 
     # --- the read path --------------------------------------------------------
 
+    def _log_incoming(self, payload: str | bytes) -> None:
+        text = payload if isinstance(payload, str) else "<binary frame>"
+        self.gateway.message_log.log(
+            "in", {"type": self.core.last_type, "raw": text[:2000]},
+            subject=self.subject, connection_id=self.core.connection_id)
+
+    def set_log_context(self) -> None:
+        connection_id_var.set(self.core.connection_id)
+        subject_var.set(self.subject)
+
     async def run(self) -> None:
+        self.set_log_context()
         self._schedule_deadline()
         try:
             async for msg in self.ws:
@@ -178,6 +192,8 @@ class Connection:
                         now_ms=self.gateway.now_ms(), mono_s=time.monotonic(),
                     )
                     self.gateway.stats.messages_received[self.core.last_type] += 1
+                    if self.gateway.message_log.enabled:
+                        self._log_incoming(msg.data)
                     await self.execute(actions)
                     if self.closing:
                         break
@@ -192,9 +208,14 @@ class Connection:
             if isinstance(action, Send):
                 msg = action.message
                 if msg["type"] == "error":
-                    self.gateway.stats.errors[msg["data"]["code"]] += 1
+                    self.gateway.record_error(msg["data"]["code"], self.core.last_type, msg["data"]["message"])
+                if self.gateway.message_log.enabled:
+                    self.gateway.message_log.log("out", msg, subject=self.subject,
+                                                 connection_id=self.core.connection_id)
                 self.send_message(msg)
             elif isinstance(action, AddSubscription):
+                if self.superseded:  # being closed: its session lives on elsewhere
+                    continue
                 self.gateway.hub.index.add(action.subscription)
                 self.gateway.schedule_session_save(self)
             elif isinstance(action, RemoveSubscription):

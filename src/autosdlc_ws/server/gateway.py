@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -23,7 +23,9 @@ from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.session import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.connection import Connection
+from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.server.hub import Hub
+from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import GatewayStats, StatsCollector
 
 log = logging.getLogger("autosdlc_ws.gateway")
@@ -48,14 +50,20 @@ class Gateway:
         self.authenticator = authenticator or Authenticator.from_settings(settings)
         self.now_ms: Callable[[], int] = clock_ms or (lambda: int(time.time() * 1000))
         self.stats = GatewayStats()
-        self.hub = Hub(gzip_threshold=settings.gzip_threshold_bytes, stats=self.stats)
+        self.message_log = MessageLog()
+        self.hub = Hub(gzip_threshold=settings.gzip_threshold_bytes, stats=self.stats,
+                       message_log=self.message_log)
         self.connections: dict[str, Connection] = {}
         self.per_identity: Counter[str] = Counter()
         self.registry = registry or CollectorRegistry()
         self.registry.register(StatsCollector(self.stats, self._gauges))
         self.started_at_ms = self.now_ms()
         self.draining = False
+        self.error_groups = ErrorAggregator(alert_per_min=settings.alert_error_rate_per_min)
+        self.alert_sink: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # the system monitor
         self._session_saves: dict[str, asyncio.Task[None]] = {}
+        #: session id -> the live connection that holds it (for take-over on resume)
+        self.session_owners: dict[str, Connection] = {}
 
     def _gauges(self) -> dict[str, float]:
         return {
@@ -63,6 +71,21 @@ class Gateway:
             "subscriptions_active": len(self.hub.index),
             "broker_up": 1.0,
         }
+
+    def record_error(self, code: str, message_type: str, message: str) -> None:
+        """Count an error frame; one `system_alert` when its group's rate crosses the threshold."""
+        self.stats.errors[code] += 1
+        group = self.error_groups.record(code, message_type, message, now_ms=self.now_ms(),
+                                         now_s=time.monotonic())
+        if group is not None and self.alert_sink is not None:
+            alert = {"id": new_id("sys"), "type": "system_alert", "timestamp": self.now_ms(),
+                     "metadata": {"version": "1.0", "source": "error-aggregator"},
+                     "data": {"severity": "warning", "title": "Error burst",
+                              "message": f"{group.rate_per_min(time.monotonic())} '{code}' errors on "
+                                         f"{message_type} messages in the last minute",
+                              "alertId": f"errors:{code}:{message_type}", "source": "gateway",
+                              "resolved": False}}
+            asyncio.get_running_loop().create_task(self.alert_sink(alert))
 
     async def start(self) -> None:
         await self.broker.start(self.hub.on_broker_event)
@@ -94,6 +117,8 @@ class Gateway:
     async def unregister(self, conn: Connection) -> None:
         self.connections.pop(conn.core.connection_id, None)
         self.hub.index.remove_owner(conn)
+        if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
+            del self.session_owners[conn.session_key]
         if conn._identity is not None:
             self.per_identity[conn._identity] -= 1
             if self.per_identity[conn._identity] <= 0:
@@ -101,7 +126,7 @@ class Gateway:
         pending = self._session_saves.pop(conn.core.connection_id, None)
         if pending is not None:
             pending.cancel()
-        if conn.core.principal is not None:
+        if conn.core.principal is not None and not conn.superseded:
             try:
                 await self._save_session(conn, self.settings.session_ttl_s)
             except Exception as exc:  # the broker may be down; the session is then lost
@@ -128,7 +153,7 @@ class Gateway:
     def schedule_session_save(self, conn: Connection) -> None:
         """Coalesce a burst of subscription changes into one write."""
         key = conn.core.connection_id
-        if key in self._session_saves or conn.core.principal is None:
+        if key in self._session_saves or conn.core.principal is None or conn.superseded:
             return
 
         async def save() -> None:
@@ -160,10 +185,35 @@ class Gateway:
         if record is None:
             fresh = await self.new_session(principal)
             conn.session_position = fresh.position
+            self._claim_session(conn, fresh.session_id)
             await self.broker.save_session(fresh, CONNECTED_SESSION_TTL_S)
             return False, fresh.session_id
         conn.session_position = record.position
+        self._claim_session(conn, record.session_id)
         return True, record.session_id
+
+    def _claim_session(self, conn: Connection, session_id: str) -> None:
+        """Make `conn` the session's only live connection.
+
+        A client that reconnects before the server noticed its old connection
+        died (half-open TCP, heartbeat not yet missed) resumes a session that a
+        live connection still holds. The old connection's subscriptions (same
+        ids as the ones about to be restored) leave the index now, it no longer
+        writes the session record, and it is closed."""
+        conn.session_key = session_id
+        old = self.session_owners.get(session_id)
+        self.session_owners[session_id] = conn
+        if old is None or old is conn:
+            return
+        log.info("session %s taken over by conn=%s from conn=%s", session_id,
+                 conn.core.connection_id, old.core.connection_id)
+        old.superseded = True
+        pending = self._session_saves.pop(old.core.connection_id, None)
+        if pending is not None:
+            pending.cancel()
+        self.hub.index.remove_owner(old)
+        asyncio.get_running_loop().create_task(
+            old.close(CloseCode.NORMAL, "session resumed by another connection"))
 
     async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
         record = await self.broker.load_session(session_id)

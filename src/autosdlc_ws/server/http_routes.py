@@ -18,6 +18,7 @@ from autosdlc_ws.core.session import prepare_event
 from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolError
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.server.logs import MessageLogConfig
 from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP, PUBLISH_LIMITER
 from autosdlc_ws.sources.github import map_webhook, verify_signature
 
@@ -199,46 +200,82 @@ async def close_connection(request: web.Request) -> web.Response:
 
 
 async def github_webhook(request: web.Request) -> web.Response:
+    """GitHub deliveries; the order of checks is documented in docs/github-webhooks.md."""
     gateway = _gateway(request)
     settings = gateway.settings
     stats = gateway.stats
-    if not settings.github_webhook_secret:
-        return json_error(404, "not_found", "GitHub webhooks are not configured (github_webhook_secret)")
     body = await request.content.read(settings.github_webhook_max_bytes + 1)
     if len(body) > settings.github_webhook_max_bytes:
         stats.webhooks["too_large"] += 1
         return json_error(413, "too_large", f"body exceeds {settings.github_webhook_max_bytes} bytes")
-    if not verify_signature(settings.github_webhook_secret.encode(), body,
-                            request.headers.get("X-Hub-Signature-256")):
+    secret = (settings.github_webhook_secret or "").encode()
+    if not verify_signature(secret, body, request.headers.get("X-Hub-Signature-256")):
         stats.webhooks["bad_signature"] += 1
         return json_error(401, "unauthorized", "missing or invalid X-Hub-Signature-256")
     event_name = request.headers.get("X-GitHub-Event", "")
     delivery = request.headers.get("X-GitHub-Delivery", "")
-    if event_name == "ping":
-        stats.webhooks["ping"] += 1
-        return web.json_response({"ok": True, "zen": "pong"})
-    dedup = request.app[GITHUB_DEDUP]
-    if delivery and delivery in dedup:
-        stats.webhooks["duplicate"] += 1
-        return web.json_response({"duplicate": True})
+    if not event_name or not delivery:
+        stats.webhooks["invalid"] += 1
+        return json_error(400, "invalid_message", "X-GitHub-Event and X-GitHub-Delivery are required")
     try:
         payload = orjson.loads(body)
-        if not isinstance(payload, dict):
-            raise ValueError("payload must be a JSON object")
-        event = map_webhook(event_name, payload, delivery_id=delivery or "none", now_ms=gateway.now_ms())
-        if event is not None:
-            messages.validate_message(event)
-    except (ValueError, ProtocolError) as exc:
+    except orjson.JSONDecodeError as exc:
+        stats.webhooks["invalid"] += 1
+        return json_error(422, "invalid_json", f"body is not valid JSON: {exc.msg}")
+    if not isinstance(payload, dict):
+        stats.webhooks["invalid"] += 1
+        return json_error(422, "invalid_json", "body must be a JSON object")
+    if event_name == "ping":
+        stats.webhooks["ping"] += 1
+        return web.json_response({"ok": True, "zen": payload.get("zen", "pong")})
+    try:
+        event = map_webhook(event_name, payload, delivery_id=delivery, now_ms=gateway.now_ms())
+    except ValueError as exc:
         stats.webhooks["invalid"] += 1
         return json_error(422, "invalid_message", f"cannot map {event_name} payload: {exc}")
+    dedup = request.app[GITHUB_DEDUP]
+    if dedup.seen(delivery):
+        stats.webhooks["duplicate"] += 1
+        return web.json_response({"duplicate": True})
     if event is None:
-        stats.webhooks["unmapped"] += 1
-        return web.json_response({"published": False, "reason": f"{event_name} is not mapped"}, status=202)
+        stats.webhooks[f"unmapped:{event_name}"[:64]] += 1
+        return web.json_response({"published": False, "event": event_name}, status=202)
     try:
         await gateway.publish([event])
     except BrokerUnavailable as exc:
+        dedup.forget(delivery)  # let GitHub's retry in
         return json_error(503, "unavailable", f"broker unavailable: {exc}", headers={"Retry-After": "1"})
-    if delivery:
-        dedup.seen(delivery)
     stats.webhooks["published"] += 1
-    return web.json_response({"published": True, "id": event["id"], "type": event["type"]}, status=202)
+    return web.json_response({"ids": [event["id"]]}, status=202)
+
+
+async def list_errors(request: web.Request) -> web.Response:
+    principal = _require_admin(request)
+    if isinstance(principal, web.Response):
+        return principal
+    groups = _gateway(request).error_groups.snapshot(time.monotonic())
+    return web.json_response({"groups": groups, "total": sum(g["count"] for g in groups)})
+
+
+async def get_logging(request: web.Request) -> web.Response:
+    principal = _require_admin(request)
+    if isinstance(principal, web.Response):
+        return principal
+    return web.json_response(_gateway(request).message_log.config.to_json())
+
+
+async def put_logging(request: web.Request) -> web.Response:
+    principal = _require_admin(request)
+    if isinstance(principal, web.Response):
+        return principal
+    try:
+        body = orjson.loads(await request.content.read(65536))
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        config = MessageLogConfig.from_json(body)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+        return json_error(422, "invalid_message", str(exc))
+    gateway = _gateway(request)
+    gateway.message_log.configure(config)
+    log.info("message logging changed by %s: %s", principal.subject, config.to_json())
+    return web.json_response(config.to_json())

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from autosdlc_ws.broker.base import BrokerEvent
 from autosdlc_ws.core.envelope import Outgoing
 from autosdlc_ws.core.subscriptions import SubscriptionIndex
+from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import GatewayStats
 
 if TYPE_CHECKING:
@@ -19,8 +20,9 @@ if TYPE_CHECKING:
 
 
 class Hub:
-    def __init__(self, *, gzip_threshold: int, stats: GatewayStats) -> None:
+    def __init__(self, *, gzip_threshold: int, stats: GatewayStats, message_log: MessageLog | None = None) -> None:
         self.index: SubscriptionIndex[Connection] = SubscriptionIndex()
+        self.message_log = message_log or MessageLog()
         self._gzip_threshold = gzip_threshold
         self._stats = stats
 
@@ -36,3 +38,5 @@ class Hub:
         for conn in owners:
             conn.deliver(out, record.offset)
         self._stats.events_delivered += len(owners)
+        if self.message_log.enabled:
+            self.message_log.log("out", event, subject=None, connection_id=None, recipients=len(owners))

@@ -1,0 +1,248 @@
+/**
+ * React bindings: thin adapters over the framework-free client and store.
+ * Import from `@autosdlc/ws-client/react`; `react` is an optional peer
+ * dependency of the package and only this entry point needs it.
+ */
+import {
+  createContext,
+  createElement,
+  useCallback,
+  useContext,
+  useEffect,
+  useLayoutEffect,
+  useMemo,
+  useRef,
+  useState,
+  useSyncExternalStore,
+  type ReactNode,
+} from 'react';
+
+import { AutoSDLCWebSocketClient, type ClientConfig, type SubscribeConfig } from './client.js';
+import type { AutoSDLCError } from './errors.js';
+import { ClientRegistry, defaultRegistry, type SharedClient } from './store.js';
+import type { ConnectionState, Envelope, HandlerEnvelope, OutgoingMessage, SubscriptionFilters } from './types.js';
+
+// useLayoutEffect warns during server rendering; effects never run there anyway.
+const useIsomorphicLayoutEffect = typeof window !== 'undefined' ? useLayoutEffect : useEffect;
+
+const noop = (): void => undefined;
+
+export interface UseWebSocketOptions extends Omit<ClientConfig, 'url' | 'onReset' | 'onError'> {
+  /** false: do not connect (e.g. until a token is available). Default true. */
+  enabled?: boolean;
+  /** Where shared clients live; tests pass their own. */
+  registry?: ClientRegistry;
+}
+
+export interface UseWebSocketResult {
+  isConnected: boolean;
+  state: ConnectionState;
+  /** The last event received (any type). */
+  lastMessage: Envelope | null;
+  nextRetryAt: number | null;
+  error: AutoSDLCError | null;
+  /** Sends (or queues) a message; throws QueueFullError when the offline queue is full. */
+  sendMessage: <T extends string>(message: OutgoingMessage<T>) => Envelope<T>;
+  /** Subscribes; the subscription ends when this component unmounts. */
+  subscribe: (config: SubscribeConfig) => Promise<string>;
+  client: AutoSDLCWebSocketClient;
+}
+
+const ctorIds = new WeakMap<object, number>();
+let nextCtorId = 1;
+
+function ctorId(ctor: object | undefined): number {
+  if (!ctor) return 0;
+  let id = ctorIds.get(ctor);
+  if (id === undefined) {
+    id = nextCtorId++;
+    ctorIds.set(ctor, id);
+  }
+  return id;
+}
+
+/**
+ * Components share a client when url and credentials match. `getToken` is
+ * not part of the key (a new function every render would defeat sharing):
+ * the client calls the getToken of the most recently mounted user.
+ */
+function clientKey(url: string, o: UseWebSocketOptions): string {
+  return JSON.stringify([
+    url,
+    o.token ?? null,
+    o.apiKey ?? null,
+    Boolean(o.getToken),
+    o.authInUrl ?? false,
+    o.compression ?? null,
+    o.protocols ?? null,
+    ctorId(o.WebSocket),
+  ]);
+}
+
+function createClient(url: string, options: UseWebSocketOptions, shared: SharedClient): AutoSDLCWebSocketClient {
+  const { enabled: _enabled, registry: _registry, getToken, ...config } = options;
+  return new AutoSDLCWebSocketClient({
+    ...config,
+    url,
+    ...(getToken ? { getToken: () => shared.getToken() } : {}),
+  });
+}
+
+/**
+ * Connection to the gateway shared by every component using the same url and
+ * credentials; closed when the last of them unmounts. Options other than the
+ * key (reconnect, queueLimit, ...) are taken from the first user.
+ */
+export function useWebSocket(url: string, options: UseWebSocketOptions = {}): UseWebSocketResult {
+  const registry = options.registry ?? defaultRegistry;
+  const enabled = options.enabled ?? true;
+  const key = clientKey(url, options);
+  // Creating is side-effect free (no socket, no timer); connecting happens in the effect.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const shared = useMemo(() => registry.get(key, (s) => createClient(url, options, s)), [registry, key]);
+
+  const tokenRef = useRef(options.getToken);
+  useIsomorphicLayoutEffect(() => {
+    tokenRef.current = options.getToken;
+  });
+
+  // Subscriptions made through this hook instance, per effect run.
+  const ownedRef = useRef<Set<string> | null>(null);
+
+  useEffect(() => {
+    if (!enabled) return undefined;
+    const owned = new Set<string>();
+    ownedRef.current = owned;
+    const removeProvider = shared.addTokenProvider(tokenRef);
+    registry.acquire(shared);
+    return () => {
+      ownedRef.current = null;
+      for (const id of owned) shared.client.unsubscribe(id).catch(noop);
+      owned.clear();
+      removeProvider();
+      registry.release(shared);
+    };
+  }, [registry, shared, enabled]);
+
+  const snapshot = useSyncExternalStore(shared.store.subscribe, shared.store.getSnapshot, shared.store.getSnapshot);
+
+  const sendMessage = useCallback(
+    <T extends string>(message: OutgoingMessage<T>) => shared.client.send(message) as Envelope<T>,
+    [shared],
+  );
+
+  const subscribe = useCallback(
+    async (config: SubscribeConfig) => {
+      const owner = ownedRef.current;
+      const id = await shared.client.subscribe(config);
+      if (owner === null || owner !== ownedRef.current) {
+        // Unmounted (or re-run) while the server was answering.
+        shared.client.unsubscribe(id).catch(noop);
+      } else {
+        owner.add(id);
+      }
+      return id;
+    },
+    [shared],
+  );
+
+  return {
+    isConnected: snapshot.isConnected,
+    state: snapshot.state,
+    lastMessage: snapshot.lastMessage,
+    nextRetryAt: snapshot.nextRetryAt,
+    error: snapshot.error,
+    sendMessage,
+    subscribe,
+    client: shared.client,
+  };
+}
+
+const ClientContext = createContext<AutoSDLCWebSocketClient | null>(null);
+
+/** Makes a client available to useSubscription / useEvent below it. */
+export function AutoSDLCProvider(props: { client: AutoSDLCWebSocketClient; children?: ReactNode }): ReactNode {
+  return createElement(ClientContext.Provider, { value: props.client }, props.children);
+}
+
+/** The client of the nearest AutoSDLCProvider, or null. */
+export function useAutoSDLCClient(): AutoSDLCWebSocketClient | null {
+  return useContext(ClientContext);
+}
+
+export interface UseSubscriptionConfig {
+  events: string[];
+  filters?: SubscriptionFilters;
+  /** Defaults to the client of the nearest AutoSDLCProvider. */
+  client?: AutoSDLCWebSocketClient | null;
+  enabled?: boolean;
+}
+
+export interface UseSubscriptionResult {
+  subscriptionId: string | null;
+  status: 'idle' | 'pending' | 'active' | 'error';
+  error: AutoSDLCError | null;
+}
+
+/** Subscribes while mounted (and while events/filters stay the same). */
+export function useSubscription(config: UseSubscriptionConfig): UseSubscriptionResult {
+  const contextClient = useContext(ClientContext);
+  const client = config.client ?? contextClient;
+  const enabled = config.enabled ?? true;
+  // Callers usually pass fresh array literals: compare by value.
+  const spec = JSON.stringify([config.events, config.filters ?? null]);
+  const [result, setResult] = useState<UseSubscriptionResult>({ subscriptionId: null, status: 'idle', error: null });
+
+  useEffect(() => {
+    if (!client || !enabled) {
+      setResult({ subscriptionId: null, status: 'idle', error: null });
+      return undefined;
+    }
+    const [events, filters] = JSON.parse(spec) as [string[], SubscriptionFilters | null];
+    let cancelled = false;
+    let id: string | null = null;
+    setResult({ subscriptionId: null, status: 'pending', error: null });
+    client.subscribe(filters ? { events, filters } : { events }).then(
+      (sid) => {
+        if (cancelled) {
+          client.unsubscribe(sid).catch(noop);
+          return;
+        }
+        id = sid;
+        setResult({ subscriptionId: sid, status: 'active', error: null });
+      },
+      (error: AutoSDLCError) => {
+        if (!cancelled) setResult({ subscriptionId: null, status: 'error', error });
+      },
+    );
+    return () => {
+      cancelled = true;
+      if (id !== null) client.unsubscribe(id).catch(noop);
+    };
+  }, [client, spec, enabled]);
+
+  return result;
+}
+
+/**
+ * Calls `handler` for every frame matching `pattern` (see client.on). The
+ * handler may change every render: it is kept in a ref, the registration is not redone.
+ */
+export function useEvent<P extends string>(
+  pattern: P,
+  handler: (envelope: HandlerEnvelope<P>) => void,
+  client?: AutoSDLCWebSocketClient | null,
+): void {
+  const contextClient = useContext(ClientContext);
+  const target = client ?? contextClient;
+  const handlerRef = useRef(handler);
+  useIsomorphicLayoutEffect(() => {
+    handlerRef.current = handler;
+  });
+  useEffect(() => {
+    if (!target) return undefined;
+    return target.on(pattern, (env) => handlerRef.current(env));
+  }, [target, pattern]);
+}
+
+export { ClientRegistry, defaultRegistry };

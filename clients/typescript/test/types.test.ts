@@ -1,0 +1,118 @@
+/**
+ * Type-level tests: checked by `tsc` (npm run typecheck, part of npm test);
+ * the runtime assertions are trivially true.
+ */
+import { describe, expect, expectTypeOf, it } from 'vitest';
+
+import { AutoSDLCWebSocketClient } from '../src/client.js';
+import type {
+  AgentStatusData,
+  AnyEventEnvelope,
+  Envelope,
+  EnvelopeOf,
+  EventType,
+  HandlerEnvelope,
+  ResetEnvelope,
+  TddPhaseChangeData,
+} from '../src/types.js';
+import { EVENT_TYPES, CONTROL_TYPES } from '../src/types.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+// The design document's examples (shared/fixtures/events/), written out so
+// the type check does not depend on files outside the package; the last test
+// checks they still match the fixtures when those are present.
+const agentStatusExample: EnvelopeOf<'agent_status'> = {
+  id: 'evt-123',
+  type: 'agent_status',
+  timestamp: 1703775135000,
+  data: {
+    agentId: 'coder-001',
+    agentType: 'coder',
+    status: 'busy',
+    currentTask: { id: 'task-789', type: 'implement_feature', progress: 65 },
+    metrics: { cpuUsage: 45.2, memoryUsage: 1024000000, tasksCompleted: 12 },
+  },
+};
+const tddExample: EnvelopeOf<'tdd_phase_change'> = {
+  id: 'evt-234',
+  type: 'tdd_phase_change',
+  timestamp: 1703775200000,
+  data: {
+    agentId: 'coder-001',
+    taskId: 'task-789',
+    previousPhase: 'red',
+    currentPhase: 'green',
+    testResults: { total: 45, passing: 45, failing: 0 },
+    coverage: { lines: 98.5, branches: 95.2, functions: 100 },
+  },
+};
+
+function findFixture(name: string): string | null {
+  // shared/ sits next to the repository checkout (and inside /work for sessions).
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  for (const candidate of [`${here}../../../../shared/fixtures/events/${name}`, `/work/shared/fixtures/events/${name}`]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+describe('types', () => {
+  it('narrows handler envelopes by exact type and glob', () => {
+    expectTypeOf<HandlerEnvelope<'agent_status'>>().toEqualTypeOf<EnvelopeOf<'agent_status'>>();
+    expectTypeOf<HandlerEnvelope<'tdd_*'>>().toEqualTypeOf<EnvelopeOf<'tdd_phase_change'>>();
+    expectTypeOf<HandlerEnvelope<'workflow_*'>>().toEqualTypeOf<
+      | EnvelopeOf<'workflow_started'>
+      | EnvelopeOf<'workflow_step_complete'>
+      | EnvelopeOf<'workflow_complete'>
+      | EnvelopeOf<'workflow_failed'>
+    >();
+    expectTypeOf<HandlerEnvelope<'*'>>().toEqualTypeOf<AnyEventEnvelope>();
+    expectTypeOf<HandlerEnvelope<'$reset'>>().toEqualTypeOf<ResetEnvelope>();
+    expectTypeOf<HandlerEnvelope<'custom_event'>>().toEqualTypeOf<Envelope>();
+    expectTypeOf<HandlerEnvelope<'future_*'>>().toEqualTypeOf<Envelope>();
+  });
+
+  it('types handler parameters in on()', () => {
+    const client = new AutoSDLCWebSocketClient({ url: 'ws://x/ws' });
+    client.on('agent_status', (e) => {
+      expectTypeOf(e.data.status).toEqualTypeOf<'idle' | 'busy' | 'error' | 'offline'>();
+      expectTypeOf(e.data.currentTask?.progress).toEqualTypeOf<number | undefined>();
+    });
+    client.on('tdd_phase_change', (e) => {
+      expectTypeOf(e.data.currentPhase).toEqualTypeOf<'red' | 'green' | 'refactor'>();
+    });
+    client.on('workflow_*', (e) => {
+      expectTypeOf(e.data.workflowId).toEqualTypeOf<string>();
+    });
+    client.on('github_*', (e) => {
+      expectTypeOf(e.data.repository).toEqualTypeOf<string>();
+    });
+    client.on('*', (e) => {
+      if (e.type === 'agent_status') expectTypeOf(e.data).toEqualTypeOf<AgentStatusData>();
+    });
+    client.on('error', (e) => {
+      expectTypeOf(e.data.code).toMatchTypeOf<string>();
+    });
+    expectTypeOf(client.subscribe).returns.toEqualTypeOf<Promise<string>>();
+    expectTypeOf(client.connect).returns.toEqualTypeOf<Promise<void>>();
+  });
+
+  it('accepts the design document examples as their envelope types', () => {
+    expectTypeOf(agentStatusExample.data).toEqualTypeOf<AgentStatusData>();
+    expectTypeOf(tddExample.data).toEqualTypeOf<TddPhaseChangeData>();
+    for (const [name, example] of [
+      ['agent_status.json', agentStatusExample],
+      ['tdd_phase_change.json', tddExample],
+    ] as const) {
+      const path = findFixture(name);
+      if (path) expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(example);
+    }
+  });
+
+  it('lists the contract types exactly', () => {
+    expectTypeOf<(typeof EVENT_TYPES)[number]>().toEqualTypeOf<EventType>();
+    const all: readonly string[] = [...CONTROL_TYPES, ...EVENT_TYPES];
+    if (all.length !== 29) throw new Error(`expected 29 message types, got ${all.length}`);
+  });
+});

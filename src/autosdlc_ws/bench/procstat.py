@@ -1,0 +1,76 @@
+"""What the kernel says about a process: CPU seconds and resident memory.
+
+Read from /proc so the harness measures a server it did not start itself and
+the server pays nothing for being measured. A server with worker processes is
+measured as its whole process tree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces or parentheses: split after its last ')'.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (every thread's children list)."""
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            found.extend(int(c) for c in text)
+    except OSError:
+        pass
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(children(p))
+    return pids
+
+
+def cpu_seconds(pid: int, *, with_children: bool = True) -> float:
+    """User + system CPU seconds of `pid` (and its live descendants)."""
+    total = 0
+    for p in tree(pid) if with_children else [pid]:
+        try:
+            fields = _stat_fields(p)
+        except OSError:
+            continue
+        # After the ')' the fields start at field 3 (state): utime is field 14, stime 15.
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def rss_bytes(pid: int, *, with_children: bool = True) -> int:
+    """Resident set size of `pid` (and its live descendants), in bytes."""
+    total = 0
+    for p in tree(pid) if with_children else [pid]:
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * _PAGE
+        except OSError:
+            continue
+    return total
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"

@@ -1,0 +1,160 @@
+"""The Lua scripts of the Redis broker (kept as strings so they ship inside the package).
+
+Every script takes the same four keys, all under one prefix (the default
+prefix holds a `{hash tag}`, so on Redis Cluster they share one slot):
+
+    KEYS[1] <prefix>epoch   random string; created when absent
+    KEYS[2] <prefix>seq     the last offset handed out in this epoch
+    KEYS[3] <prefix>log     Stream; entry id "<offset>-0", fields t (ms), e (event JSON)
+    KEYS[4] <prefix>ids     sorted set: member event id, score its offset
+
+and `ARGV[1]` is a fresh random epoch, used only when the epoch key is gone.
+A missing epoch means Redis lost its data (restart without persistence,
+FLUSHALL, eviction): the other keys are then deleted too, so offsets start
+again at 1 under the new epoch and nothing from the old one can be mistaken
+for the new one.
+
+Timestamps come from Redis's own clock (`TIME`), so every worker agrees on
+the age of an entry. Scripts are replicated by effects (the default since
+Redis 5), which is what makes `TIME` in a writing script legal.
+"""
+
+from __future__ import annotations
+
+_PROLOGUE = r"""
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local function ensure_epoch()
+  local epoch = redis.call('GET', KEYS[1])
+  if not epoch then
+    epoch = ARGV[1]
+    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+    redis.call('SET', KEYS[1], epoch)
+  end
+  return epoch
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function entry_offset(entry)
+  return tonumber(string.match(entry[1], '^(%d+)'))
+end
+local function first_offset(seq)
+  local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
+  if first[1] then return entry_offset(first[1]) end
+  return seq + 1
+end
+"""
+
+#: ARGV: epoch candidate, maxlen, channel, then (event id, event JSON) pairs.
+#: Returns {epoch, offset1, duplicate1, offset2, duplicate2, ...}.
+#:
+#: An id already in `ids` is a duplicate: not appended, not published, its
+#: first offset returned. Otherwise the event is appended (XADD with the
+#: offset as entry id, so a range of offsets is a direct XRANGE) and all new
+#: events of the call go out in ONE Pub/Sub message:
+#:     "<epoch>\n<offset> <json>\n<offset> <json>..."
+#: (compact JSON never holds a raw newline). `seq` is written after each XADD
+#: so a failure part-way never leaves the counter behind the stream.
+PUBLISH = _PROLOGUE + r"""
+local epoch = ensure_epoch()
+local now = now_ms()
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local out = {epoch}
+local lines = {epoch}
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local known = redis.call('ZSCORE', KEYS[4], id)
+  if known then
+    out[#out + 1] = tonumber(known)
+    out[#out + 1] = 1
+  else
+    local off = seq + 1
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], string.format('%d-0', off),
+               't', string.format('%d', now), 'e', ARGV[i + 1])
+    seq = off
+    redis.call('SET', KEYS[2], string.format('%d', seq))
+    redis.call('ZADD', KEYS[4], string.format('%d', off), id)
+    out[#out + 1] = off
+    out[#out + 1] = 0
+    lines[#lines + 1] = string.format('%d ', off) .. ARGV[i + 1]
+  end
+end
+if #lines > 1 then
+  redis.call('PUBLISH', ARGV[3], table.concat(lines, '\n'))
+  -- MAXLEN ~ may have dropped whole stream nodes: forget their event ids.
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('(%d', first_offset(seq)))
+end
+return out
+"""
+
+#: ARGV: epoch candidate. Returns {epoch, seq}.
+HEAD = _PROLOGUE + r"""
+local epoch = ensure_epoch()
+return {epoch, tonumber(redis.call('GET', KEYS[2]) or '0')}
+"""
+
+#: ARGV: epoch candidate, max age in ms, event id ('' for none).
+#: Drops entries older than the max age (binary search on offsets, whose
+#: timestamps only grow, then XTRIM MINID), forgets the ids of everything
+#: dropped, and answers {epoch, seq, first kept offset, offset of the event
+#: id or -1}. `first kept` is seq + 1 when the log is empty.
+TRIM = _PROLOGUE + r"""
+local epoch = ensure_epoch()
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cutoff = now_ms() - tonumber(ARGV[2])
+local function entry_time(entry)
+  local f = entry[2]
+  for j = 1, #f, 2 do
+    if f[j] == 't' then return tonumber(f[j + 1]) end
+  end
+  return 0
+end
+local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1]
+local kept = seq + 1
+if first then
+  kept = entry_offset(first)
+  if entry_time(first) < cutoff then
+    local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+    local hi
+    if entry_time(last) < cutoff then
+      hi = entry_offset(last) + 1
+    else
+      -- invariant: every entry <= lo is expired, every entry >= hi is kept
+      local lo = entry_offset(first)
+      hi = entry_offset(last)
+      while hi - lo > 1 do
+        local mid = math.floor((lo + hi) / 2)
+        local e = redis.call('XRANGE', KEYS[3], string.format('%d-0', mid), '+', 'COUNT', 1)[1]
+        if e and entry_time(e) < cutoff and entry_offset(e) < hi then
+          lo = entry_offset(e)
+        else
+          hi = mid
+        end
+      end
+    end
+    redis.call('XTRIM', KEYS[3], 'MINID', string.format('%d-0', hi))
+    kept = first_offset(seq)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('(%d', kept))
+local found = -1
+if ARGV[3] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[4], ARGV[3])
+  if score then found = tonumber(score) end
+end
+return {epoch, seq, kept, found}
+"""
+
+#: ARGV: epoch candidate, expected epoch, then (offset, event id) pairs.
+#: Records ids of events that never went through the log (the local outage
+#: alerts) at the offset they followed, so a client whose last event was one
+#: of them can still resume by id. Ignored if the epoch has changed.
+REMEMBER_IDS = _PROLOGUE + r"""
+local epoch = ensure_epoch()
+if epoch ~= ARGV[2] then return 0 end
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[i], ARGV[i + 1])
+end
+return 1
+"""

@@ -1,0 +1,131 @@
+"""The system monitor: the gateway reports on itself as events.
+
+Every `monitor_interval_s` it reads broker readiness, the error-frame rate,
+the connection count and the worker's memory, feeds them to hysteresis rules
+(`sources.alerts`) and publishes `system_alert` on each transition (severity
+`critical` for the broker, `warning` otherwise; `resolved: true` when it
+clears). It also publishes `deployment_status` when the gateway starts and
+when it drains. When the broker itself is down the alert is delivered to this
+worker's subscribers directly, since it cannot go through the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import psutil
+
+from autosdlc_ws.broker.base import BrokerEvent
+from autosdlc_ws.core.envelope import new_id
+from autosdlc_ws.errors import BrokerUnavailable
+from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.sources.alerts import RateWindow, ThresholdRule, Transition
+
+log = logging.getLogger("autosdlc_ws.monitor")
+
+MESSAGES = {
+    "broker_unavailable": ("Broker unavailable", "the event broker cannot be reached; publishes are refused"),
+    "error_rate": ("Error rate high", "clients are getting error frames at {value:.0f}/min"),
+    "connections": ("Many connections", "{value:.0f} open connections on this worker"),
+    "memory": ("Memory high", "worker memory at {value:.0f} MB"),
+}
+
+
+class SystemMonitor:
+    def __init__(self, gateway: Gateway) -> None:
+        s = gateway.settings
+        self.gateway = gateway
+        self.rules = {
+            "broker_unavailable": ThresholdRule("broker_unavailable", 1.0, 0.0),
+            "error_rate": ThresholdRule("error_rate", s.alert_error_rate_per_min,
+                                        s.alert_error_rate_per_min * 0.5, hold_s=s.monitor_interval_s),
+            "connections": ThresholdRule("connections", s.alert_connections, s.alert_connections * 0.9),
+            "memory": ThresholdRule("memory", s.alert_memory_mb, s.alert_memory_mb * 0.9,
+                                    hold_s=s.monitor_interval_s),
+        }
+        self._errors = RateWindow()
+        self._process = psutil.Process(os.getpid())
+        self._task: asyncio.Task[None] | None = None
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        gateway.alert_sink = self.emit
+
+    async def readings(self) -> dict[str, float]:
+        try:
+            ready = await self.gateway.broker.ready()
+        except Exception:  # a broker error is exactly what this reading reports
+            ready = False
+        now = time.monotonic()
+        return {
+            "broker_unavailable": 0.0 if ready else 1.0,
+            "error_rate": self._errors.rate_per_min(sum(self.gateway.stats.errors.values()), now),
+            "connections": float(len(self.gateway.connections)),
+            "memory": self._process.memory_info().rss / 1e6,
+        }
+
+    async def check(self) -> list[Transition]:
+        now = time.monotonic()
+        transitions = []
+        for name, value in (await self.readings()).items():
+            transition = self.rules[name].observe(value, now)
+            if transition is not None:
+                transitions.append(transition)
+                await self.emit(self.alert_event(transition))
+        return transitions
+
+    def alert_event(self, t: Transition) -> dict[str, Any]:
+        title, message = MESSAGES[t.rule]
+        severity = "critical" if t.rule == "broker_unavailable" else "warning"
+        if not t.fired:
+            severity = "info"
+            message = f"resolved: {message}"
+        return self._event("system_alert", {
+            "severity": severity, "title": title, "message": message.format(value=t.value),
+            "alertId": f"{self.instance}:{t.rule}", "source": "gateway", "resolved": not t.fired,
+        })
+
+    def deployment_event(self, status: str, description: str) -> dict[str, Any]:
+        return self._event("deployment_status", {
+            "environment": self.gateway.settings.environment, "status": status,
+            "description": f"{self.instance}: {description}",
+        })
+
+    def _event(self, type_: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {"id": new_id("sys"), "type": type_, "timestamp": self.gateway.now_ms(), "data": data,
+                "metadata": {"version": "1.0", "source": "system-monitor"}}
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        try:
+            await self.gateway.publish([event])
+        except BrokerUnavailable:
+            # Deliver to this worker's subscribers directly; offset 0 is never replayed.
+            self.gateway.hub.on_broker_event(BrokerEvent(event, 0, "local"))
+        except Exception as exc:  # the monitor must never take the gateway down
+            log.warning("system monitor could not publish %s: %s", event["type"], exc)
+
+    async def run(self) -> None:
+        interval = self.gateway.settings.monitor_interval_s
+        while True:
+            try:
+                await self.check()
+            except Exception:
+                log.exception("system monitor check failed")
+            await asyncio.sleep(interval)
+
+    async def start(self) -> None:
+        await self.emit(self.deployment_event("started", "gateway started"))
+        if self.gateway.settings.monitor_interval_s > 0:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.emit(self.deployment_event("draining", "gateway draining for shutdown"))

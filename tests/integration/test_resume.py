@@ -1,0 +1,212 @@
+"""Session resume: restored subscriptions and missed events (CONTRACT.md section 4.7)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from tests.conftest import RunningGateway, base_settings, make_token
+from tests.integration.helpers import Client, agent_status, open_authed, open_ws, publish
+
+
+async def session_with_history(server: RunningGateway, token: str) -> tuple[str, str, str]:
+    """Connect, subscribe, receive two events, disconnect. (session, subscription, last id)."""
+    client = await open_authed(server, token=token)
+    assert client.connect is not None
+    session_id = client.connect["data"]["sessionId"]
+    sub_id = await client.subscribe(["agent_status"], {"agentId": ["a1", "a2"]})
+    await publish(server, [agent_status("a1", "e1"), agent_status("a2", "e2")])
+    got = await client.until_event("e2")
+    assert [m["id"] for m in got] == ["e1", "e2"]
+    await client.close()
+    await until_gone(server, client)
+    return session_id, sub_id, "e2"
+
+
+async def until_gone(server: RunningGateway, client: Client) -> None:
+    for _ in range(200):
+        if not server.gateway.connections:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server did not notice the disconnect")
+
+
+async def publish_while_away(server: RunningGateway) -> None:
+    await publish(server, [agent_status("a1", "m1"), agent_status("a3", "other"),
+                           {"type": "agent_log", "id": "log", "data": {"agentId": "a1", "level": "info",
+                                                                       "message": "x"}},
+                           agent_status("a2", "m2"), agent_status("a1", "m3")])
+
+
+async def expect_resumed(client: Client, session_id: str, sub_id: str) -> None:
+    assert client.connect is not None
+    assert client.connect["data"]["resumed"] is True
+    assert client.connect["data"]["sessionId"] == session_id
+    update = await client.recv_type("subscription_update")
+    assert update["data"]["status"] == "resumed"
+    assert update["data"]["subscriptionId"] == sub_id
+    assert update["data"]["events"] == ["agent_status"]
+    assert update["data"]["filters"] == {"agentId": ["a1", "a2"]}
+
+
+async def test_resume_with_query_parameters(server: RunningGateway) -> None:
+    token = make_token("alice")
+    session_id, sub_id, last = await session_with_history(server, token)
+    await publish_while_away(server)
+    client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
+    try:
+        await expect_resumed(client, session_id, sub_id)
+        await publish(server, agent_status("a2", "live"))
+        got = await client.until_event("live")
+        assert [m["id"] for m in got] == ["m1", "m2", "m3", "live"]
+        # the restored subscription is a real one: it can be removed by its id
+        reply = await client.request("unsubscribe", {"subscriptionId": sub_id})
+        assert reply["data"]["status"] == "removed"
+    finally:
+        await client.close()
+
+
+async def test_resume_in_band(server: RunningGateway) -> None:
+    token = make_token("alice")
+    session_id, sub_id, last = await session_with_history(server, token)
+    await publish_while_away(server)
+    client = await open_ws(server.ws_url)
+    try:
+        first = await client.recv_type("connect")
+        assert first["data"]["sessionId"] != session_id
+        await client.send({"id": "auth", "type": "auth_request", "timestamp": 0,
+                           "data": {"token": token, "sessionId": session_id, "lastEventId": last}})
+        client.connect = await client.recv_type("connect")
+        await client.recv_type("auth_success")
+        await expect_resumed(client, session_id, sub_id)
+        await publish(server, agent_status("a1", "live"))
+        got = await client.until_event("live")
+        assert [m["id"] for m in got] == ["m1", "m2", "m3", "live"]
+    finally:
+        await client.close()
+
+
+async def test_live_events_during_replay_are_neither_lost_nor_duplicated(server: RunningGateway) -> None:
+    token = make_token("alice")
+    session_id, sub_id, last = await session_with_history(server, token)
+    await publish(server, [agent_status("a1", f"away-{n}") for n in range(300)])
+
+    async def keep_publishing() -> None:
+        for n in range(20):
+            await publish(server, agent_status("a2", f"live-{n}"))
+
+    publisher = asyncio.create_task(keep_publishing())
+    client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
+    try:
+        await publisher
+        assert (await client.recv_type("subscription_update"))["data"]["status"] == "resumed"
+        got = await client.until_event("live-19")
+        ids = [m["id"] for m in got]
+        assert ids[:300] == [f"away-{n}" for n in range(300)]
+        assert ids[300:] == [f"live-{n}" for n in range(20)]
+    finally:
+        await client.close()
+
+
+async def test_unknown_session_is_not_resumed(server: RunningGateway) -> None:
+    client = await open_authed(server, query="session_id=sess-nope&last_event_id=e1")
+    try:
+        assert client.connect is not None
+        assert client.connect["data"]["resumed"] is False
+        assert client.connect["data"]["sessionId"] != "sess-nope"
+        await client.silent(0.1)  # no subscription_update, no replay
+    finally:
+        await client.close()
+
+
+async def test_unknown_last_event_id_is_reported_as_reset(server: RunningGateway) -> None:
+    token = make_token("alice")
+    session_id, sub_id, _ = await session_with_history(server, token)
+    client = await open_authed(server, token=token,
+                               query=f"session_id={session_id}&last_event_id=never-published")
+    try:
+        await expect_resumed(client, session_id, sub_id)
+        reset = await client.recv_type("subscription_update")
+        assert reset["data"]["status"] == "reset" and reset["data"]["subscriptionId"] == sub_id
+        assert reset["data"]["reason"]
+        await publish(server, agent_status("a1", "live"))
+        assert (await client.recv())["id"] == "live"
+    finally:
+        await client.close()
+
+
+async def test_gap_past_retention_is_reported_as_reset(gateway_factory: Callable[..., Any]) -> None:
+    server = await gateway_factory(base_settings(history_max_events=3))
+    token = make_token("alice")
+    session_id, sub_id, last = await session_with_history(server, token)
+    await publish(server, [agent_status("a1", f"gap-{n}") for n in range(6)])
+    client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
+    try:
+        await expect_resumed(client, session_id, sub_id)
+        reset = await client.recv_type("subscription_update")
+        assert reset["data"]["status"] == "reset"
+    finally:
+        await client.close()
+
+
+async def test_another_subject_cannot_resume_the_session(server: RunningGateway) -> None:
+    session_id, _, last = await session_with_history(server, make_token("alice"))
+    await publish_while_away(server)
+    for query in (f"session_id={session_id}&last_event_id={last}", f"session_id={session_id}"):
+        thief = await open_authed(server, token=make_token("mallory"), query=query)
+        try:
+            assert thief.connect is not None
+            assert thief.connect["data"]["resumed"] is False
+            assert thief.connect["data"]["sessionId"] != session_id
+            await thief.silent(0.1)
+        finally:
+            await thief.close()
+    # in-band too
+    thief = await open_ws(server.ws_url)
+    try:
+        await thief.recv_type("connect")
+        await thief.send({"id": "a", "type": "auth_request", "timestamp": 0,
+                          "data": {"token": make_token("mallory"), "sessionId": session_id,
+                                   "lastEventId": last}})
+        again = await thief.recv_type("connect")
+        assert again["data"]["resumed"] is False and again["data"]["sessionId"] != session_id
+        await thief.recv_type("auth_success")
+        await thief.silent(0.1)
+    finally:
+        await thief.close()
+
+
+async def test_resume_while_the_old_connection_is_still_open(server: RunningGateway) -> None:
+    """A client whose network dropped reconnects before the server noticed: it takes the
+    session over instead of failing, and its events are delivered once."""
+    token = make_token("alice")
+    old = await open_authed(server, token=token)
+    assert old.connect is not None
+    session_id = old.connect["data"]["sessionId"]
+    sub_id = await old.subscribe(["agent_status"], {"agentId": ["a1", "a2"]})
+    await publish(server, agent_status("a1", "t1"))
+    assert (await old.recv())["id"] == "t1"
+    new = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id=t1")
+    try:
+        await expect_resumed(new, session_id, sub_id)
+        await publish(server, agent_status("a2", "t2"))
+        assert (await new.recv())["id"] == "t2"
+        await new.silent(0.1)
+        assert (await new.request("ping", {}))["type"] == "pong"
+        # the old connection is closed; the session's subscriptions survive its cleanup
+        code, _ = await old.closed()
+        assert code == 1000
+        await asyncio.sleep(0.05)
+        await publish(server, agent_status("a1", "t3"))
+        assert (await new.recv())["id"] == "t3"
+    finally:
+        await new.close()
+        await old.close()
+    # and the session is still resumable afterwards, with its subscription
+    await until_gone(server, new)
+    again = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id=t3")
+    try:
+        await expect_resumed(again, session_id, sub_id)
+    finally:
+        await again.close()
