@@ -74,6 +74,9 @@ class Settings:
     history_max_events: int = 100_000
     history_max_age_s: float = 3600.0
     session_ttl_s: float = 300.0  # how long a disconnected session can be resumed
+    # --- redis broker (when broker is a redis:// URL) -------------------------
+    redis_prefix: str = "{autosdlc}:"  # key and channel prefix; the {hash tag} keeps keys in one Cluster slot
+    redis_reconnect_max_s: float = 5.0  # cap of the jittered exponential backoff while Redis is away
     # --- sources -----------------------------------------------------------
     github_webhook_secret: str | None = None
     github_webhook_max_bytes: int = 1048576

@@ -163,7 +163,10 @@ class Authenticator:
                 break
             except jwt.InvalidSignatureError:
                 continue
-            except (jwt.InvalidKeyError, jwt.InvalidAlgorithmError):
+            except (jwt.InvalidKeyError, jwt.InvalidAlgorithmError, TypeError):
+                # A key of the other family (an EC key for an RS256 token): PyJWT
+                # says so with TypeError for key objects (JWKS entries, loaded keys)
+                # and InvalidKeyError for PEM bytes. Either way: try the next key.
                 continue
             except jwt.InvalidIssuerError:
                 raise AuthenticationError("token issuer is not accepted", code="invalid_token") from None

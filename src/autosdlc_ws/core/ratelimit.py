@@ -54,4 +54,11 @@ class KeyedBuckets:
             if bucket.tokens + (now - bucket.updated_at) * bucket.rate_per_s >= bucket.burst:
                 del self._buckets[key]
         if len(self._buckets) >= self._max_keys:
-            self._buckets.pop(next(iter(self._buckets)))
+            # Still full: forget the bucket closest to full, the one whose loss
+            # changes least. Dropping the oldest key instead could hand a fresh
+            # burst to the key that has been using up its bucket the longest.
+            fullest = max(
+                self._buckets,
+                key=lambda k: self._buckets[k].tokens + (now - self._buckets[k].updated_at) * self._rate,
+            )
+            del self._buckets[fullest]

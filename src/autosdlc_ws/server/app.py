@@ -37,7 +37,13 @@ FALLBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>AutoS
 def make_broker(settings: Settings) -> Broker:
     if settings.broker == "memory":
         return MemoryBroker(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
-    raise ConfigError(f"broker {settings.broker!r}: only the memory broker is available in this build")
+    if settings.broker.startswith(("redis://", "rediss://")):
+        from autosdlc_ws.broker.redis import RedisBroker
+
+        return RedisBroker(settings.broker, prefix=settings.redis_prefix,
+                           max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
+                           reconnect_max_s=settings.redis_reconnect_max_s)
+    raise ConfigError(f"broker {settings.broker!r}: use 'memory' or a redis:// URL")
 
 
 async def dashboard(request: web.Request) -> web.StreamResponse:

@@ -107,7 +107,12 @@ class Connection:
             self._pending.clear()
             self._pending_bytes = 0
             return
-        if self._pending_bytes + self.transport.get_write_buffer_size() > self._limit:
+        # Falling behind means the bytes written earlier are still unsent when more
+        # arrive. The burst being flushed is not counted: otherwise one loop
+        # iteration queueing more than the limit (a 1000-event batch) would close
+        # every consumer, even those that keep up. Memory per connection stays
+        # under the limit plus one burst.
+        if self.transport.get_write_buffer_size() > self._limit:
             self._slow_consumer()
             return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
@@ -187,6 +192,7 @@ class Connection:
                     size = len(msg.data)
                     self.bytes_in += size
                     self.gateway.stats.bytes_received += size
+                    self.gateway.stats.received_size.observe(size)
                     actions = self.core.receive(
                         msg.data, binary=msg.type is WSMsgType.BINARY,
                         now_ms=self.gateway.now_ms(), mono_s=time.monotonic(),

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import psutil
 from prometheus_client import CollectorRegistry
 
 from autosdlc_ws.broker.base import Broker, HistoryResult, Position, PublishReceipt, SessionRecord
@@ -24,6 +26,7 @@ from autosdlc_ws.core.session import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.core.error_groups import ErrorAggregator
+from autosdlc_ws.core.permissions import KIND_OF_KEY
 from autosdlc_ws.server.hub import Hub
 from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import GatewayStats, StatsCollector
@@ -56,21 +59,37 @@ class Gateway:
         self.connections: dict[str, Connection] = {}
         self.per_identity: Counter[str] = Counter()
         self.registry = registry or CollectorRegistry()
-        self.registry.register(StatsCollector(self.stats, self._gauges))
+        self._process = psutil.Process()
+        self.collector = StatsCollector(self.stats, self._gauges, os.environ.get("AUTOSDLC_WS_STATS_DIR"))
+        self.registry.register(self.collector)
         self.started_at_ms = self.now_ms()
         self.draining = False
         self.error_groups = ErrorAggregator(alert_per_min=settings.alert_error_rate_per_min)
-        self.alert_sink: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # the system monitor
+        self.alert_sink: Callable[[dict[str, Any]], Coroutine[Any, Any, None]] | None = None  # the system monitor
         self._session_saves: dict[str, asyncio.Task[None]] = {}
         #: session id -> the live connection that holds it (for take-over on resume)
         self.session_owners: dict[str, Connection] = {}
 
     def _gauges(self) -> dict[str, float]:
-        return {
+        gauges: dict[str, float] = {
             "connections_active": len(self.connections),
             "subscriptions_active": len(self.hub.index),
-            "broker_up": 1.0,
+            "memory_rss_bytes": float(self._process.memory_info().rss),
+            "queued_bytes": float(sum(c.queue_depth_bytes() for c in self.connections.values())),
         }
+        for kind in ("jwt", "api_key", "unauthenticated"):
+            gauges[f"connections_by_auth:{kind}"] = 0.0
+        for conn in self.connections.values():
+            principal = conn.core.principal
+            gauges[f"connections_by_auth:{principal.kind if principal else 'unauthenticated'}"] += 1
+        for kind in ("agent", "task", "workflow", "repo", "unfiltered"):
+            gauges[f"subscriptions_by_kind:{kind}"] = 0.0
+        for conn in self.connections.values():
+            for sub in conn.core.subscriptions.values():
+                key = sub.index_key()
+                kind = KIND_OF_KEY[key] if key else "unfiltered"
+                gauges[f"subscriptions_by_kind:{kind}"] += 1
+        return gauges
 
     def record_error(self, code: str, message_type: str, message: str) -> None:
         """Count an error frame; one `system_alert` when its group's rate crosses the threshold."""
@@ -89,6 +108,17 @@ class Gateway:
 
     async def start(self) -> None:
         await self.broker.start(self.hub.on_broker_event)
+        if os.environ.get("AUTOSDLC_WS_STATS_DIR"):
+            self._stats_task = asyncio.get_running_loop().create_task(self._share_stats())
+
+    async def _share_stats(self) -> None:
+        """Multi-worker: publish this worker's figures for whichever worker is scraped."""
+        while True:
+            try:
+                self.collector.write_snapshot()
+            except OSError as exc:
+                log.warning("could not write stats snapshot: %s", exc)
+            await asyncio.sleep(1.0)
 
     # --- publishing -----------------------------------------------------------
 

@@ -7,6 +7,8 @@ others (it is closed when its own queue overflows).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from autosdlc_ws.broker.base import BrokerEvent
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
 
 
 class Hub:
+    def _observe_latency(self, started: float) -> None:
+        self._stats.fanout_latency.observe(time.perf_counter() - started)
+
     def __init__(self, *, gzip_threshold: int, stats: GatewayStats, message_log: MessageLog | None = None) -> None:
         self.index: SubscriptionIndex[Connection] = SubscriptionIndex()
         self.message_log = message_log or MessageLog()
@@ -34,9 +39,16 @@ class Hub:
         owners = self.index.match(event["type"], data)
         if not owners:
             return
+        started = time.perf_counter()
         out = Outgoing(event, gzip_threshold=self._gzip_threshold)
         for conn in owners:
             conn.deliver(out, record.offset)
-        self._stats.events_delivered += len(owners)
+        stats = self._stats
+        stats.events_delivered += len(owners)
+        stats.events_sent[event["type"]] += len(owners)
+        stats.event_size.observe(len(out.json))
+        # Connections flush in callbacks scheduled during the loop above; this one
+        # runs after them, so it measures encode + queue + write for all recipients.
+        asyncio.get_running_loop().call_soon(self._observe_latency, started)
         if self.message_log.enabled:
             self.message_log.log("out", event, subject=None, connection_id=None, recipients=len(owners))

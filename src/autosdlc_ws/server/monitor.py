@@ -55,11 +55,15 @@ class SystemMonitor:
         gateway.alert_sink = self.emit
 
     async def readings(self) -> dict[str, float]:
+        started = time.perf_counter()
         try:
             ready = await self.gateway.broker.ready()
         except Exception:  # a broker error is exactly what this reading reports
             ready = False
         now = time.monotonic()
+        stats = self.gateway.stats
+        stats.broker_up = 1.0 if ready else 0.0
+        stats.broker_rtt_s = time.perf_counter() - started if ready else 0.0
         return {
             "broker_unavailable": 0.0 if ready else 1.0,
             "error_rate": self._errors.rate_per_min(sum(self.gateway.stats.errors.values()), now),

@@ -1,0 +1,2 @@
+// What an app that only constructs the client pulls in (tree-shaken).
+export { AutoSDLCWebSocketClient } from '../src/client.js';

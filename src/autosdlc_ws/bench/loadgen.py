@@ -1,0 +1,696 @@
+"""The load generator: N WebSocket connections in one process, publishing through the HTTP API.
+
+It opens N connections to one target (gateway, bare aiohttp or python-socketio),
+authenticates and subscribes where the target has such things, then runs
+phases: a burst (publish as fast as a bounded window of undelivered events
+allows, `batch` events per POST) or a fixed rate (deliveries/s). Every
+connection must receive every event exactly once and in order: each frame is
+compared with the bytes the server is expected to send for the next event of
+that connection, and anything else is parsed and classified (duplicate,
+missing, corrupt, foreign). Latency is publish-to-receive, from the
+`time.monotonic_ns()` the publisher put in the event (same machine, same clock).
+
+Server CPU and memory come from /proc/<pid>; the load generator's own CPU from
+`time.process_time()`. Runs in-process (tests) or as its own process
+(`python -m autosdlc_ws.bench.loadgen CONFIG.json RESULT.json`, pinned to a core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import os
+import re
+import resource
+import socket
+import sys
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from autosdlc_ws.bench.procstat import cpu_seconds, rss_bytes
+from autosdlc_ws.bench.protocol import EventFactory, Protocol, make_protocol, new_run_id
+
+monotonic_ns = time.monotonic_ns
+_INF = float("inf")
+
+try:  # the fastest client available; aiohttp's client otherwise
+    from picows import WSListener as _WSListener  # type: ignore[import-not-found,unused-ignore]
+    from picows import WSMsgType as _PicoType  # type: ignore[import-not-found,unused-ignore]
+    from picows import ws_connect as _picows_connect  # type: ignore[import-not-found,unused-ignore]
+
+    HAVE_PICOWS = True
+except ImportError:  # pragma: no cover - depends on the bench extra
+    HAVE_PICOWS = False
+    _WSListener = object
+
+
+@dataclass
+class Phase:
+    label: str
+    batch: int = 1  # events per POST: the events the server handles in one loop iteration
+    rate: float = 0.0  # deliveries/s to hold; 0 = burst (as fast as the window allows)
+    duration: float = 3.0  # seconds of publishing
+    max_events: int = 1_000_000
+    min_events: int = 3
+    window: int = 0  # events published but not yet delivered everywhere; 0 = max(8, 3 * batch)
+
+    def window_events(self) -> int:
+        return self.window or max(8, 3 * self.batch)
+
+
+@dataclass
+class LoadConfig:
+    target: str
+    base_url: str
+    n: int
+    token: str | None = None
+    event_size: int = 300
+    compression: bool = False
+    phases: list[Phase] = field(default_factory=list)
+    server_pid: int | None = None
+    client: str = "auto"  # picows | aiohttp | auto
+    connect_concurrency: int = 64
+    stalled: int = 0  # extra raw connections that subscribe and then never read
+    stalled_rcvbuf: int = 4096
+    warmup_events: int = 20
+    drain_timeout: float = 30.0
+    connect_timeout: float = 180.0
+    progress: bool = True
+    label: str = ""
+    rss_interval: float = 0.5
+    settle_s: float = 0.5
+    subscribe: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> LoadConfig:
+        obj = dict(obj)
+        obj["phases"] = [Phase(**p) for p in obj.get("phases", [])]
+        return cls(**obj)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class BenchError(Exception):
+    """The run could not be carried out (connections refused, publish failed, stall)."""
+
+
+# --- connections -------------------------------------------------------------------------
+
+
+def _slow_path(conn: Any, payload: bytes, binary: bool) -> None:
+    """A frame that is not the next expected event: a control frame or an error."""
+    lg: LoadGen = conn.lg
+    try:
+        kind, msg = lg.proto.decode(payload, binary)
+    except Exception as exc:
+        lg.error(conn, "undecodable", -1, detail=f"{type(exc).__name__}: {payload[:80]!r}")
+        return
+    if kind == "control":
+        lg.proto.on_control(conn, msg)
+        return
+    data = msg.get("data") if isinstance(msg, dict) else None
+    seq = data.get("seq") if isinstance(data, dict) else None
+    if not isinstance(seq, int) or data.get("run") != lg.run_id or not 0 <= seq < lg.published:  # type: ignore[union-attr]
+        lg.error(conn, "foreign", -1, detail=repr(payload[:80]))
+        return
+    now = monotonic_ns()
+    exp = conn.expected
+    if seq < exp:
+        lg.error(conn, "duplicate", seq)
+        return
+    if seq > exp:
+        lg.error(conn, "missing", exp, count=seq - exp)
+    if data != lg.datas[seq]:
+        lg.error(conn, "corrupt", seq)
+    lg.lat_append(now - lg.sent_ns[seq])
+    lg.last_ns = now
+    conn.expected = seq + 1
+    count = lg.count + 1 + (seq - exp)
+    lg.count = count
+    if count >= lg.wake_at:
+        lg.wake()
+
+
+class _ConnBase:
+    lg: LoadGen
+    index: int
+    expected: int
+
+    def _init(self, lg: LoadGen, index: int) -> None:
+        self.lg = lg
+        self.index = index
+        self.expected = 0  # sequence number of the next event this connection must receive
+        self.close_code: int | None = None
+        self.is_ready = False
+        self.failure: str | None = None
+        self.ready_fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def ready(self) -> None:
+        if not self.is_ready:
+            self.is_ready = True
+            self.lg.ready_count += 1
+            if not self.ready_fut.done():
+                self.ready_fut.set_result(None)
+
+    def fail(self, why: str) -> None:
+        self.failure = why
+        if not self.ready_fut.done():
+            self.ready_fut.set_exception(BenchError(f"connection {self.index}: {why}"))
+
+    def closed(self, code: int | None) -> None:
+        self.close_code = code
+        if not self.lg.stopping:
+            self.lg.error(self, "closed", self.expected, detail=f"close code {code}")
+        if not self.ready_fut.done():
+            self.ready_fut.set_exception(BenchError(f"connection {self.index} closed ({code})"))
+
+
+if HAVE_PICOWS:
+    _TEXT = _PicoType.TEXT
+    _BINARY = _PicoType.BINARY
+    _CLOSE = _PicoType.CLOSE
+
+    class PicowsConn(_WSListener, _ConnBase):  # type: ignore[misc,valid-type]
+        def __init__(self, lg: LoadGen, index: int) -> None:
+            super().__init__()
+            self._init(lg, index)
+            self.transport: Any = None
+
+        def on_ws_connected(self, transport: Any) -> None:
+            self.transport = transport
+            self.lg.proto.on_open(self)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            mt = frame.msg_type
+            if mt is _TEXT or mt is _BINARY:
+                payload = frame.get_payload_as_bytes()
+                lg = self.lg
+                exp = self.expected
+                if exp < lg.published and payload == lg.frames[exp]:  # the hot path: the next event
+                    now = monotonic_ns()
+                    lg.lat_append(now - lg.sent_ns[exp])
+                    lg.last_ns = now
+                    self.expected = exp + 1
+                    count = lg.count + 1
+                    lg.count = count
+                    if count >= lg.wake_at:
+                        lg.wake()
+                    return
+                _slow_path(self, payload, mt is _BINARY)
+            elif mt is _CLOSE:
+                code = frame.get_close_code()
+                self.closed(int(code.value) if hasattr(code, "value") else int(code))
+                with contextlib.suppress(Exception):
+                    transport.send_close(code)
+                transport.disconnect()
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            if self.close_code is None:
+                self.closed(1006)
+
+        def send_text(self, data: bytes) -> None:
+            self.transport.send(_TEXT, data)
+
+        def shutdown(self) -> None:
+            if self.transport is not None:
+                with contextlib.suppress(Exception):
+                    self.transport.send_close()
+                self.transport.disconnect()
+
+
+class AiohttpConn(_ConnBase):
+    def __init__(self, lg: LoadGen, index: int) -> None:
+        self._init(lg, index)
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def send_text(self, data: bytes) -> None:
+        assert self.ws is not None
+        self.lg.loop.create_task(self.ws.send_str(data.decode()))
+
+    async def reader(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        lg = self.lg
+        text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        async for msg in ws:
+            if msg.type is text:
+                payload = msg.data.encode()
+            elif msg.type is binary:
+                payload = msg.data
+            else:
+                continue
+            exp = self.expected
+            if exp < lg.published and payload == lg.frames[exp]:
+                now = monotonic_ns()
+                lg.lat_append(now - lg.sent_ns[exp])
+                lg.last_ns = now
+                self.expected = exp + 1
+                count = lg.count + 1
+                lg.count = count
+                if count >= lg.wake_at:
+                    lg.wake()
+                continue
+            _slow_path(self, payload, msg.type is binary)
+        self.closed(ws.close_code)
+
+    def shutdown(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            self.lg.loop.create_task(self.ws.close())
+
+
+# --- stalled readers -------------------------------------------------------------------
+
+
+def _masked_text_frame(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, 0x80 | n))
+    elif n < 65536:
+        header = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
+    masked = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+def open_stalled_reader(ws_url: str, headers: dict[str, str], target: str, *, rcvbuf: int,
+                        index: int, timeout: float = 10.0) -> socket.socket:
+    """A raw socket that upgrades, subscribes like a normal client, then never reads again."""
+    url = urllib.parse.urlsplit(ws_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect((url.hostname or "127.0.0.1", url.port or 80))
+    key = base64.b64encode(os.urandom(16)).decode()
+    path = url.path + (f"?{url.query}" if url.query else "")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                  f"{extra}\r\n").encode())
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        while marker not in seen:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise BenchError(f"stalled reader {index}: closed during the handshake")
+            seen += chunk
+
+    read_until(b"\r\n\r\n")
+    if b" 101 " not in seen.split(b"\r\n", 1)[0]:
+        raise BenchError(f"stalled reader {index}: upgrade refused: {seen[:200]!r}")
+    if target == "gateway":
+        read_until(b'"auth_success"')
+        sock.sendall(_masked_text_frame(orjson.dumps({
+            "id": f"stalled-{index}", "type": "subscribe", "timestamp": 1_700_000_000_000,
+            "data": {"events": ["agent_log"]}})))
+        read_until(b'"subscription_update"')
+    elif target == "socketio":
+        read_until(b'"sid"')
+        sock.sendall(_masked_text_frame(b"40"))
+        read_until(b"40{")
+    return sock
+
+
+# --- the load generator ----------------------------------------------------------------
+
+
+class LoadGen:
+    def __init__(self, cfg: LoadConfig) -> None:
+        self.cfg = cfg
+        self.n = cfg.n
+        self.run_id = new_run_id()
+        self.factory = EventFactory(self.run_id, cfg.event_size)
+        self.proto: Protocol = make_protocol(cfg.target, compression=cfg.compression,
+                                             subscribe=cfg.subscribe)
+        self.client = cfg.client
+        if self.client == "auto":
+            self.client = "picows" if HAVE_PICOWS else "aiohttp"
+        if self.client == "picows" and not HAVE_PICOWS:
+            raise BenchError("client picows requested but picows is not installed (pip install '.[bench]')")
+        # what was published, by sequence number
+        self.frames: list[bytes] = []
+        self.sent_ns: list[int] = []
+        self.datas: list[dict[str, Any]] = []
+        self.published = 0
+        # what was received: deliveries accounted for (received, or found missing), all connections
+        self.count = 0
+        self.wake_at: float = _INF
+        self._waiter: asyncio.Future[None] | None = None
+        self.last_ns = 0
+        self.lat: list[int] = []
+        self.lat_append: Callable[[int], None] = self.lat.append
+        self.errors: Counter[str] = Counter()
+        self.error_samples: list[str] = []
+        self.conns: list[Any] = []
+        self.stalled: list[socket.socket] = []
+        self.ready_count = 0
+        self.stopping = False
+        self.rss_samples: list[tuple[float, int]] = []
+        self._status = ""
+        self._progress: tuple[float, float] = (0.0, 1.0)
+        self.loop = asyncio.get_running_loop()
+        self._http: aiohttp.ClientSession | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
+        self._t_origin = monotonic_ns()
+
+    # --- accounting -------------------------------------------------------------------
+
+    def error(self, conn: Any, kind: str, seq: int, *, count: int = 1, detail: str = "") -> None:
+        self.errors[kind] += count
+        if len(self.error_samples) < 20:
+            self.error_samples.append(f"conn {conn.index}: {kind} x{count} at seq {seq} {detail}".rstrip())
+
+    def wake(self) -> None:
+        self.wake_at = _INF
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_count(self, target: int, timeout: float) -> bool:
+        """Until `target` deliveries are accounted for; False on timeout."""
+        if self.count >= target:
+            return True
+        self._waiter = self.loop.create_future()
+        self.wake_at = target
+        try:
+            await asyncio.wait_for(self._waiter, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self.wake_at = _INF
+            self._waiter = None
+        return True
+
+    # --- publishing -------------------------------------------------------------------
+
+    def _prepare(self, batch: int) -> list[dict[str, Any]]:
+        t = monotonic_ns()
+        events = []
+        for _ in range(batch):
+            seq = len(self.frames)
+            event = self.factory.make(seq, t)
+            self.frames.append(self.proto.expected(event, orjson.dumps(event)))
+            self.sent_ns.append(t)
+            self.datas.append(event["data"])
+            events.append(event)
+        self.published = len(self.frames)
+        return events
+
+    async def publish(self, batch: int) -> None:
+        events = self._prepare(batch)
+        assert self._http is not None
+        body = orjson.dumps(events if batch > 1 else events[0])
+        url = self.cfg.base_url.rstrip("/") + "/api/v1/events"
+        headers = {"Content-Type": "application/json"}
+        if self.cfg.token:
+            headers["Authorization"] = f"Bearer {self.cfg.token}"
+        async with self._http.post(url, data=body, headers=headers) as resp:
+            text = await resp.read()
+            if resp.status >= 300:
+                raise BenchError(f"publish answered {resp.status}: {text[:300]!r}")
+
+    # --- connecting -------------------------------------------------------------------
+
+    async def _open_picows(self, index: int, url: str, headers: dict[str, str]) -> Any:
+        _, listener = await _picows_connect(
+            lambda: PicowsConn(self, index), url, extra_headers=headers,
+            websocket_handshake_timeout=60, enable_auto_pong=True, max_frame_size=64 * 1024 * 1024,
+            read_buffer_init_size=4096)
+        return listener
+
+    async def _open_aiohttp(self, index: int, url: str, headers: dict[str, str]) -> Any:
+        assert self._ws_session is not None
+        conn = AiohttpConn(self, index)
+        conn.ws = await self._ws_session.ws_connect(url, headers=headers, autoping=True, max_msg_size=0,
+                                                    timeout=aiohttp.ClientWSTimeout(ws_receive=None))
+        self.proto.on_open(conn)
+        conn.task = self.loop.create_task(conn.reader())
+        return conn
+
+    async def connect_all(self) -> float:
+        url = self.proto.ws_url(self.cfg.base_url)
+        headers = self.proto.headers(self.cfg.token)
+        opener = self._open_picows if self.client == "picows" else self._open_aiohttp
+        sem = asyncio.Semaphore(self.cfg.connect_concurrency)
+        t0 = time.monotonic()
+        self._status = "connecting"
+
+        async def one(index: int) -> None:
+            async with sem:
+                last: Exception | None = None
+                for attempt in range(3):
+                    try:
+                        conn = await opener(index, url, headers)
+                        break
+                    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+                        last = exc
+                        await asyncio.sleep(0.2 * (attempt + 1))
+                else:
+                    raise BenchError(f"connection {index} failed: {last!r}")
+                self.conns.append(conn)
+                await asyncio.wait_for(asyncio.shield(conn.ready_fut), 60)
+                self._progress = (self.ready_count, self.n)
+
+        results = await asyncio.wait_for(
+            asyncio.gather(*(one(i) for i in range(self.n)), return_exceptions=True),
+            self.cfg.connect_timeout)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise BenchError(f"{len(failures)} of {self.n} connections failed; first: {failures[0]!r}")
+        for i in range(self.cfg.stalled):
+            sock = await self.loop.run_in_executor(
+                None, lambda i=i: open_stalled_reader(url, headers, self.cfg.target,
+                                                      rcvbuf=self.cfg.stalled_rcvbuf, index=i))
+            self.stalled.append(sock)
+        return time.monotonic() - t0
+
+    # --- measuring --------------------------------------------------------------------
+
+    def _server_cpu(self) -> float:
+        return cpu_seconds(self.cfg.server_pid) if self.cfg.server_pid else 0.0
+
+    def _server_rss(self) -> int:
+        return rss_bytes(self.cfg.server_pid) if self.cfg.server_pid else 0
+
+    async def _sample_rss(self) -> None:
+        while True:
+            self.rss_samples.append(((monotonic_ns() - self._t_origin) / 1e9, self._server_rss()))
+            await asyncio.sleep(self.cfg.rss_interval)
+
+    async def _show_progress(self) -> None:
+        tty = sys.stderr.isatty()
+        last_line = 0.0
+        width = 24
+        while True:
+            done, total = self._progress
+            frac = min(1.0, done / total) if total else 0.0
+            bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+            line = (f"  {self.cfg.label or self.cfg.target} N={self.n}: {self._status:<22} "
+                    f"[{bar}] {frac * 100:5.1f}%")
+            now = time.monotonic()
+            if tty:
+                sys.stderr.write("\r" + line[:160])
+                sys.stderr.flush()
+            elif now - last_line >= 5:
+                sys.stderr.write(line + "\n")
+                last_line = now
+            await asyncio.sleep(0.2)
+
+    async def _slow_consumer_closes(self) -> int | None:
+        if self.cfg.target != "gateway" or self._http is None:
+            return None
+        try:
+            async with self._http.get(self.cfg.base_url.rstrip("/") + "/metrics") as resp:
+                text = await resp.text()
+        except aiohttp.ClientError:
+            return None
+        m = re.search(r"^autosdlc_ws_slow_consumer_disconnects_total (\S+)", text, re.M)
+        return int(float(m.group(1))) if m else None
+
+    async def run_phase(self, ph: Phase) -> dict[str, Any]:
+        n = self.n
+        start_pub = self.published
+        if self.count < start_pub * n:
+            await self.wait_count(start_pub * n, self.cfg.drain_timeout)
+        window = ph.window_events()
+        interval_ns = ph.batch * n / ph.rate * 1e9 if ph.rate > 0 else 0.0
+        self.lat = []
+        self.lat_append = self.lat.append
+        rss_from = len(self.rss_samples)
+        self._status = ph.label
+        self._progress = (0.0, ph.duration)
+        cpu0, lcpu0, t0 = self._server_cpu(), time.process_time(), monotonic_ns()
+        deadline = t0 + int(ph.duration * 1e9)
+        k = 0
+        window_waits = 0
+        while True:
+            now = monotonic_ns()
+            sent = self.published - start_pub
+            self._progress = ((now - t0) / 1e9, ph.duration)
+            if sent + ph.batch > ph.max_events or (now >= deadline and sent >= ph.min_events):
+                break
+            if interval_ns:
+                due = t0 + int(k * interval_ns)
+                if due > now:
+                    await asyncio.sleep((due - now) / 1e9)
+            need = (self.published + ph.batch - window) * n
+            if need > self.count:
+                window_waits += 1
+                if not await self.wait_count(need, self.cfg.drain_timeout):
+                    break  # stalled: report what arrived, as incomplete
+            await self.publish(ph.batch)
+            k += 1
+        publish_end = monotonic_ns()
+        self._status = ph.label + " (draining)"
+        target = self.published * n
+        complete = await self.wait_count(target, self.cfg.drain_timeout)
+        t1 = self.last_ns if complete else monotonic_ns()
+        cpu1, lcpu1 = self._server_cpu(), time.process_time()
+        events = self.published - start_pub
+        deliveries = events * n
+        wall = max(1e-9, (t1 - t0) / 1e9)
+        server_cpu = cpu1 - cpu0
+        lat = sorted(self.lat)
+
+        def pct(p: float) -> float | None:
+            if not lat:
+                return None
+            return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] / 1e6
+
+        result: dict[str, Any] = {
+            "label": ph.label, "batch": ph.batch, "rate_requested": ph.rate or None,
+            "events": events, "deliveries": deliveries, "wall_s": round(wall, 4),
+            "deliveries_per_s": deliveries / wall,
+            "achieved_rate": deliveries / max(1e-9, (publish_end - t0) / 1e9) if ph.rate else None,
+            "window_events": window, "window_waits": window_waits,
+            "server_cpu_s": round(server_cpu, 3),
+            "server_cpu_pct": 100 * server_cpu / wall,
+            "deliveries_per_server_cpu_s": deliveries / server_cpu if server_cpu > 0 else None,
+            "loadgen_cpu_s": round(lcpu1 - lcpu0, 3),
+            "loadgen_cpu_pct": 100 * (lcpu1 - lcpu0) / wall,
+            "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
+                           "max": lat[-1] / 1e6 if lat else None, "samples": len(lat)},
+            "complete": complete,
+            "rss_samples": [(round(t, 2), b) for t, b in self.rss_samples[rss_from:]],
+            "slow_consumer_disconnects": await self._slow_consumer_closes(),
+        }
+        self.lat = []
+        self.lat_append = self.lat.append
+        return result
+
+    # --- the whole run -----------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        tasks: list[asyncio.Task[None]] = []
+        if cfg.progress:
+            tasks.append(self.loop.create_task(self._show_progress()))
+        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        self._ws_session = aiohttp.ClientSession(connector=connector)
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4))
+        result: dict[str, Any] = {
+            "target": cfg.target, "label": cfg.label, "n": self.n, "event_size": cfg.event_size,
+            "frame_bytes": len(self.proto.expected(self.factory.make(10_000, 10**18),
+                                                   orjson.dumps(self.factory.make(10_000, 10**18)))),
+            "compression": cfg.compression, "client": self.client, "stalled": cfg.stalled,
+            "event_loop": type(self.loop).__module__.split(".")[0],
+        }
+        try:
+            await asyncio.sleep(cfg.settle_s)
+            rss0 = self._server_rss()
+            result["connect_s"] = round(await self.connect_all(), 3)
+            await asyncio.sleep(cfg.settle_s)
+            rss1 = self._server_rss()
+            result.update(rss_before=rss0, rss_after=rss1,
+                          rss_per_conn=(rss1 - rss0) / (self.n + cfg.stalled) if cfg.server_pid else None)
+            tasks.append(self.loop.create_task(self._sample_rss()))
+            if cfg.warmup_events:
+                await self.run_phase(Phase("warm-up", batch=1, duration=0.0,
+                                           max_events=cfg.warmup_events, min_events=cfg.warmup_events))
+            result["phases"] = [await self.run_phase(ph) for ph in cfg.phases]
+        finally:
+            self.stopping = True
+            for task in tasks:
+                task.cancel()
+            if cfg.progress:
+                sys.stderr.write("\r" + " " * 100 + "\r")
+                sys.stderr.flush()
+            self._finish(result)
+            for conn in self.conns:
+                conn.shutdown()
+            for sock in self.stalled:
+                sock.close()
+            await asyncio.sleep(0.2)
+            await self._http.close()
+            await self._ws_session.close()
+        return result
+
+    def _finish(self, result: dict[str, Any]) -> None:
+        for conn in self.conns:
+            tail = self.published - conn.expected
+            if tail > 0:
+                self.error(conn, "missing", conn.expected, count=tail, detail="(never arrived)")
+        result["published_events"] = self.published
+        result["errors"] = dict(self.errors)
+        result["error_samples"] = self.error_samples
+        result["ok"] = not self.errors and len(self.conns) == self.n
+
+
+async def run_loadgen(cfg: LoadConfig) -> dict[str, Any]:
+    return await LoadGen(cfg).run()
+
+
+def raise_nofile_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m autosdlc_ws.bench.loadgen CONFIG.json RESULT.json [--cpu K] [--no-uvloop]`"""
+    args = list(sys.argv[1:] if argv is None else argv)
+    use_uvloop = "--no-uvloop" not in args
+    cpu = None
+    if "--cpu" in args:
+        cpu = int(args[args.index("--cpu") + 1])
+    paths = [a for a in args if not a.startswith("--") and not a.isdigit()]
+    cfg = LoadConfig.from_json(orjson.loads(open(paths[0], "rb").read()))
+    if cpu is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {cpu})
+    raise_nofile_limit()
+    runner: Any = asyncio.run
+    if use_uvloop:
+        try:
+            import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+            runner = uvloop.run
+        except ImportError:
+            pass
+    try:
+        result = runner(run_loadgen(cfg))
+    except BenchError as exc:
+        result = {"target": cfg.target, "n": cfg.n, "fatal": str(exc), "ok": False}
+    with open(paths[1], "wb") as fh:
+        fh.write(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0 if result.get("ok") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""What the load generator sends and expects, per target: events and the three wire protocols.
+
+Every benchmark event is an `agent_log` envelope whose `data` carries the run
+id, a sequence number and the publisher's `time.monotonic_ns()`. The harness
+also knows the exact bytes each server will send for each event (servers
+encode the same dict with the same key order), so checking a delivery is one
+bytes comparison; anything else falls back to parsing, which tells a
+duplicate, a gap, a foreign or a corrupted delivery apart.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+TARGETS = ("gateway", "bare-aiohttp", "socketio")
+EVENT_TYPE = "agent_log"
+
+
+def new_run_id() -> str:
+    return os.urandom(4).hex()
+
+
+@dataclass(slots=True)
+class EventFactory:
+    """Envelopes of about `size` bytes of JSON, numbered per run."""
+
+    run_id: str
+    size: int = 300
+    _pad: str = ""
+
+    def __post_init__(self) -> None:
+        probe = orjson.dumps(self._build(10_000, 1_000_000_000_000_000, ""))
+        self._pad = "x" * max(0, self.size - len(probe))
+
+    def _build(self, seq: int, t_ns: int, pad: str) -> dict[str, Any]:
+        return {
+            "id": f"bench-{self.run_id}-{seq}",
+            "type": EVENT_TYPE,
+            "timestamp": 1_700_000_000_000 + seq,
+            "data": {"agentId": "bench-agent", "level": "info", "message": pad,
+                     "run": self.run_id, "seq": seq, "t": t_ns},
+            "metadata": {"version": "1.0", "source": "bench"},
+        }
+
+    def make(self, seq: int, t_ns: int) -> dict[str, Any]:
+        return self._build(seq, t_ns, self._pad)
+
+
+def gzip_payload(event: dict[str, Any]) -> bytes:
+    """The gateway's gzip form of an event (`metadata.compressed: true` inside)."""
+    metadata = dict(event.get("metadata") or {})
+    metadata["compressed"] = True
+    body = orjson.dumps({**event, "metadata": metadata})
+    deflater = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return deflater.compress(body) + deflater.flush()
+
+
+class Protocol:
+    """One target's wire protocol, from the client side."""
+
+    name = ""
+    binary_events = False
+
+    def __init__(self, *, compression: bool = False) -> None:
+        self.compression = compression
+        self.gzip_threshold = 1024
+
+    def ws_url(self, base_http: str) -> str:
+        raise NotImplementedError
+
+    def headers(self, token: str | None) -> dict[str, str]:
+        return {}
+
+    def expected(self, event: dict[str, Any], event_json: bytes) -> bytes:
+        """The payload of the frame the server sends for `event`."""
+        return event_json
+
+    def decode(self, payload: bytes, binary: bool) -> tuple[str, Any]:
+        """("event", envelope) or ("control", message) or ("ignore", None)."""
+        raise NotImplementedError
+
+    def on_control(self, conn: Any, message: Any) -> None:
+        """Handshake steps; calls `conn.ready()` when the connection receives events."""
+
+    def on_open(self, conn: Any) -> None:
+        """Right after the WebSocket upgrade."""
+
+
+class GatewayProtocol(Protocol):
+    name = "gateway"
+
+    def __init__(self, *, compression: bool = False,
+                 subscribe: dict[str, Any] | None = None) -> None:
+        super().__init__(compression=compression)
+        self.subscribe = subscribe or {"events": [EVENT_TYPE]}
+
+    def ws_url(self, base_http: str) -> str:
+        url = base_http.replace("http://", "ws://", 1).rstrip("/") + "/ws"
+        return url + ("?compression=gzip" if self.compression else "")
+
+    def headers(self, token: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def expected(self, event: dict[str, Any], event_json: bytes) -> bytes:
+        if self.compression and len(event_json) > self.gzip_threshold:
+            return gzip_payload(event)
+        return event_json
+
+    def decode(self, payload: bytes, binary: bool) -> tuple[str, Any]:
+        if binary:
+            payload = zlib.decompress(payload, wbits=31)
+        msg = orjson.loads(payload)
+        if msg.get("type") == EVENT_TYPE:
+            return "event", msg
+        return "control", msg
+
+    def on_control(self, conn: Any, message: Any) -> None:
+        kind = message.get("type")
+        if kind == "connect":
+            limits = message.get("data", {}).get("limits", {})
+            self.gzip_threshold = int(limits.get("gzipThresholdBytes", self.gzip_threshold))
+        elif kind == "auth_success":
+            conn.send_text(orjson.dumps({"id": f"sub-{conn.index}", "type": "subscribe",
+                                         "timestamp": 1_700_000_000_000, "data": self.subscribe}))
+        elif kind == "subscription_update" and message["data"].get("status") == "active":
+            conn.ready()
+        elif kind in ("error", "auth_failure"):
+            conn.fail(f"{kind}: {message.get('data')}")
+
+
+class BareProtocol(Protocol):
+    name = "bare-aiohttp"
+
+    def ws_url(self, base_http: str) -> str:
+        return base_http.replace("http://", "ws://", 1).rstrip("/") + "/ws"
+
+    def on_open(self, conn: Any) -> None:
+        conn.ready()
+
+    def decode(self, payload: bytes, binary: bool) -> tuple[str, Any]:
+        msg = orjson.loads(payload)
+        if isinstance(msg, dict) and msg.get("type") == EVENT_TYPE:
+            return "event", msg
+        return "control", msg
+
+
+class SocketIOProtocol(Protocol):
+    """The minimal Engine.IO v4 / Socket.IO v5 text protocol over a WebSocket.
+
+    `0{...}` open -> we send `40`; `40{...}` namespace connected (ready);
+    `2` ping -> `3` pong; `42["event", data]` a message."""
+
+    name = "socketio"
+
+    def ws_url(self, base_http: str) -> str:
+        return (base_http.replace("http://", "ws://", 1).rstrip("/")
+                + "/socket.io/?EIO=4&transport=websocket")
+
+    def expected(self, event: dict[str, Any], event_json: bytes) -> bytes:
+        return b'42["event",' + event_json + b"]"
+
+    def decode(self, payload: bytes, binary: bool) -> tuple[str, Any]:
+        if payload[:2] == b"42":
+            body = orjson.loads(payload[2:])
+            if isinstance(body, list) and len(body) == 2 and body[0] == "event":
+                return "event", body[1]
+        return "control", payload
+
+    def on_control(self, conn: Any, message: Any) -> None:
+        if message == b"2":
+            conn.send_text(b"3")
+        elif message[:1] == b"0":
+            conn.send_text(b"40")
+        elif message[:2] == b"40":
+            conn.ready()
+        elif message[:2] in (b"41", b"44"):
+            conn.fail(f"socket.io refused the namespace: {message[:200]!r}")
+
+
+def make_protocol(target: str, *, compression: bool = False,
+                  subscribe: dict[str, Any] | None = None) -> Protocol:
+    if target == "gateway":
+        return GatewayProtocol(compression=compression, subscribe=subscribe)
+    if compression:
+        raise ValueError(f"compression applies to the gateway only, not {target}")
+    if target == "bare-aiohttp":
+        return BareProtocol()
+    if target == "socketio":
+        return SocketIOProtocol()
+    raise ValueError(f"unknown target {target!r}; one of {', '.join(TARGETS)}")

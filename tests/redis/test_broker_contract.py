@@ -1,0 +1,212 @@
+"""The `Broker` contract, run against both implementations.
+
+Every test here gets a `kit` for the memory broker and one for the Redis
+broker, and must pass unchanged on both: that is what lets the connection
+code ignore which one it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autosdlc_ws.broker.base import Broker, BrokerEvent, Position, SessionRecord
+from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.broker.redis import RedisBroker
+from tests.conftest import timeout
+from tests.redis.conftest import RedisServer, make_redis_broker
+
+
+def ev(i: int | str, **data: Any) -> dict[str, Any]:
+    return {"id": f"e-{i}", "type": "agent_status", "timestamp": 1_700_000_000_000,
+            "data": {"agentId": "a1", "status": "busy", "n": i, **data}}
+
+
+@dataclass
+class Kit:
+    kind: str
+    server: RedisServer | None
+    prefix: str
+    brokers: list[Broker] = field(default_factory=list)
+    received: dict[int, list[BrokerEvent]] = field(default_factory=dict)
+
+    async def make(self, *, max_events: int = 1000, max_age_s: float = 3600.0) -> Broker:
+        broker: Broker
+        if self.kind == "memory":
+            broker = MemoryBroker(max_events=max_events, max_age_s=max_age_s)
+        else:
+            assert self.server is not None
+            broker = make_redis_broker(self.server.url, self.prefix, max_events=max_events,
+                                       max_age_s=max_age_s)
+        got: list[BrokerEvent] = []
+        self.received[id(broker)] = got
+        await broker.start(got.append)
+        self.brokers.append(broker)
+        return broker
+
+    def got(self, broker: Broker) -> list[BrokerEvent]:
+        return self.received[id(broker)]
+
+    async def wait_received(self, broker: Broker, count: int) -> list[BrokerEvent]:
+        deadline = time.monotonic() + timeout(5)
+        while len(self.got(broker)) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        return self.got(broker)
+
+    async def lose_history(self, broker: Broker) -> Broker:
+        """What a restarted memory broker / a Redis that lost its data looks like."""
+        if self.kind == "memory":
+            return await self.make()
+        assert self.server is not None
+        for key in ("epoch", "seq", "log", "ids"):
+            self.server.command("DEL", f"{self.prefix}{key}")
+        return broker
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
+    server: RedisServer | None = None
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+    k = Kit(request.param, server, prefix)
+    yield k
+    for broker in k.brokers:
+        await broker.close()
+
+
+async def test_offsets_grow_by_one_and_live_delivery_is_in_order(kit: Kit) -> None:
+    broker = await kit.make()
+    assert (await broker.head()).offset == 0
+    assert await broker.ready()
+    receipts = await broker.publish([ev(i) for i in range(1, 6)])
+    assert [r.offset for r in receipts] == [1, 2, 3, 4, 5]
+    assert not any(r.duplicate for r in receipts)
+    receipts += await broker.publish([ev(6)])
+    assert receipts[-1].offset == 6
+    got = await kit.wait_received(broker, 6)
+    assert [g.offset for g in got] == [1, 2, 3, 4, 5, 6]
+    assert [g.event["id"] for g in got] == [f"e-{i}" for i in range(1, 7)]
+    assert got[0].event == ev(1)
+    head = await broker.head()
+    assert head.offset == 6 and all(g.epoch == head.epoch for g in got)
+
+
+async def test_a_known_id_is_a_duplicate_and_not_delivered_again(kit: Kit) -> None:
+    broker = await kit.make()
+    first = await broker.publish([ev(1), ev(2)])
+    again = await broker.publish([ev(2), ev(3), ev(3)])
+    assert [(r.id, r.offset, r.duplicate) for r in first] == [("e-1", 1, False), ("e-2", 2, False)]
+    assert [(r.id, r.offset, r.duplicate) for r in again] == [
+        ("e-2", 2, True), ("e-3", 3, False), ("e-3", 3, True)]
+    await kit.wait_received(broker, 3)
+    await asyncio.sleep(0.05)
+    assert [g.event["id"] for g in kit.got(broker)] == ["e-1", "e-2", "e-3"]
+    assert (await broker.head()).offset == 3
+
+
+async def test_history_after_position_and_after_event_id(kit: Kit) -> None:
+    broker = await kit.make()
+    await broker.publish([ev(i) for i in range(1, 11)])
+    head = await broker.head()
+    by_pos = await broker.history_after(position=Position(head.epoch, 4))
+    assert by_pos.complete and by_pos.reason is None
+    assert [e.offset for e in by_pos.events] == [5, 6, 7, 8, 9, 10]
+    assert by_pos.head == head
+    by_id = await broker.history_after(event_id="e-7")
+    assert by_id.complete and [e.event["id"] for e in by_id.events] == ["e-8", "e-9", "e-10"]
+    at_head = await broker.history_after(event_id="e-10")
+    assert at_head.complete and at_head.events == [] and at_head.head == head
+    limited = await broker.history_after(position=Position(head.epoch, 0), limit=3)
+    assert [e.offset for e in limited.events] == [1, 2, 3]
+    unknown = await broker.history_after(event_id="nope")
+    assert not unknown.complete and unknown.events == [] and unknown.reason
+    with pytest.raises(ValueError):
+        await broker.history_after()
+
+
+async def test_a_position_from_another_epoch_is_incomplete(kit: Kit) -> None:
+    broker = await kit.make()
+    await broker.publish([ev(i) for i in range(1, 4)])
+    old = await broker.head()
+    broker = await kit.lose_history(broker)
+    await broker.publish([ev("new")])
+    new_head = await broker.head()
+    assert new_head.epoch != old.epoch and new_head.offset == 1
+    result = await broker.history_after(position=old)
+    assert not result.complete and result.events == [] and result.reason
+    assert (await broker.history_after(event_id="e-1")).complete is False
+    fresh = await broker.history_after(position=Position(new_head.epoch, 0))
+    assert fresh.complete and [e.event["id"] for e in fresh.events] == ["e-new"]
+
+
+async def test_trimming_by_count_keeps_the_newest_and_reports_the_gap(kit: Kit) -> None:
+    broker = await kit.make(max_events=20)
+    for start in range(1, 301, 50):
+        await broker.publish([ev(i) for i in range(start, start + 50)])
+    head = await broker.head()
+    assert head.offset == 300
+    old = await broker.history_after(position=Position(head.epoch, 0))
+    assert not old.complete and old.reason
+    offsets = [e.offset for e in old.events]
+    # the newest max_events are always kept; Redis's MAXLEN ~ may keep up to a node more
+    assert offsets == list(range(offsets[0], 301)) and 20 <= len(offsets) < 100
+    recent = await broker.history_after(position=Position(head.epoch, 290))
+    assert recent.complete and [e.offset for e in recent.events] == list(range(291, 301))
+    # the id of a trimmed event is forgotten: resuming from it is a reported gap
+    assert not (await broker.history_after(event_id="e-1")).complete
+    assert (await broker.history_after(event_id="e-295")).complete
+
+
+async def test_trimming_by_age(kit: Kit) -> None:
+    broker = await kit.make(max_age_s=0.3)
+    await broker.publish([ev(i) for i in range(1, 6)])
+    await asyncio.sleep(0.4)
+    await broker.publish([ev(i) for i in range(6, 8)])
+    head = await broker.head()
+    result = await broker.history_after(position=Position(head.epoch, 0))
+    assert not result.complete
+    assert [e.offset for e in result.events] == [6, 7]
+    assert not (await broker.history_after(event_id="e-3")).complete
+    await asyncio.sleep(0.4)
+    empty = await broker.history_after(position=Position(head.epoch, 7))
+    assert empty.complete and empty.events == []
+    assert (await broker.publish([ev(8)]))[0].offset == 8
+
+
+async def test_sessions_round_trip_and_expire(kit: Kit) -> None:
+    broker = await kit.make()
+    head = await broker.head()
+    record = SessionRecord("sess-1", "jwt:alice", [{"id": "sub-1", "events": ["agent_status"],
+                                                    "filters": {"agentId": ["a1"]}}], head)
+    await broker.save_session(record, 60)
+    loaded = await broker.load_session("sess-1")
+    assert loaded is not None and loaded.to_json() == record.to_json()
+    assert await broker.load_session("sess-missing") is None
+    await broker.delete_session("sess-1")
+    assert await broker.load_session("sess-1") is None
+    await broker.save_session(record, 0.15)
+    assert await broker.load_session("sess-1") is not None
+    await asyncio.sleep(0.3)
+    assert await broker.load_session("sess-1") is None
+
+
+async def test_redis_shares_one_log_between_workers(kit: Kit) -> None:
+    if kit.kind == "memory":
+        pytest.skip("the memory broker lives in one process")
+    a, b = await kit.make(), await kit.make()
+    assert isinstance(a, RedisBroker) and isinstance(b, RedisBroker)
+    await a.publish([ev(1), ev(2)])
+    await b.publish([ev(3)])
+    assert (await a.publish([ev(3)]))[0].duplicate
+    for broker in (a, b):
+        got = await kit.wait_received(broker, 3)
+        assert [(g.offset, g.event["id"]) for g in got] == [(1, "e-1"), (2, "e-2"), (3, "e-3")]
+    assert await a.head() == await b.head()
+    session = SessionRecord("s", "jwt:bob", [], await a.head())
+    await a.save_session(session, 60)
+    assert (await b.load_session("s")) == session

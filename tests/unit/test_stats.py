@@ -1,0 +1,69 @@
+"""Metrics: plain counters rendered at scrape time, merged across worker snapshots."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from autosdlc_ws.server.stats import GatewayStats, Histogram, StatsCollector, merge_snapshots
+
+
+def _render(collector: StatsCollector) -> str:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+def test_histogram_buckets() -> None:
+    hist = Histogram((1.0, 10.0))
+    for value in (0.5, 1.0, 5, 50):
+        hist.observe(value)
+    assert hist.counts == [2, 1, 1] and hist.total == 56.5
+
+
+def test_rendered_names_and_labels() -> None:
+    stats = GatewayStats()
+    stats.errors["forbidden"] += 2
+    stats.events_sent["agent_status"] += 7
+    stats.fanout_latency.observe(0.003)
+    text = _render(StatsCollector(stats, lambda: {"connections_active": 3, "subscriptions_by_kind:agent": 2}))
+    assert 'autosdlc_ws_errors_total{code="forbidden"} 2.0' in text
+    assert 'autosdlc_ws_events_sent_total{type="agent_status"} 7.0' in text
+    assert 'autosdlc_ws_fanout_latency_seconds_bucket{le="0.005"} 1.0' in text
+    assert "autosdlc_ws_connections_active 3.0" in text
+    assert 'autosdlc_ws_subscriptions_by_kind{kind="agent"} 2.0' in text
+
+
+def test_merge_sums_counters_and_keeps_worst_broker_state() -> None:
+    a, b = GatewayStats(), GatewayStats()
+    a.events_delivered, b.events_delivered = 10, 5
+    a.errors["invalid_json"], b.errors["invalid_json"] = 1, 2
+    b.broker_up = 0.0
+    merged = merge_snapshots([a.snapshot({"connections_active": 2}), b.snapshot({"connections_active": 3})])
+    assert merged["counters"]["events_delivered"] == 15
+    assert merged["labelled"]["errors"]["invalid_json"] == 3
+    assert merged["gauges"]["connections_active"] == 5 and merged["gauges"]["broker_up"] == 0.0
+    assert merged["gauges"]["workers"] == 2
+
+
+def test_shared_dir_snapshots_from_siblings(tmp_path: Path) -> None:
+    sibling = GatewayStats()
+    sibling.events_delivered = 40
+    (tmp_path / "99999999.json").write_text(json.dumps(sibling.snapshot({"connections_active": 4})))
+    stale = GatewayStats()
+    stale.events_delivered = 1000
+    snap = stale.snapshot({})
+    snap["time"] = time.time() - 60
+    (tmp_path / "99999998.json").write_text(json.dumps(snap))
+    own = GatewayStats()
+    own.events_delivered = 2
+    collector = StatsCollector(own, lambda: {"connections_active": 1}, str(tmp_path))
+    text = _render(collector)
+    assert "autosdlc_ws_events_delivered_total 42.0" in text
+    assert "autosdlc_ws_connections_active 5.0" in text
+    collector.write_snapshot()
+    assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["counters"]["events_delivered"] == 2
