@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from autosdlc_ws.broker.base import Broker
 from autosdlc_ws.broker.memory import MemoryBroker
 from autosdlc_ws.config import ApiKeyEntry, Settings
 from autosdlc_ws.core.auth import hash_api_key, mint_token
@@ -82,9 +83,12 @@ class RunningGateway:
 
 
 async def start_gateway(settings: Settings | None = None,
-                        clock_ms: Callable[[], int] | None = None) -> RunningGateway:
+                        clock_ms: Callable[[], int] | None = None,
+                        broker: Broker | None = None) -> RunningGateway:
+    """A gateway on a free port; `broker` defaults to a fresh memory broker."""
     settings = settings or base_settings()
-    broker = MemoryBroker(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
+    if broker is None:
+        broker = MemoryBroker(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
     gateway = Gateway(settings, broker=broker, clock_ms=clock_ms)
     runner = web.AppRunner(build_app(gateway), handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_grace_s)

@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, help="stop after this many seconds")
     _client_args(sim)
 
+    status = sub.add_parser("status", help="health, connections and message figures of a gateway",
+                            formatter_class=fmt, epilog="example:\n  autosdlc-ws status --url http://127.0.0.1:8765")
+    status.add_argument("--url", default=os.environ.get("AUTOSDLC_WS_URL", DEFAULT_URL),
+                        help=f"gateway base URL (default {DEFAULT_URL})")
+
     demo = sub.add_parser("demo", help="serve + simulate with a throw-away dev secret (make run)",
                           formatter_class=fmt, epilog="example:\n  autosdlc-ws demo --port 8765")
     demo.add_argument("--host", default="127.0.0.1")
@@ -290,7 +295,19 @@ def _wait_healthy(base: str, proc: Any, limit_s: float) -> bool:
     return False
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from autosdlc_ws.tools.status import render_table, status_rows
+
+    try:
+        rows = status_rows(args.url)
+    except OSError as exc:
+        raise CliError(f"cannot reach the gateway at {args.url}: {getattr(exc, 'reason', exc)}") from None
+    print(render_table(rows))
+    return 0 if rows[2][1].startswith("yes") else 3
+
+
 COMMANDS = {
+    "status": cmd_status,
     "demo": cmd_demo,
     "serve": cmd_serve,
     "publish": cmd_publish,

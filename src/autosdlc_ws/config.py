@@ -129,6 +129,11 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
     hint = str(annotation)
     if name == "api_keys":
         items = json.loads(value) if text else value
+        for i in items:
+            # A typo ("permission = [...]") would otherwise give a key with no permissions.
+            extra = sorted(set(i) - {"name", "sha256", "permissions"})
+            if extra:
+                raise ConfigError(f"api_keys: unknown keys {', '.join(extra)} in entry {i.get('name')!r}")
         return tuple(
             ApiKeyEntry(
                 name=str(i["name"]), sha256=str(i["sha256"]).lower(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +19,8 @@ PAD = "x" * 900  # ~1 KB per event
 async def test_stalled_consumer_is_closed_and_reader_gets_everything(
         gateway_factory: Callable[..., Any]) -> None:
     server = await gateway_factory(base_settings(outgoing_buffer_bytes=64 * 1024))
-    stalled = await open_authed(server)
-    reader = await open_authed(server)
+    stalled = await open_authed(server, sock=small_buffer_socket(server.port))
+    reader = await open_authed(server, max_queue=None)  # reads as fast as the server writes
     assert stalled.connect is not None
     stalled_id = stalled.connect["data"]["connectionId"]
     for c in (stalled, reader):
@@ -49,6 +50,11 @@ async def test_stalled_consumer_is_closed_and_reader_gets_everything(
     while stalled_id in server.gateway.connections:
         assert time.monotonic() < deadline, "the stalled consumer was never closed"
         await asyncio.sleep(0.02)
+    # and its socket is really released, although the client never reads again
+    deadline = time.monotonic() + timeout(5)
+    while len(server.runner.server.connections) > 1:
+        assert time.monotonic() < deadline, "the stalled consumer's socket was never released"
+        await asyncio.sleep(0.05)
     assert reader.connect is not None
     assert reader.connect["data"]["connectionId"] in server.gateway.connections
     assert server.gateway.stats.slow_consumer_disconnects == 1
@@ -57,17 +63,46 @@ async def test_stalled_consumer_is_closed_and_reader_gets_everything(
     await reader.close()
 
 
+def small_buffer_socket(port: int) -> socket.socket:
+    """A connected client socket with a small receive buffer, so a stalled client
+    cannot hide megabytes in the kernel."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+async def test_stalled_client_missing_pongs_is_cut_off(gateway_factory: Callable[..., Any]) -> None:
+    """Heartbeat timeout on a client that stopped reading with a full send buffer:
+    the server must not leave the socket half-closed waiting for it to drain."""
+    server = await gateway_factory(base_settings(heartbeat_interval_s=0.3,
+                                                 outgoing_buffer_bytes=64 * 1024 * 1024))
+    stalled = await open_authed(server, sock=small_buffer_socket(server.port))
+    await stalled.subscribe(["agent_status"])
+    stalled.ws.transport.pause_reading()
+    for start in range(0, 3000, 500):
+        await publish(server, [agent_status("a1", f"h-{n}", message=PAD) for n in range(start, start + 500)])
+    deadline = time.monotonic() + timeout(5)
+    while server.gateway.connections or server.runner.server.connections:
+        assert time.monotonic() < deadline, (
+            f"registered={len(server.gateway.connections)} sockets={len(server.runner.server.connections)}")
+        await asyncio.sleep(0.05)
+    stalled.ws.transport.abort()
+
+
 async def test_stalled_consumer_gets_4008(gateway_factory: Callable[..., Any]) -> None:
-    """The close code is visible once the stalled client reads again (if the frame made it)."""
+    """A stalled client that reads again soon after sees the 4008 close frame, queued
+    behind what it had not read."""
     server = await gateway_factory(base_settings(outgoing_buffer_bytes=64 * 1024))
-    stalled = await open_authed(server)
+    stalled = await open_authed(server, sock=small_buffer_socket(server.port))
     await stalled.subscribe(["agent_status"])
     stalled.ws.transport.pause_reading()
     n = 0
-    while server.gateway.connections and n < 3000:
+    while not server.gateway.stats.slow_consumer_disconnects:
+        assert n < 20_000, "never detected as a slow consumer"
         await publish(server, [agent_status("a1", f"s-{n + i}", message=PAD) for i in range(BATCH)])
         n += BATCH
-    assert not server.gateway.connections or n < 3000
     stalled.ws.transport.resume_reading()
-    code, _ = await stalled.closed(10)
-    assert code in (4008, None)  # None: the server aborted before its close frame got out
+    code, reason = await stalled.closed(10)
+    assert (code, reason) == (4008, "slow consumer")

@@ -151,7 +151,7 @@ def test_missing_sub_refused() -> None:
 
 def test_alg_none_refused() -> None:
     auth = Authenticator(hmac_secret=SECRET, algorithms=("HS256", "none"))
-    unsigned = jwt.encode(claims(), None, algorithm="none")
+    unsigned = jwt.encode(claims(), None, algorithm="none")  # type: ignore[arg-type]
     assert code_of(auth, unsigned) == "invalid_token"
     # also with a signature part and other spellings of none
     head = b64url(json.dumps({"alg": "None", "typ": "JWT"}).encode())

@@ -172,7 +172,7 @@ def test_text_frame_is_a_valid_websocket_frame_of_the_json() -> None:
 def test_big_text_frame_uses_extended_length() -> None:
     out = Outgoing(BIG, gzip_threshold=1024)
     fin, opcode, payload = decode_frame(out.text_frame)
-    assert opcode == OP_TEXT and orjson.loads(payload) == BIG
+    assert fin and opcode == OP_TEXT and orjson.loads(payload) == BIG
 
 
 def test_gzip_only_above_threshold() -> None:
@@ -240,4 +240,5 @@ def test_build_frame_lengths(length: int, header_len: int, length_byte: int) -> 
 def test_build_close_frame() -> None:
     frame = build_frame(OP_CLOSE, struct.pack("!H", 1001) + b"bye")
     fin, opcode, payload = decode_frame(frame)
-    assert opcode == OP_CLOSE and struct.unpack("!H", payload[:2]) == (1001,) and payload[2:] == b"bye"
+    assert fin and opcode == OP_CLOSE
+    assert struct.unpack("!H", payload[:2]) == (1001,) and payload[2:] == b"bye"

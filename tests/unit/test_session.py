@@ -370,7 +370,9 @@ def test_each_subscription_gets_its_own_id() -> None:
         (("read:system",), ["workflow_*"], {"agentId": "a1"}),
     ],
 )
-def test_forbidden_subscribe(perms: tuple[str, ...], events: list[str], filters: dict[str, Any] | None) -> None:
+def test_forbidden_subscribe(
+    perms: tuple[str, ...], events: list[str], filters: dict[str, Any] | None
+) -> None:
     core = authed(perms=perms)
     actions = send(core, subscribe(events, filters, msg_id="s9"))
     reply = only_frame(actions)
@@ -430,7 +432,9 @@ def test_ping_gets_correlated_pong() -> None:
 
 
 @pytest.mark.parametrize(
-    "type_", ["connect", "pong", "auth_success", "auth_failure", "error", "disconnect", "subscription_update"])
+    "type_",
+    ["connect", "pong", "auth_success", "auth_failure", "error", "disconnect", "subscription_update"],
+)
 def test_server_only_types_are_invalid_messages(type_: str) -> None:
     core = authed()
     err = error_of(send(core, {"id": "x1", "type": type_, "timestamp": T0, "data": {}}))
@@ -489,8 +493,8 @@ def test_overlong_id_is_not_echoed_as_correlation() -> None:
         ({"id": "e1", "type": "agent_status", "timestamp": T0,
           "data": {"agentId": "a1", "status": "busy", "currentTask": {"id": "t", "progress": 150}}},
          "data.currentTask.progress"),
-        ({"id": "e1", "type": "agent_status", "timestamp": T0, "data": {"agentId": "a1", "status": "dancing"}},
-         "data.status"),
+        ({"id": "e1", "type": "agent_status", "timestamp": T0,
+          "data": {"agentId": "a1", "status": "dancing"}}, "data.status"),
         ({"id": "e1", "type": "agent_status", "timestamp": T0, "data": {"status": "busy"}}, "data.agentId"),
         (subscribe([]), "data.events"),
         (subscribe(["agent_status"], {"agentID": "a1"}), "data.filters.agentID"),

@@ -305,7 +305,9 @@ def brute_force(subs: dict[str, dict[str, Any]], event_type: str, data: Mapping[
 
 @settings(max_examples=400, deadline=None)
 @given(ops=st.lists(op_strategy, max_size=60), probes=st.lists(event_strategy, min_size=1, max_size=15))
-def test_index_matches_brute_force(ops: list[tuple[str, Any]], probes: list[tuple[str, dict[str, Any]]]) -> None:
+def test_index_matches_brute_force(
+    ops: list[tuple[str, Any]], probes: list[tuple[str, dict[str, Any]]]
+) -> None:
     index: SubscriptionIndex[str] = SubscriptionIndex()
     live: dict[str, dict[str, Any]] = {}
     counter = 0

@@ -160,7 +160,14 @@ class Connection:
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), abort_after)
         except (TimeoutError, ConnectionError, RuntimeError):
-            pass
+            # A peer that does not take the close frame in time is cut off. aiohttp
+            # has already *closed* the transport on the timeout, and a closing
+            # transport waits for its unsent buffer forever when the peer never
+            # reads: the socket, and the handler waiting for EOF, would leak.
+            self.transport.abort()
+        except asyncio.CancelledError:
+            self.transport.abort()
+            raise
         finally:
             if not self.transport.is_closing():
                 self.transport.abort()

@@ -58,8 +58,8 @@ async def publish_events(request: web.Request) -> web.Response:
     max_bytes = gateway.settings.http_publish_max_bytes
     if request.content_length is not None and request.content_length > max_bytes:
         return json_error(413, "too_large", f"body exceeds {max_bytes} bytes")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
+    body = await _read_body(request, max_bytes)
+    if body is None:
         return json_error(413, "too_large", f"body exceeds {max_bytes} bytes")
     try:
         payload = orjson.loads(body)
@@ -94,6 +94,23 @@ async def publish_events(request: web.Request) -> web.Response:
     except BrokerUnavailable as exc:
         return json_error(503, "unavailable", f"broker unavailable: {exc}", headers={"Retry-After": "1"})
     return web.json_response({"ids": [r.id for r in receipts]}, status=202)
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> bytes | None:
+    """The whole body, or None past `max_bytes`.
+
+    `StreamReader.read(n)` returns what has arrived so far (at most n bytes), not
+    n bytes: one call truncates any body that comes in more than one TCP read."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
 
 
 def _join(prefix: str, path: str) -> str:
@@ -204,8 +221,8 @@ async def github_webhook(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     settings = gateway.settings
     stats = gateway.stats
-    body = await request.content.read(settings.github_webhook_max_bytes + 1)
-    if len(body) > settings.github_webhook_max_bytes:
+    body = await _read_body(request, settings.github_webhook_max_bytes)
+    if body is None:
         stats.webhooks["too_large"] += 1
         return json_error(413, "too_large", f"body exceeds {settings.github_webhook_max_bytes} bytes")
     secret = (settings.github_webhook_secret or "").encode()

@@ -82,4 +82,16 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         await gateway.unregister(conn)
         if not conn.closing:
             conn.closing = True
+        # aiohttp ends a connection that missed its pongs (or failed) by *closing*
+        # the transport, which then waits for its unsent bytes to drain; a peer
+        # that stopped reading never lets them. Cut it off after the grace period.
+        asyncio.get_running_loop().call_later(settings.shutdown_grace_s, _reap, transport)
     return ws
+
+
+def _reap(transport: asyncio.BaseTransport) -> None:
+    """Abort a transport that is still open, or still closing with unsent bytes."""
+    if not isinstance(transport, asyncio.WriteTransport):
+        return
+    if not transport.is_closing() or transport.get_write_buffer_size():
+        transport.abort()

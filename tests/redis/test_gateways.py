@@ -1,0 +1,179 @@
+"""Two gateways (two "workers") in this process sharing one Redis: cross-worker delivery,
+resume on the other worker, and a Redis outage seen from the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from autosdlc_ws.broker.redis import RedisBroker
+from tests.conftest import RunningGateway, base_settings, timeout
+from tests.redis.conftest import RedisServer, make_redis_broker
+from tests.redis.helpers import agent_event, connect, publish, wait_status
+
+Factory = Callable[..., Any]
+
+
+async def start_pair(url: str, prefix: str, gateway_factory: Factory,
+                     **settings: Any) -> tuple[RunningGateway, RunningGateway]:
+    gateways = []
+    for _ in range(2):
+        broker = make_redis_broker(url, prefix, alert_after_s=0.2)
+        gateways.append(await gateway_factory(base_settings(**settings), broker=broker))
+    return gateways[0], gateways[1]
+
+
+async def test_events_published_on_either_worker_reach_subscribers_on_both(
+        redis_server: RedisServer, prefix: str, gateway_factory: Factory) -> None:
+    g1, g2 = await start_pair(redis_server.url, prefix, gateway_factory)
+    c1, c2 = await connect(g1.ws_url), await connect(g2.ws_url)
+    try:
+        await c1.subscribe(["agent_status"])
+        await c2.subscribe(["agent_status"], {"agentId": "a1"})
+        await publish(g1.http_url, [agent_event(i) for i in range(50)])
+        await publish(g2.http_url, [agent_event("other", agent="a2")])
+        await c2.ws.send(json.dumps(agent_event("ws")))  # a WebSocket publish on the other worker
+        expected = [f"r-{i}" for i in range(50)]
+        assert [m["id"] for m in await c1.events(52)] == [*expected, "r-other", "r-ws"]
+        assert [m["id"] for m in await c2.events(51)] == [*expected, "r-ws"]
+        for g in (g1, g2):
+            async with aiohttp.ClientSession() as http:
+                resp = await http.get(f"{g.http_url}/readyz")
+                assert resp.status == 200 and (await resp.json())["broker"] == "redis"
+    finally:
+        await c1.close()
+        await c2.close()
+
+
+async def test_resume_on_the_other_worker_gets_all_10000_events_once_in_order(
+        redis_server: RedisServer, prefix: str, gateway_factory: Factory) -> None:
+    total, batch = 10_000, 500
+    g1, g2 = await start_pair(redis_server.url, prefix, gateway_factory)
+    events = [agent_event(i) for i in range(total)]
+    client = await connect(g1.ws_url)
+    sub_id = await client.subscribe(["agent_status"])
+    async with aiohttp.ClientSession() as http:
+        for start in range(0, 3000, batch):  # phase 1: connected
+            await publish(g2.http_url, events[start:start + batch], session=http)
+        first = await client.events(2000)  # ... and it leaves mid-stream, 1000 frames unread
+        await client.close()
+        last_id = first[-1]["id"]
+        assert last_id == "r-1999"
+        for start in range(3000, 8000, batch):  # phase 2: away
+            await publish(g1.http_url, events[start:start + batch], session=http)
+
+        async def keep_publishing() -> None:  # phase 3: while it resumes on the other worker
+            for start in range(8000, total, batch):
+                await publish(g1.http_url, events[start:start + batch], session=http)
+                await asyncio.sleep(0.01)
+
+        publisher = asyncio.create_task(keep_publishing())
+        resumed = await connect(g2.ws_url, query=f"session_id={client.session_id}&last_event_id={last_id}")
+        try:
+            assert resumed.connect["data"]["resumed"] is True
+            assert resumed.session_id == client.session_id
+            update = await resumed.recv()
+            assert update["type"] == "subscription_update", update
+            assert update["data"] == {**update["data"], "subscriptionId": sub_id, "status": "resumed"}
+            rest = await resumed.events(total - 2000, seconds=30)
+            await publisher
+            ids = [m["id"] for m in first + rest]
+            assert ids == [f"r-{i}" for i in range(total)]
+            with pytest.raises(TimeoutError):  # and nothing twice afterwards
+                await resumed.recv(0.3)
+        finally:
+            publisher.cancel()
+            await resumed.close()
+
+
+async def test_redis_outage_seen_from_the_wire(persistent_redis: RedisServer, prefix: str,
+                                               gateway_factory: Factory) -> None:
+    g1, g2 = await start_pair(persistent_redis.url, prefix, gateway_factory)
+    sub = await connect(g1.ws_url)
+    ws_publisher = await connect(g2.ws_url)
+    await sub.subscribe(["agent_status", "system_alert"])
+    accepted: list[str] = []
+    refused: list[str] = []
+    phase = {"name": "before"}
+    stop = asyncio.Event()
+
+    async def publisher() -> None:
+        n = 0
+        async with aiohttp.ClientSession() as http:
+            while not stop.is_set():
+                target = (g1, g2)[n % 2]
+                batch = [agent_event(f"{phase['name']}-{n}-{k}") for k in range(5)]
+                status, body, retry_after = await publish(target.http_url, batch, expect=0, session=http)
+                ids = [e["id"] for e in batch]
+                if status == 202:
+                    accepted.extend(ids)
+                else:
+                    assert status == 503 and retry_after and body["error"]["code"], (status, body)
+                    refused.extend(ids)
+                n += 1
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(publisher())
+    try:
+        await asyncio.sleep(0.3)
+        persistent_redis.stop()
+        phase["name"] = "during"
+        await wait_status(f"{g1.http_url}/readyz", 503)
+        await wait_status(f"{g2.http_url}/readyz", 503)
+        await ws_publisher.ws.send(json.dumps(agent_event("ws-during")))
+        while True:
+            error = await ws_publisher.recv()
+            if error["type"] == "error":
+                break
+        assert error["data"]["code"] == "internal" and error["data"]["retryAfterMs"] > 0
+        await asyncio.sleep(0.3)
+        persistent_redis.start()
+        phase["name"] = "after"
+        await wait_status(f"{g1.http_url}/readyz", 200)
+        await wait_status(f"{g2.http_url}/readyz", 200)
+        await asyncio.sleep(0.3)
+    finally:
+        stop.set()
+        await task
+    assert accepted and any(i.startswith("r-during") for i in refused)
+    assert any(i.startswith("r-after") for i in accepted)
+    want = set(accepted)
+    got: list[str] = []
+    alerts: list[dict[str, Any]] = []
+    while not want.issubset(got):
+        msg = await sub.recv(5)
+        if msg["type"] == "system_alert":
+            alerts.append(msg["data"])
+        elif msg["type"] == "agent_status":
+            got.append(msg["id"])
+    assert len(got) == len(set(got)), "an event was delivered twice"
+    # a refused publish whose reply was lost may still be in the log; anything else is an error
+    assert set(got) - want <= set(refused)
+    assert [i for i in got if i in want] == accepted  # in publish order
+    assert [(a["severity"], a["resolved"]) for a in alerts] == [("critical", False), ("info", True)]
+    await sub.close()
+    await ws_publisher.close()
+
+
+async def test_gateway_metrics_report_the_broker_state(private_redis: RedisServer, prefix: str,
+                                                       gateway_factory: Factory) -> None:
+    g1, _ = await start_pair(private_redis.url, prefix, gateway_factory)
+    broker = g1.gateway.broker
+    assert isinstance(broker, RedisBroker)
+
+    async def broker_up() -> str:
+        async with aiohttp.ClientSession() as http:
+            text = await (await http.get(f"{g1.http_url}/metrics")).text()
+        return next(line for line in text.splitlines() if line.startswith("autosdlc_ws_broker_up"))
+
+    assert (await broker_up()).endswith(" 1.0")
+    private_redis.stop()
+    await wait_status(f"{g1.http_url}/readyz", 503)
+    assert (await broker_up()).endswith(" 0.0")
+    private_redis.start()
+    await wait_status(f"{g1.http_url}/readyz", 200, seconds=timeout(10))
