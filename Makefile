@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TS_DIR := clients/typescript
+DASH_DIR := dashboard
+DASH_INDEX := src/autosdlc_ws/static/index.html
 
-.PHONY: run test test-python test-ts lint schemas docs clean
+.PHONY: bench run test test-python test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,18 +18,38 @@ $(STAMP): pyproject.toml
 $(TS_DIR)/node_modules/.package-lock.json: $(TS_DIR)/package-lock.json
 	cd $(TS_DIR) && npm ci --no-audit --no-fund
 
+$(DASH_DIR)/node_modules/.package-lock.json: $(DASH_DIR)/package-lock.json
+	cd $(DASH_DIR) && npm ci --no-audit --no-fund
+
+## dashboard: build the web dashboard (dashboard/, Vite) into src/autosdlc_ws/static/, served at /
+dashboard:
+	cd $(DASH_DIR) && npm ci --no-audit --no-fund && npm run build
+
+# `make run` builds the dashboard when it is missing; without npm (or when the
+# build fails) the gateway still runs and / shows a fallback page.
+dashboard-if-missing:
+	@if [ -f $(DASH_INDEX) ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory dashboard || echo "make: the dashboard did not build; / shows a fallback page"; \
+	else echo "make: npm not found, so the dashboard is not built; / shows a fallback page"; fi
+
 ## run: start the gateway (memory broker) with the dashboard and simulated events
-run: $(STAMP)
+run: $(STAMP) dashboard-if-missing
 	$(PY) -m autosdlc_ws demo
 
-## test: every test (Python and TypeScript)
-test: test-python test-ts
+## test: every test (Python, TypeScript client, dashboard end to end in headless Chromium)
+test: test-python test-ts test-dashboard
 
 test-python: $(STAMP)
 	$(PY) -m pytest -q
 
 test-ts: $(TS_DIR)/node_modules/.package-lock.json
 	cd $(TS_DIR) && npm test
+
+# Type check, build, unit tests, then the browser tests against a real gateway
+# (needs the venv and /usr/bin/chromium; the browser tests are skipped without them).
+test-dashboard: $(STAMP) $(DASH_DIR)/node_modules/.package-lock.json
+	cd $(DASH_DIR) && npm test
 
 lint: $(STAMP)
 	$(VENV)/bin/mypy
@@ -44,3 +66,13 @@ clean:
 docs: $(STAMP)
 	$(PY) scripts/update_readme_config.py
 	$(PY) -m autosdlc_ws.core.schema_export --write
+
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+## bench: the benchmark suite of docs/benchmarks.md, about 10 minutes (not part of `make test`)
+bench: $(BENCH_STAMP)
+	$(PY) -m autosdlc_ws bench --suite

@@ -115,7 +115,8 @@ def median_of(runs: int, measure: Callable[[], float]) -> tuple[float, list[floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=200_000, help="publishes per run")
     parser.add_argument("--runs", type=int, default=5, help="runs per case; the median is reported")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")

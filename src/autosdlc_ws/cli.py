@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default=os.environ.get("AUTOSDLC_WS_URL", DEFAULT_URL),
                         help=f"gateway base URL (default {DEFAULT_URL})")
 
+    bench = sub.add_parser("bench", help="benchmark fan-out against bare aiohttp and python-socketio",
+                           formatter_class=fmt, epilog=(
+                               "examples:\n"
+                               "  autosdlc-ws bench -n 1000,5000 --burst 1,50 --rate 50000\n"
+                               "  autosdlc-ws bench --target gateway,bare-aiohttp,socketio --repeat 3\n"
+                               "  autosdlc-ws bench --suite        (everything in docs/benchmarks.md)\n"
+                               "Needs the bench extra: pip install -e '.[bench]'."))
+    from autosdlc_ws.bench.command import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+
     demo = sub.add_parser("demo", help="serve + simulate with a throw-away dev secret (make run)",
                           formatter_class=fmt, epilog="example:\n  autosdlc-ws demo --port 8765")
     demo.add_argument("--host", default="127.0.0.1")
@@ -306,7 +317,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if rows[2][1].startswith("yes") else 3
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from autosdlc_ws.bench.command import run
+
+    return run(args)
+
+
 COMMANDS = {
+    "bench": cmd_bench,
     "status": cmd_status,
     "demo": cmd_demo,
     "serve": cmd_serve,

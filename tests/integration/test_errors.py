@@ -255,3 +255,19 @@ async def test_responsive_client_survives_heartbeats(gateway_factory: Callable[.
         assert len(server.gateway.connections) == 1
     finally:
         await client.close()
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: ConnectionCore.receive parses a frame before rate "
+                   "limiting it, so frames that are not JSON are never rate limited nor closed with 1008")
+async def test_flood_of_invalid_frames_is_rate_limited(gateway_factory: Callable[..., Any]) -> None:
+    server = await gateway_factory(base_settings(rate_control_per_s=1, rate_control_burst=2,
+                                                 rate_publish_per_s=1, rate_publish_burst=2,
+                                                 rate_violations_before_close=5))
+    client = await open_authed(server)
+    for _ in range(100):
+        try:
+            await client.send("{not json")
+        except Exception:
+            break
+    code, _ = await client.closed(1)
+    assert code == 1008

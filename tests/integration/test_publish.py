@@ -180,3 +180,24 @@ async def test_duplicate_id_is_delivered_once(server: RunningGateway) -> None:
         assert [m["id"] for m in got] == ["dup-1", "dup-2", "sentinel"]
     finally:
         await client.close()
+
+
+async def test_large_batch_arriving_in_many_reads_is_accepted(server: RunningGateway) -> None:
+    """A body bigger than one socket read (here ~900 KB) is read whole, not truncated."""
+    client = await open_authed(server, max_queue=None)
+    try:
+        await client.subscribe(["agent_status"])
+        batch = [agent_status("a1", f"big-{n}", message="y" * 850) for n in range(1000)]
+        body = await publish(server, batch)
+        assert len(body["ids"]) == 1000
+        got = await client.until_event("big-999")
+        assert len(got) == 1000
+    finally:
+        await client.close()
+
+
+async def test_body_over_the_cap_is_413(server: RunningGateway) -> None:
+    cap = server.gateway.settings.http_publish_max_bytes
+    blob = agent_status("a1", "huge", message="z" * cap)
+    status, body = await post(server, blob, {"X-API-Key": PUBLISHER_KEY})
+    assert status == 413 and body["error"]["code"] == "too_large"

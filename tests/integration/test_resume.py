@@ -210,3 +210,43 @@ async def test_resume_while_the_old_connection_is_still_open(server: RunningGate
         await expect_resumed(again, session_id, sub_id)
     finally:
         await again.close()
+
+
+async def test_resume_with_narrower_credentials_drops_what_they_cannot_read(server: RunningGateway) -> None:
+    wide = make_token("alice", ("read:*",))
+    client = await open_authed(server, token=wide)
+    assert client.connect is not None
+    session_id = client.connect["data"]["sessionId"]
+    agent_sub = await client.subscribe(["agent_status"])
+    workflow_sub = await client.subscribe(["workflow_*"])
+    await publish(server, agent_status("a1", "seen"))
+    assert (await client.recv())["id"] == "seen"
+    await client.close()
+    await until_gone(server, client)
+    await publish(server, [{"type": "workflow_started", "id": "wf", "data": {"workflowId": "w", "name": "n"}},
+                           agent_status("a1", "missed")])
+    narrow = make_token("alice", ("read:agent:*",))
+    again = await open_authed(server, token=narrow, query=f"session_id={session_id}&last_event_id=seen")
+    try:
+        updates = {}
+        for _ in range(2):
+            u = await again.recv_type("subscription_update")
+            updates[u["data"]["subscriptionId"]] = u["data"]["status"]
+        assert updates == {agent_sub: "resumed", workflow_sub: "removed"}
+        assert (await again.recv())["id"] == "missed"
+        await again.silent(0.1)
+    finally:
+        await again.close()
+
+
+async def test_session_expires_after_session_ttl(gateway_factory: Callable[..., Any]) -> None:
+    server = await gateway_factory(base_settings(session_ttl_s=0.2))
+    token = make_token("alice")
+    session_id, _, last = await session_with_history(server, token)
+    await asyncio.sleep(0.4)
+    client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
+    try:
+        assert client.connect is not None and client.connect["data"]["resumed"] is False
+        await client.silent(0.1)
+    finally:
+        await client.close()

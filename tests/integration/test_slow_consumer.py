@@ -73,6 +73,14 @@ def small_buffer_socket(port: int) -> socket.socket:
     return sock
 
 
+def shrink_server_send_buffers(server: Any) -> None:
+    """Fix the server side's kernel send buffers small (no autotuning), so unsent
+    bytes pile up in the process, where the server has to deal with them."""
+    for handler in server.runner.server.connections:
+        sock = handler.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+
+
 async def test_stalled_client_missing_pongs_is_cut_off(gateway_factory: Callable[..., Any]) -> None:
     """Heartbeat timeout on a client that stopped reading with a full send buffer:
     the server must not leave the socket half-closed waiting for it to drain."""
@@ -80,9 +88,11 @@ async def test_stalled_client_missing_pongs_is_cut_off(gateway_factory: Callable
                                                  outgoing_buffer_bytes=64 * 1024 * 1024))
     stalled = await open_authed(server, sock=small_buffer_socket(server.port))
     await stalled.subscribe(["agent_status"])
+    shrink_server_send_buffers(server)
     stalled.ws.transport.pause_reading()
-    for start in range(0, 3000, 500):
-        await publish(server, [agent_status("a1", f"h-{n}", message=PAD) for n in range(start, start + 500)])
+    await publish(server, [agent_status("a1", f"h-{n}", message=PAD) for n in range(1000)])
+    (conn,) = server.gateway.connections.values()
+    assert conn.transport.get_write_buffer_size() > 0, "the kernel took it all: nothing is stuck"
     deadline = time.monotonic() + timeout(5)
     while server.gateway.connections or server.runner.server.connections:
         assert time.monotonic() < deadline, (
@@ -106,3 +116,29 @@ async def test_stalled_consumer_gets_4008(gateway_factory: Callable[..., Any]) -
     stalled.ws.transport.resume_reading()
     code, reason = await stalled.closed(10)
     assert (code, reason) == (4008, "slow consumer")
+
+
+async def test_shutdown_with_a_stalled_client_ends_within_the_grace_period(
+        gateway_factory: Callable[..., Any]) -> None:
+    """Draining owes the stalled client its bytes only for `shutdown_grace_s`; the good
+    client still gets `disconnect` and 1001, and shutdown does not hang."""
+    server = await gateway_factory(base_settings(shutdown_grace_s=0.5,
+                                                 outgoing_buffer_bytes=64 * 1024 * 1024))
+    stalled = await open_authed(server, sock=small_buffer_socket(server.port))
+    await stalled.subscribe(["agent_status"])
+    shrink_server_send_buffers(server)
+    stalled.ws.transport.pause_reading()
+    good = await open_authed(server, max_queue=None)
+    await publish(server, [agent_status("a1", f"d-{n}", message=PAD) for n in range(1000)])
+    started = time.monotonic()
+    cleanup = asyncio.create_task(server.runner.cleanup())
+    frames = await good.until(lambda m: m["type"] == "disconnect")
+    assert frames[-1]["data"]["reconnect"] is True
+    code, _ = await good.closed()
+    assert code == 1001
+    await asyncio.wait_for(cleanup, timeout(5))
+    assert time.monotonic() - started < timeout(2)
+    # the stalled client's socket was cut off rather than left waiting for it
+    stalled.ws.transport.resume_reading()
+    code, _ = await stalled.closed(5)
+    assert code in (1006, None), code

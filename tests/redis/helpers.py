@@ -73,8 +73,10 @@ class WsClient:
 async def connect(ws_url: str, *, query: str = "", token: str | None = None) -> WsClient:
     """Open a socket authenticated in the query; consume `connect` and `auth_success`."""
     token = token or make_token("alice")
+    # max_queue=None: with websockets' bounded receive queue, a client that closes while
+    # frames are unread stops reading and never sees the server's close frame (10 s wait).
     ws = await websockets.connect(f"{ws_url}?token={token}{'&' + query if query else ''}",
-                                  open_timeout=timeout(5), max_size=None, compression=None)
+                                  open_timeout=timeout(5), max_size=None, compression=None, max_queue=None)
     first = json.loads(await asyncio.wait_for(ws.recv(), timeout(5)))
     assert first["type"] == "connect", first
     auth = json.loads(await asyncio.wait_for(ws.recv(), timeout(5)))

@@ -47,7 +47,7 @@ async def test_a_dropped_pubsub_connection_is_refilled_from_the_stream(
         redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
         await publisher.publish([ev(n + i) for i in range(20)])
         n += 20
-        await wait_until(lambda: reader.reconnects > round_, what="resubscribed")
+        await wait_until(lambda r=round_: reader.reconnects > r, what="resubscribed")  # type: ignore[misc]
     await publisher.publish([ev("last")])
     n += 1
     await wait_until(lambda: len(logged(got)) >= n, what=f"{n} events")
@@ -74,7 +74,7 @@ async def test_redis_stopped_and_restarted_with_its_data(
     await wait_until(lambda: len(alerts(got_a)) == 1, what="outage alert")
     down_alert = alerts(got_a)[0]
     assert down_alert["severity"] == "critical" and down_alert["resolved"] is False
-    down_alert_id = [g.event["id"] for g in got_a if g.epoch == LOCAL_EPOCH][0]
+    down_alert_id = next(g.event["id"] for g in got_a if g.epoch == LOCAL_EPOCH)
 
     persistent_redis.start()
     await wait_until(lambda: a.available and b.available, 10, "recovery")

@@ -11,8 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from autosdlc_ws.broker.redis import RedisBroker
-from tests.conftest import RunningGateway, base_settings, timeout
+from tests.conftest import RunningGateway, base_settings
 from tests.redis.conftest import RedisServer, make_redis_broker
 from tests.redis.helpers import agent_event, connect, publish, wait_status
 
@@ -159,21 +158,3 @@ async def test_redis_outage_seen_from_the_wire(persistent_redis: RedisServer, pr
     await sub.close()
     await ws_publisher.close()
 
-
-async def test_gateway_metrics_report_the_broker_state(private_redis: RedisServer, prefix: str,
-                                                       gateway_factory: Factory) -> None:
-    g1, _ = await start_pair(private_redis.url, prefix, gateway_factory)
-    broker = g1.gateway.broker
-    assert isinstance(broker, RedisBroker)
-
-    async def broker_up() -> str:
-        async with aiohttp.ClientSession() as http:
-            text = await (await http.get(f"{g1.http_url}/metrics")).text()
-        return next(line for line in text.splitlines() if line.startswith("autosdlc_ws_broker_up"))
-
-    assert (await broker_up()).endswith(" 1.0")
-    private_redis.stop()
-    await wait_status(f"{g1.http_url}/readyz", 503)
-    assert (await broker_up()).endswith(" 0.0")
-    private_redis.start()
-    await wait_status(f"{g1.http_url}/readyz", 200, seconds=timeout(10))

@@ -210,7 +210,19 @@ def test_event_is_readable_when_any_resource_is() -> None:
     assert may_access_event(Grants.from_strings(["read:task:t9"]), "read", "tdd_phase_change", data)
     assert not may_access_event(Grants.from_strings(["read:agent:a2"]), "read", "tdd_phase_change", data)
     assert not may_access_event(Grants.from_strings(["read:agent:a1"]), "publish", "tdd_phase_change", data)
-    assert may_access_event(Grants.from_strings(["publish:agent:*"]), "publish", "tdd_phase_change", data)
+    assert not may_access_event(Grants.from_strings(["publish:agent:*"]), "publish", "tdd_phase_change", data)
+
+
+def test_publishing_needs_every_resource() -> None:
+    agent_only = Grants.from_strings(["publish:agent:a1"])
+    assert may_access_event(agent_only, "publish", "agent_status", {"agentId": "a1"})
+    # naming a task, a workflow or (for system types) `system` needs those too
+    assert not may_access_event(agent_only, "publish", "tdd_phase_change", {"agentId": "a1", "taskId": "t9"})
+    assert not may_access_event(agent_only, "publish", "system_alert", {"agentId": "a1"})
+    assert not may_access_event(agent_only, "publish", "agent_status", {"agentId": "a1", "workflowId": "w"})
+    agent_and_tasks = Grants.from_strings(["publish:agent:a1", "publish:task:*"])
+    assert may_access_event(agent_and_tasks, "publish", "tdd_phase_change", {"agentId": "a1", "taskId": "t9"})
+    assert may_access_event(Grants.from_strings(["publish:*"]), "publish", "system_alert", {"agentId": "a1"})
 
 
 def test_system_event_needs_system_or_a_named_resource() -> None:

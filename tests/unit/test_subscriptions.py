@@ -37,6 +37,7 @@ def assert_index_empty(index: SubscriptionIndex[Any]) -> None:
     assert index._unfiltered_snapshot == {}
     assert index._filtered == {}
     assert index._filtered_keys_by_type == {}
+    assert index._index_keys == {}
 
 
 # ----------------------------------------------------------------------- expand_patterns
@@ -186,6 +187,20 @@ def test_index_key_is_the_most_selective_filter() -> None:
     assert sub("s", "o", {"agent_log"}, {"agentId": "a", "taskId": "t"}).index_key() == "taskId"
     assert sub("s", "o", {"agent_log"}, {"agentId": "a", "repository": "o/r"}).index_key() == "agentId"
     assert sub("s", "o", {"agent_log"}).index_key() is None
+
+
+def test_index_avoids_a_crowded_bucket_among_equally_selective_keys() -> None:
+    index: SubscriptionIndex[str] = SubscriptionIndex()
+    # 100 watchers of one task, each for another agent: indexing all of them under
+    # the task (the static preference) would make every event of the task test all 100
+    for i in range(100):
+        index.add(sub(f"s{i}", f"o{i}", {"agent_log"}, {"taskId": "t1", "agentId": f"a{i}"}))
+    crowded = index._filtered.get(("agent_log", "taskId", "t1"), {})
+    assert len(crowded) <= 1
+    assert list(index.match("agent_log", {"taskId": "t1", "agentId": "a42"})) == ["o42"]
+    # fewer values still wins over an emptier bucket
+    index.add(sub("few", "ox", {"agent_log"}, {"taskId": "t1", "agentId": ["a1", "a2"]}))
+    assert index._index_keys["few"] == "taskId"
 
 
 def test_remove() -> None:

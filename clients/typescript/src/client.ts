@@ -679,19 +679,34 @@ export class AutoSDLCWebSocketClient {
   /**
    * Node's `ws` reports a refused upgrade as 'unexpected-response' (status
    * and body); browsers hide it behind a 1006 close. Listening means we must
-   * end the request ourselves, which makes `ws` emit error + close as usual.
+   * abort the handshake ourselves: `terminate()` while CONNECTING makes `ws`
+   * emit error + close as usual. (Destroying the request is not enough once
+   * its response has ended on a keep-alive connection: no error, no close.)
    */
   private watchUpgradeResponse(conn: Connection): void {
     const emitter = conn.ws as unknown as {
       on?: (event: string, listener: (...args: any[]) => void) => void;
+      terminate?: () => void;
     };
     if (typeof emitter.on !== 'function') return;
     emitter.on('unexpected-response', (req: any, res: any) => {
       conn.httpStatus = res?.statusCode;
       let body = '';
+      let finished = false;
       const finish = () => {
+        if (finished) return;
+        finished = true;
         conn.httpBody = body;
-        req?.destroy?.(new Error(`Unexpected server response: ${conn.httpStatus}`));
+        conn.errorMessage = `Unexpected server response: ${conn.httpStatus}`;
+        if (typeof emitter.terminate === 'function') {
+          try {
+            emitter.terminate.call(conn.ws);
+            return;
+          } catch {
+            // fall through to destroying the request
+          }
+        }
+        req?.destroy?.(new Error(conn.errorMessage));
       };
       if (typeof res?.on !== 'function') return finish();
       res.setEncoding?.('utf8');
@@ -700,6 +715,7 @@ export class AutoSDLCWebSocketClient {
       });
       res.on('end', finish);
       res.on('error', finish);
+      res.on('close', finish);
     });
   }
 

@@ -1,12 +1,38 @@
 /**
  * Wire types of the AutoSDLC WebSocket protocol (contract §3).
  *
- * Hand-written for now from the contract's list of message types. They will
- * later be generated from the JSON Schemas served at `/schemas/<type>.json`
- * (draft 2020-12); until then keep this file in step with the schemas by hand.
- * Every `data` type allows extra properties: the gateway passes unknown fields
- * through unchanged (forward compatibility), and so does this client.
+ * The `data` types come from `./generated/messages.ts`, which
+ * `npm run gen:types` generates from the gateway's JSON Schemas
+ * (`src/autosdlc_ws/schemas/*.json`, also served at `/schemas/<type>.json`);
+ * a test fails when that file and the schemas drift apart. This file adds the
+ * envelope, the split into control and event types, and the client's own
+ * types. Every `data` type allows extra properties: the gateway passes unknown
+ * fields through unchanged (forward compatibility), and so does this client.
  */
+import type {
+  AgentErrorData,
+  AgentLogData,
+  AgentMetricData,
+  AgentTaskUpdateData,
+  CoverageUpdateData,
+  ErrorData,
+  GithubIssueUpdateData,
+  GithubPrUpdateData,
+  GithubWorkflowUpdateData,
+  Limits,
+  MessageDataMap,
+  Metadata,
+  SubscriptionUpdateData,
+  SystemAlertData,
+  SystemNotificationData,
+  TestResultData,
+  WorkflowCompleteData,
+  WorkflowFailedData,
+  WorkflowStartedData,
+  WorkflowStepCompleteData,
+} from './generated/messages.js';
+
+export * from './generated/messages.js';
 
 /** Frame types the client and the gateway use to run the connection itself. */
 export const CONTROL_TYPES = [
@@ -49,6 +75,13 @@ export type ControlType = (typeof CONTROL_TYPES)[number];
 export type EventType = (typeof EVENT_TYPES)[number];
 export type MessageType = ControlType | EventType;
 
+// Compile-time check that the two lists above name exactly the types that have
+// a schema (npm run typecheck fails otherwise; test/generated-types.test.ts
+// checks the same at run time).
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type AssertTrue<T extends true> = T;
+type _MessageTypesMatchSchemas = AssertTrue<SameKeys<MessageType, keyof MessageDataMap>>;
+
 /** Pseudo-type emitted by the client (never on the wire) when history was lost. */
 export const RESET_TYPE = '$reset' as const;
 export type ResetType = typeof RESET_TYPE;
@@ -58,17 +91,6 @@ const CONTROL_SET: ReadonlySet<string> = new Set(CONTROL_TYPES);
 /** True for every type that is not a control type, including unknown future event types. */
 export function isEventType(type: string): boolean {
   return !CONTROL_SET.has(type) && !type.startsWith('$');
-}
-
-export interface Metadata {
-  /** Protocol version of the envelope, `"1.0"`. */
-  version?: string;
-  source?: string;
-  /** On a reply: the `id` of the request it answers. */
-  correlationId?: string;
-  /** True when the frame travelled gzip-compressed (informational). */
-  compressed?: boolean;
-  [key: string]: unknown;
 }
 
 /** Every frame, in both directions. */
@@ -85,174 +107,44 @@ export interface Envelope<T extends string = string, D = Record<string, unknown>
 /** Values of a resource filter: one value or a list of values. */
 export type FilterValue = string | string[];
 
-export interface SubscriptionFilters {
-  agentId?: FilterValue;
-  taskId?: FilterValue;
-  workflowId?: FilterValue;
-  /** `owner/name` */
-  repository?: FilterValue;
-}
-
 type Open = { [key: string]: unknown };
 
-// ---- control data ------------------------------------------------------------
+// ---- data types, generated from the JSON Schemas ------------------------------------
+// src/generated/messages.ts holds one open interface per schema `$defs` entry
+// (AgentStatusData, ConnectData, SubscriptionFilters, Metadata, ...) and
+// MessageDataMap (type -> data). The names below are this package's older
+// public names for some of them, kept as aliases.
 
-export interface ConnectionLimits extends Open {
-  /** A frame of exactly this many bytes is accepted. */
-  maxFrameBytes: number;
-}
+/** `limits` in the `connect` frame (schema name `Limits`). */
+export type ConnectionLimits = Limits;
 
-export interface ConnectData extends Open {
-  connectionId: string;
-  sessionId: string;
-  /** Milliseconds. */
-  heartbeatInterval: number;
-  protocolVersion: string;
-  resumed: boolean;
-  limits: ConnectionLimits;
-}
+/** `code` of an `error` frame. */
+export type ServerErrorCode = ErrorData['code'];
 
-export interface DisconnectData extends Open {
-  reason: string;
-  reconnect: boolean;
-}
+/** `status` of a `subscription_update` frame. */
+export type SubscriptionStatus = SubscriptionUpdateData['status'];
 
-export type ServerErrorCode =
-  | 'invalid_json'
-  | 'invalid_message'
-  | 'unknown_type'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'rate_limited'
-  | 'too_large'
-  | 'not_found'
-  | 'internal';
+/** Data of the agent events other than `agent_status`. */
+export type AgentEventData = AgentTaskUpdateData | AgentLogData | AgentMetricData | AgentErrorData;
 
-export interface ErrorData extends Open {
-  code: ServerErrorCode | (string & {});
-  message: string;
-  /** For `invalid_message`: the failing field. */
-  path?: string;
-  /** For `rate_limited`. */
-  retryAfterMs?: number;
-}
+/** Data of the TDD events other than `tdd_phase_change`. */
+export type TddEventData = TestResultData | CoverageUpdateData;
 
-export interface AuthRequestData extends Open {
-  token?: string;
-  apiKey?: string;
-  sessionId?: string;
-  lastEventId?: string;
-  compression?: 'gzip';
-}
+/** Data of the `workflow_*` events. */
+export type WorkflowEventData =
+  | WorkflowStartedData
+  | WorkflowStepCompleteData
+  | WorkflowCompleteData
+  | WorkflowFailedData;
 
-export interface AuthSuccessData extends Open {
-  subject: string;
-  permissions: string[];
-  /** Epoch milliseconds; null when the credential never expires. */
-  expiresAt: number | null;
-}
+/** Data of `system_notification` and `system_alert`. */
+export type SystemEventData = SystemNotificationData | SystemAlertData;
 
-export interface AuthFailureData extends Open {
-  code: string;
-  message: string;
-}
+/** Data of the `github_*` events. */
+export type GitHubEventData = GithubIssueUpdateData | GithubPrUpdateData | GithubWorkflowUpdateData;
 
-export interface SubscribeData extends Open {
-  events: string[];
-  filters?: SubscriptionFilters;
-}
-
-export interface UnsubscribeData extends Open {
-  subscriptionId: string;
-}
-
-export type SubscriptionStatus = 'active' | 'removed' | 'resumed' | 'reset';
-
-export interface SubscriptionUpdateData extends Open {
-  subscriptionId: string;
-  status: SubscriptionStatus | (string & {});
-  events?: string[];
-  filters?: SubscriptionFilters;
-}
-
-// ---- event data ----------------------------------------------------------------
-
-export interface AgentStatusData extends Open {
-  agentId: string;
-  agentType?: string;
-  status: 'idle' | 'busy' | 'error' | 'offline';
-  currentTask?: { id: string; type?: string; progress?: number } & Open;
-  metrics?: { cpuUsage?: number; memoryUsage?: number; tasksCompleted?: number } & Open;
-}
-
-export interface TddPhaseChangeData extends Open {
-  agentId: string;
-  taskId?: string;
-  previousPhase?: 'red' | 'green' | 'refactor';
-  currentPhase: 'red' | 'green' | 'refactor';
-  testResults?: { total: number; passing: number; failing: number } & Open;
-  coverage?: { lines: number; branches: number; functions: number } & Open;
-}
-
-/** Agent events other than agent_status (schemas not finalised yet). */
-export interface AgentEventData extends Open {
-  agentId: string;
-  taskId?: string;
-}
-
-/** TDD events other than tdd_phase_change. */
-export interface TddEventData extends Open {
-  agentId?: string;
-  taskId?: string;
-}
-
-export interface WorkflowEventData extends Open {
-  workflowId: string;
-}
-
-export interface SystemEventData extends Open {}
-
-export interface DeploymentStatusData extends Open {
-  repository?: string;
-}
-
-export interface GitHubEventData extends Open {
-  /** `owner/name` */
-  repository: string;
-}
-
-/** `data` type of every known message type. */
-export interface DataByType {
-  connect: ConnectData;
-  disconnect: DisconnectData;
-  ping: Open;
-  pong: Open;
-  error: ErrorData;
-  auth_request: AuthRequestData;
-  auth_success: AuthSuccessData;
-  auth_failure: AuthFailureData;
-  subscribe: SubscribeData;
-  unsubscribe: UnsubscribeData;
-  subscription_update: SubscriptionUpdateData;
-  agent_status: AgentStatusData;
-  agent_task_update: AgentEventData;
-  agent_log: AgentEventData;
-  agent_metric: AgentEventData;
-  agent_error: AgentEventData;
-  tdd_phase_change: TddPhaseChangeData;
-  test_result: TddEventData;
-  coverage_update: TddEventData;
-  workflow_started: WorkflowEventData;
-  workflow_step_complete: WorkflowEventData;
-  workflow_complete: WorkflowEventData;
-  workflow_failed: WorkflowEventData;
-  system_notification: SystemEventData;
-  system_alert: SystemEventData;
-  deployment_status: DeploymentStatusData;
-  github_issue_update: GitHubEventData;
-  github_pr_update: GitHubEventData;
-  github_workflow_update: GitHubEventData;
-}
+/** `data` type of every known message type (the generated MessageDataMap). */
+export interface DataByType extends MessageDataMap {}
 
 /** The envelope of one known message type. */
 export type EnvelopeOf<T extends MessageType> = Envelope<T, DataByType[T]>;

@@ -53,6 +53,20 @@ describe('with the ws package', () => {
     expect(client.state).toBe('closed');
   });
 
+  it('also rejects when the server keeps the connection alive after the 401 (as aiohttp does)', async () => {
+    let serverSide: import('node:stream').Duplex | null = null;
+    const url = await listen((_req, socket) => {
+      serverSide = socket;
+      const body = JSON.stringify({ error: { code: 'unauthorized', message: 'token signature does not verify' } });
+      // No `Connection: close` and no end(): the response completes, the socket stays open.
+      socket.write(`HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    });
+    const client = new AutoSDLCWebSocketClient({ url, token: 'bad', authInUrl: true, WebSocket });
+    await expect(client.connect()).rejects.toMatchObject({ code: 'unauthorized', statusCode: 401, serverCode: 'unauthorized' });
+    expect(client.state).toBe('closed');
+    (serverSide as import('node:stream').Duplex | null)?.destroy();
+  });
+
   it('authenticates in-band, subscribes and receives an event', async () => {
     wss = new WebSocketServer({ noServer: true });
     const received: Envelope[] = [];

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import dataclasses
 import os
@@ -36,7 +37,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from autosdlc_ws.bench.procstat import cpu_seconds, rss_bytes
+from autosdlc_ws.bench.procstat import cpu_seconds, rss_bytes, system_busy_seconds
 from autosdlc_ws.bench.protocol import EventFactory, Protocol, make_protocol, new_run_id
 
 monotonic_ns = time.monotonic_ns
@@ -83,6 +84,7 @@ class LoadConfig:
     stalled_rcvbuf: int = 4096
     warmup_events: int = 20
     drain_timeout: float = 30.0
+    inflight: int = 2  # publish requests pipelined (sent before the previous one is answered)
     connect_timeout: float = 180.0
     progress: bool = True
     label: str = ""
@@ -325,6 +327,94 @@ def open_stalled_reader(ws_url: str, headers: dict[str, str], target: str, *, rc
     return sock
 
 
+# --- publishing ------------------------------------------------------------------------
+
+
+class Publisher:
+    """HTTP/1.1 POSTs pipelined on one keep-alive connection.
+
+    Requests on one connection are handled in order, so events reach the
+    server in sequence order while the next request is already on its way
+    (no round trip between two publishes, for any target)."""
+
+    def __init__(self, base_url: str, token: str | None, inflight: int) -> None:
+        url = urllib.parse.urlsplit(base_url)
+        self.host = url.hostname or "127.0.0.1"
+        self.port = url.port or 80
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        self._head = (f"POST /api/v1/events HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                      f"Content-Type: application/json\r\n{auth}Content-Length: ").encode()
+        self.inflight = max(1, inflight)
+        self._slots = asyncio.Semaphore(self.inflight)
+        self._pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.failure: str | None = None
+        self.responses = 0
+
+    async def start(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._task = asyncio.get_running_loop().create_task(self._read_responses())
+
+    async def _read_responses(self) -> None:
+        reader = self._reader
+        assert reader is not None
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                body = await reader.readexactly(int(match.group(1))) if match else b""
+                self.responses += 1
+                if status >= 300 and self.failure is None:
+                    self.failure = f"publish answered {status}: {body[:300]!r}"
+                fut = self._pending.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                self._slots.release()
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, IndexError) as exc:
+            if self.failure is None:
+                self.failure = f"publish connection failed: {exc!r}"
+            while self._pending:
+                fut = self._pending.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                self._slots.release()
+
+    async def acquire(self) -> None:
+        """Wait for a free slot (fewer than `inflight` requests unanswered)."""
+        if self.failure:
+            raise BenchError(self.failure)
+        await self._slots.acquire()
+        if self.failure:
+            self._slots.release()
+            raise BenchError(self.failure)
+
+    def post(self, body: bytes) -> None:
+        """Send one request; a slot must have been acquired."""
+        assert self._writer is not None
+        self._pending.append(asyncio.get_running_loop().create_future())
+        self._writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    async def wait_all(self, timeout: float) -> None:
+        if self._pending:
+            await asyncio.wait_for(asyncio.gather(*list(self._pending)), timeout)
+        if self.failure:
+            raise BenchError(self.failure)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+
+
 # --- the load generator ----------------------------------------------------------------
 
 
@@ -364,6 +454,7 @@ class LoadGen:
         self._progress: tuple[float, float] = (0.0, 1.0)
         self.loop = asyncio.get_running_loop()
         self._http: aiohttp.ClientSession | None = None
+        self._publisher: Publisher | None = None
         self._ws_session: aiohttp.ClientSession | None = None
         self._t_origin = monotonic_ns()
 
@@ -411,17 +502,11 @@ class LoadGen:
         return events
 
     async def publish(self, batch: int) -> None:
+        """Publish `batch` events in one POST (an array, or one object when batch is 1)."""
+        assert self._publisher is not None
+        await self._publisher.acquire()
         events = self._prepare(batch)
-        assert self._http is not None
-        body = orjson.dumps(events if batch > 1 else events[0])
-        url = self.cfg.base_url.rstrip("/") + "/api/v1/events"
-        headers = {"Content-Type": "application/json"}
-        if self.cfg.token:
-            headers["Authorization"] = f"Bearer {self.cfg.token}"
-        async with self._http.post(url, data=body, headers=headers) as resp:
-            text = await resp.read()
-            if resp.status >= 300:
-                raise BenchError(f"publish answered {resp.status}: {text[:300]!r}")
+        self._publisher.post(orjson.dumps(events if batch > 1 else events[0]))
 
     # --- connecting -------------------------------------------------------------------
 
@@ -533,6 +618,7 @@ class LoadGen:
         rss_from = len(self.rss_samples)
         self._status = ph.label
         self._progress = (0.0, ph.duration)
+        busy0 = system_busy_seconds()
         cpu0, lcpu0, t0 = self._server_cpu(), time.process_time(), monotonic_ns()
         deadline = t0 + int(ph.duration * 1e9)
         k = 0
@@ -556,10 +642,13 @@ class LoadGen:
             k += 1
         publish_end = monotonic_ns()
         self._status = ph.label + " (draining)"
+        assert self._publisher is not None
+        await self._publisher.wait_all(self.cfg.drain_timeout)
         target = self.published * n
         complete = await self.wait_count(target, self.cfg.drain_timeout)
         t1 = self.last_ns if complete else monotonic_ns()
         cpu1, lcpu1 = self._server_cpu(), time.process_time()
+        other_cpu = max(0.0, system_busy_seconds() - busy0 - (cpu1 - cpu0) - (lcpu1 - lcpu0))
         events = self.published - start_pub
         deliveries = events * n
         wall = max(1e-9, (t1 - t0) / 1e9)
@@ -582,6 +671,7 @@ class LoadGen:
             "deliveries_per_server_cpu_s": deliveries / server_cpu if server_cpu > 0 else None,
             "loadgen_cpu_s": round(lcpu1 - lcpu0, 3),
             "loadgen_cpu_pct": 100 * (lcpu1 - lcpu0) / wall,
+            "other_cpu_pct": 100 * other_cpu / wall,
             "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
                            "max": lat[-1] / 1e6 if lat else None, "samples": len(lat)},
             "complete": complete,
@@ -602,6 +692,7 @@ class LoadGen:
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self._ws_session = aiohttp.ClientSession(connector=connector)
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4))
+        self._publisher = Publisher(cfg.base_url, cfg.token, cfg.inflight)
         result: dict[str, Any] = {
             "target": cfg.target, "label": cfg.label, "n": self.n, "event_size": cfg.event_size,
             "frame_bytes": len(self.proto.expected(self.factory.make(10_000, 10**18),
@@ -610,6 +701,7 @@ class LoadGen:
             "event_loop": type(self.loop).__module__.split(".")[0],
         }
         try:
+            await self._publisher.start()
             await asyncio.sleep(cfg.settle_s)
             rss0 = self._server_rss()
             result["connect_s"] = round(await self.connect_all(), 3)
@@ -635,6 +727,7 @@ class LoadGen:
             for sock in self.stalled:
                 sock.close()
             await asyncio.sleep(0.2)
+            await self._publisher.close()
             await self._http.close()
             await self._ws_session.close()
         return result

@@ -66,6 +66,16 @@ def rss_bytes(pid: int, *, with_children: bool = True) -> int:
     return total
 
 
+def system_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

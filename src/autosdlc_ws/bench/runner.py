@@ -19,7 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from autosdlc_ws.bench.loadgen import LoadConfig, Phase, raise_nofile_limit
+from autosdlc_ws.bench.procstat import system_busy_seconds
 from autosdlc_ws.bench.targets import LOADGEN_CPU, SERVER_CPU, cpus_available, pin, start_server
+
+
+def wait_quiet(max_wait: float, *, threshold: float = 0.25, window: float = 0.5) -> float:
+    """Wait (at most `max_wait` s) until the machine's busy CPU is below `threshold` cores.
+
+    The machine is shared: a run that starts while something else is busy
+    measures that too. Returns the busy cores last seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0 = system_busy_seconds()
+        time.sleep(window)
+        busy = (system_busy_seconds() - b0) / window
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
 
 
 def session_timeout(n: int, phases: Iterable[Phase], drain_timeout: float) -> float:
@@ -30,9 +45,10 @@ def run_session(target: str, n: int, phases: list[Phase], *, event_size: int = 3
                 compression: bool = False, workers: int = 1, broker: str = "memory",
                 server_env: Mapping[str, str] | None = None, client: str = "auto",
                 stalled: int = 0, label: str = "", log_dir: Path, progress: bool = True,
-                drain_timeout: float = 30.0, uvloop: bool = True,
-                subscribe: dict[str, Any] | None = None) -> dict[str, Any]:
+                drain_timeout: float = 30.0, uvloop: bool = True, inflight: int = 2,
+                subscribe: dict[str, Any] | None = None, quiet_wait: float = 0.0) -> dict[str, Any]:
     raise_nofile_limit()  # inherited by both children
+    busy_before = wait_quiet(quiet_wait) if quiet_wait > 0 else None
     pinned = cpus_available() > 1
     if pinned:
         pin(LOADGEN_CPU)  # this process waits; keep it off the server's core
@@ -44,7 +60,7 @@ def run_session(target: str, n: int, phases: list[Phase], *, event_size: int = 3
                          event_size=event_size, compression=compression, phases=phases,
                          server_pid=server.pid, client=client, stalled=stalled,
                          label=label or target, progress=progress, drain_timeout=drain_timeout,
-                         subscribe=subscribe)
+                         inflight=inflight, subscribe=subscribe)
         with tempfile.TemporaryDirectory(prefix="autosdlc-bench-") as tmp:
             cfg_path, out_path = Path(tmp, "config.json"), Path(tmp, "result.json")
             cfg_path.write_text(json.dumps(cfg.to_json()))
@@ -66,6 +82,7 @@ def run_session(target: str, n: int, phases: list[Phase], *, event_size: int = 3
     finally:
         server.stop()
     result["session_s"] = round(time.monotonic() - started, 1)
+    result["busy_cores_before"] = busy_before
     result["pinned"] = pinned
     result["workers"] = workers
     result["broker"] = broker

@@ -219,11 +219,7 @@ class RedisBroker(Broker):
         self._waiters.clear()
 
     def _safe_url(self) -> str:
-        """The URL without a password, for logs."""
-        if "@" in self.url:
-            scheme, _, rest = self.url.partition("://")
-            return f"{scheme}://***@{rest.rpartition('@')[2]}"
-        return self.url
+        return redact_url(self.url)
 
     # --- publishing -------------------------------------------------------------------
 
@@ -598,6 +594,14 @@ class RedisBroker(Broker):
                 await self.trim()
             except REDIS_FAILURES as exc:
                 log.debug("history trim failed: %s", exc)
+
+
+def redact_url(url: str) -> str:
+    """A broker URL without its credentials, for logs and banners."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url
 
 
 def _text(value: bytes | str) -> str:

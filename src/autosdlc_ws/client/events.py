@@ -45,7 +45,7 @@ CONTROL_TYPE_SET = frozenset(CONTROL_TYPES)
 _PATTERN = re.compile(r"^(\*|[a-z][a-z_]*\*?)$")
 
 
-class ConnectionState(str, enum.Enum):
+class ConnectionState(enum.StrEnum):
     """`connecting` (first attempt), `open` (authenticated, queue flushed),
     `reconnecting` (lost, backing off / retrying), `closed` (by the app or for good)."""
 

@@ -50,6 +50,11 @@ class Outbox:
         self._items.append(item)
         self._counted += 1
 
+    def append_unbounded(self, item: Outgoing) -> None:
+        """Queue an internal frame (protocol upkeep) outside the bound."""
+        item.counted = False
+        self._items.append(item)
+
     def requeue_front(self, items: list[Outgoing]) -> None:
         """Put `items` (in their order) before everything queued, outside the bound."""
         for item in items:

@@ -9,8 +9,8 @@ An event's resources are one per resource key present in its `data`
 (`agentId` -> `agent:<id>`, ...), plus `system` for the system category or
 when it carries no resource key. A connection may read an event when it may
 read *any* of the event's resources: an agent's watcher sees that agent's TDD
-events even though they also name a task. Publishing follows the same rule
-with the `publish` action.
+events even though they also name a task. Publishing is stricter: it needs
+`publish` on *every* resource the event names (see `may_publish_event`).
 """
 
 from __future__ import annotations
@@ -137,7 +137,24 @@ def event_resources(event_type: str, data: Mapping[str, object]) -> list[Resourc
     return resources
 
 
+def may_read_event(grants: Grants, event_type: str, data: Mapping[str, object]) -> bool:
+    """Readable when any of the event's resources is readable."""
+    return any(grants.allows("read", r) for r in event_resources(event_type, data))
+
+
+def may_publish_event(grants: Grants, event_type: str, data: Mapping[str, object]) -> bool:
+    """Publishing needs `publish` on every resource the event names.
+
+    Stricter than reading on purpose: with an any-of rule a publisher allowed
+    on one agent could add that agent's id to a `system_alert` and reach every
+    `read:system` subscriber, or add a `workflowId` to reach a workflow's
+    watchers."""
+    return all(grants.allows("publish", r) for r in event_resources(event_type, data))
+
+
 def may_access_event(grants: Grants, action: str, event_type: str, data: Mapping[str, object]) -> bool:
+    if action == "publish":
+        return may_publish_event(grants, event_type, data)
     return any(grants.allows(action, r) for r in event_resources(event_type, data))
 
 

@@ -8,7 +8,13 @@ A subscription without filters is indexed by type; one with filters by
 checked only for those candidates. A publish therefore touches the
 subscriptions registered under its type and under each of its own resource
 values, never the whole table: 10,000 subscriptions of which 10 match cost
-about what 10 in all cost.
+about what 10 in all cost (benchmarks/bench_index.py measures it).
+
+"Most selective" is decided when the subscription is added: the key with the
+fewest values, and among those the one whose buckets hold the fewest
+subscriptions at that moment. A fixed preference alone (tasks first) piles
+every subscription of the form {taskId: T, agentId: A_i} into the one bucket
+of T, and each event of T then tests all of them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Generic, TypeVar
 Owner = TypeVar("Owner", bound=Hashable)
 
 #: When several filter keys are given, the index uses the one with the fewest
-#: values; ties go to the key listed first (tasks are the narrowest resource).
+#: values; ties go to the key whose buckets are emptier, then to the key listed
+#: first (tasks are the narrowest resource).
 KEY_PRIORITY = ("taskId", "agentId", "workflowId", "repository")
 
 
@@ -82,6 +89,9 @@ class Subscription(Generic[Owner]):
         }
 
     def index_key(self) -> str | None:
+        """The key this subscription is most selective on by itself: fewest values,
+        then `KEY_PRIORITY`. The index may use another key with as few values
+        whose buckets are emptier (`SubscriptionIndex._choose_key`)."""
         if not self.filters:
             return None
         return min(
@@ -100,6 +110,8 @@ class SubscriptionIndex(Generic[Owner]):
         # Filtered: (type, key, value) -> subscriptions.
         self._filtered: dict[tuple[str, str, str], dict[str, Subscription[Owner]]] = {}
         self._filtered_keys_by_type: dict[str, dict[str, int]] = {}
+        # Filtered subscription id -> the key it is indexed under (chosen at add).
+        self._index_keys: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -118,7 +130,9 @@ class SubscriptionIndex(Generic[Owner]):
             raise ValueError(f"duplicate subscription id {sub.id}")
         self._subs[sub.id] = sub
         self._by_owner.setdefault(sub.owner, {})[sub.id] = sub
-        key = sub.index_key()
+        key = self._choose_key(sub)
+        if key is not None:
+            self._index_keys[sub.id] = key
         for event_type in sub.types:
             if key is None:
                 owners = self._unfiltered.setdefault(event_type, {})
@@ -139,7 +153,7 @@ class SubscriptionIndex(Generic[Owner]):
             owned.pop(sub_id, None)
             if not owned:
                 del self._by_owner[sub.owner]
-        key = sub.index_key()
+        key = self._index_keys.pop(sub_id, None)
         for event_type in sub.types:
             if key is None:
                 owners = self._unfiltered[event_type]
@@ -164,6 +178,17 @@ class SubscriptionIndex(Generic[Owner]):
                     if not bucket:
                         del self._filtered[(event_type, key, value)]
         return sub
+
+    def _choose_key(self, sub: Subscription[Owner]) -> str | None:
+        if not sub.filters:
+            return None
+
+        def cost(key: str) -> tuple[int, int, int]:
+            values = sub.filters[key]
+            crowd = sum(len(self._filtered.get((t, key, v), ())) for t in sub.types for v in values)
+            return (len(values), crowd, KEY_PRIORITY.index(key) if key in KEY_PRIORITY else 99)
+
+        return min(sub.filters, key=cost)
 
     def remove_owner(self, owner: Owner) -> list[Subscription[Owner]]:
         return [s for s in (self.remove(i) for i in list(self._by_owner.get(owner, {}))) if s]

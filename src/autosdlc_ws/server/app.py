@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 from importlib import resources
@@ -18,8 +19,8 @@ from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.errors import ConfigError
 from autosdlc_ws.server import http_routes
 from autosdlc_ws.server.gateway import Gateway
-from autosdlc_ws.server.monitor import SystemMonitor
 from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP, PUBLISH_LIMITER
+from autosdlc_ws.server.monitor import SystemMonitor
 from autosdlc_ws.server.ws_route import websocket_handler
 from autosdlc_ws.sources.github import DeliveryDeduplicator
 
@@ -49,7 +50,18 @@ def make_broker(settings: Settings) -> Broker:
 async def dashboard(request: web.Request) -> web.StreamResponse:
     index = STATIC_DIR / "index.html"
     if index.is_file():
-        return web.FileResponse(index)
+        # The built page (dashboard/, Vite) loads only its own /assets and talks
+        # only to this origin's /ws: a strict policy costs it nothing.
+        ws_origins = f"ws://{request.host} wss://{request.host}"
+        return web.FileResponse(index, headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": (
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                f"connect-src 'self' {ws_origins}; base-uri 'none'; form-action 'none'; "
+                "frame-ancestors 'none'; object-src 'none'"),
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        })
     return web.Response(text=FALLBACK_PAGE, content_type="text/html")
 
 
@@ -107,7 +119,17 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run one worker until SIGTERM/SIGINT, then drain and exit."""
+    """Run one worker until SIGTERM/SIGINT, then drain and exit.
+
+    With `workers` > 1 (and not already inside a worker) this process becomes
+    the parent that runs and supervises the workers (`server.workers`)."""
+    from autosdlc_ws.broker.redis import redact_url
+    from autosdlc_ws.server.workers import supervise, worker_index
+
+    index = worker_index()
+    if settings.workers > 1 and index is None:
+        await supervise(settings)
+        return
     gateway = Gateway(settings, broker=make_broker(settings))
     app = build_app(gateway)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
@@ -118,9 +140,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     await site.start()
     scheme = "https" if settings.tls_cert else "http"
     log.info("gateway listening on %s://%s:%d (broker=%s)", scheme, settings.host, settings.port,
-             settings.broker)
-    print(f"autosdlc-ws: listening on {scheme}://{settings.host}:{settings.port} "
-          f"(WebSocket at /ws, broker {settings.broker})", flush=True)
+             redact_url(settings.broker))
+    who = f"worker {index} (pid {os.getpid()}) " if index is not None else ""
+    print(f"autosdlc-ws: {who}listening on {scheme}://{settings.host}:{settings.port} "
+          f"(WebSocket at /ws, broker {redact_url(settings.broker)})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -94,6 +94,8 @@ class Gateway:
     def record_error(self, code: str, message_type: str, message: str) -> None:
         """Count an error frame; one `system_alert` when its group's rate crosses the threshold."""
         self.stats.errors[code] += 1
+        if code == "rate_limited":
+            self.stats.rate_limited += 1
         group = self.error_groups.record(code, message_type, message, now_ms=self.now_ms(),
                                          now_s=time.monotonic())
         if group is not None and self.alert_sink is not None:

@@ -84,8 +84,12 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             conn.closing = True
         # aiohttp ends a connection that missed its pongs (or failed) by *closing*
         # the transport, which then waits for its unsent bytes to drain; a peer
-        # that stopped reading never lets them. Cut it off after the grace period.
-        asyncio.get_running_loop().call_later(settings.shutdown_grace_s, _reap, transport)
+        # that stopped reading never lets them. Cut such a peer off now, and any
+        # other connection still not gone after the grace period.
+        if ws.close_code == 1006 or ws.exception() is not None:
+            _reap(transport)
+        else:
+            asyncio.get_running_loop().call_later(settings.shutdown_grace_s, _reap, transport)
     return ws
 
 

@@ -1,0 +1,141 @@
+"""The gateway's fan-out hot path without the kernel: Python cost per delivery.
+
+Builds a real `Gateway` with N real `server.connection.Connection` objects whose
+transports only count bytes (no system call), subscribes each to `agent_log`,
+and times `Hub.on_broker_event` plus the loop iteration that flushes the
+connections, for one event per tick and for 50 per tick. The system call that a
+real `transport.write` makes (the dominant cost end to end) is left out, so this
+shows what changes to hub.py / connection.py / envelope.py / frames.py buy,
+with far less noise than an end-to-end run on a shared machine.
+
+    .venv/bin/python benchmarks/bench_hotpath.py [--n 1000] [--events 2000] [--runs 7] [--cpu 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autosdlc_ws.broker.base import BrokerEvent
+from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.config import Settings
+from autosdlc_ws.core.session import ConnectionCore
+from autosdlc_ws.core.subscriptions import Subscription
+from autosdlc_ws.server.connection import Connection
+from autosdlc_ws.server.gateway import Gateway
+
+RESULTS = Path(__file__).resolve().parent / "results" / "hotpath-latest.json"
+
+
+class CountingTransport:
+    __slots__ = ("bytes", "writes")
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.bytes += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:  # pragma: no cover - never closed here
+        pass
+
+
+class NullWS:
+    async def close(self, **_: Any) -> bool:  # pragma: no cover - never closed here
+        return True
+
+
+def build(n: int) -> tuple[Gateway, list[CountingTransport]]:
+    settings = Settings(jwt_secret="x" * 32)
+    gateway = Gateway(settings, broker=MemoryBroker())
+    transports = []
+    for i in range(n):
+        core = ConnectionCore(settings=settings, authenticator=gateway.authenticator,
+                              connection_id=f"conn-{i}", session_id=f"sess-{i}", opened_at_ms=0)
+        transport = CountingTransport()
+        conn = Connection(gateway, NullWS(), transport, core, "127.0.0.1")  # type: ignore[arg-type]
+        gateway.hub.index.add(Subscription(f"sub-{i}", conn, ("agent_log",), frozenset({"agent_log"}), {}))
+        transports.append(transport)
+    return gateway, transports
+
+
+def event(seq: int) -> dict[str, Any]:
+    return {"id": f"evt-{seq}", "type": "agent_log", "timestamp": 1_700_000_000_000,
+            "data": {"agentId": "bench-agent", "level": "info", "message": "x" * 150, "seq": seq,
+                     "t": 1_000_000_000_000},
+            "metadata": {"version": "1.0", "source": "bench"}}
+
+
+async def measure(gateway: Gateway, events: int, per_tick: int) -> float:
+    """Seconds of CPU per delivery: publish `per_tick` events, let the loop flush, repeat."""
+    hub = gateway.hub
+    records = [BrokerEvent(event(i), i + 1, "e") for i in range(events)]
+    n = len(gateway.hub.index)
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.process_time()
+        for i in range(0, events, per_tick):
+            for record in records[i:i + per_tick]:
+                hub.on_broker_event(record)
+            await asyncio.sleep(0)  # the iteration in which the connections flush
+        await asyncio.sleep(0)
+        elapsed = time.process_time() - start
+    finally:
+        gc.enable()
+    return elapsed / (events * n)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    gateway, transports = build(args.n)
+    await measure(gateway, max(50, args.events // 10), 1)  # warm up
+    out: dict[str, Any] = {}
+    for per_tick in (1, 50):
+        samples = [await measure(gateway, args.events, per_tick) for _ in range(args.runs)]
+        out[f"{per_tick}_per_tick"] = {"ns_per_delivery": statistics.median(samples) * 1e9,
+                                       "min": min(samples) * 1e9, "max": max(samples) * 1e9}
+    writes = sum(t.writes for t in transports)
+    out["writes"] = writes
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="connections")
+    parser.add_argument("--events", type=int, default=1000, help="events per run")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--label", default="")
+    args = parser.parse_args(argv)
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    result = asyncio.run(main_async(args))
+    for key in ("1_per_tick", "50_per_tick"):
+        r = result[key]
+        print(f"{args.label:<12} {key:<12} {r['ns_per_delivery']:8.0f} ns/delivery "
+              f"({r['min']:.0f}-{r['max']:.0f}), N={args.n}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"n": args.n, "events": args.events, "runs": args.runs,
+                                       "python": sys.version.split()[0], **result}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

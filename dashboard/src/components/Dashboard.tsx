@@ -1,0 +1,170 @@
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
+
+import {
+  AuthError,
+  ConnectError,
+  ConnectionClosedError,
+  type AutoSDLCError,
+  type Envelope,
+} from '@autosdlc/ws-client';
+import { useEvent, useWebSocket } from '@autosdlc/ws-client/react';
+
+import { gatewayWsUrl, type Credential } from '../credentials';
+import { initialState, reduce } from '../state';
+import {
+  agentScope,
+  CATEGORIES,
+  DEFAULT_FILTERS,
+  describeFilters,
+  subscriptionSpecs,
+  type CategoryKey,
+  type Filters,
+} from '../subscriptions';
+import { useCategorySubscription, type CategorySubscription } from '../useCategorySubscription';
+import { AgentsPanel } from './AgentsPanel';
+import { FeedPanel } from './FeedPanel';
+import { FilterBar } from './FilterBar';
+import { GithubPanel } from './GithubPanel';
+import { Header } from './Header';
+import { SystemPanel } from './SystemPanel';
+import { TddPanel } from './TddPanel';
+import { WorkflowsPanel } from './WorkflowsPanel';
+
+const RATE_WINDOW_MS = 10_000;
+
+/** Errors that mean "this credential will not do": back to the login form. */
+function credentialProblem(error: AutoSDLCError | null): string | null {
+  if (!error) return null;
+  if (error instanceof AuthError) return `Sign-in failed: ${error.message} (${error.code})`;
+  if (error instanceof ConnectionClosedError && error.closeCode === 4003) return 'Your token expired: sign in again.';
+  if (error instanceof ConnectionClosedError && error.closeCode === 4001) return `Sign-in failed: ${error.message}`;
+  if (error instanceof ConnectError && (error.code === 'unauthorized' || error.code === 'forbidden')) {
+    return `Sign-in failed: ${error.message}`;
+  }
+  return null;
+}
+
+export interface DashboardProps {
+  credential: Credential;
+  onSignOut: () => void;
+  onCredentialRejected: (message: string) => void;
+  onReconnect: () => void;
+}
+
+export function Dashboard({ credential, onSignOut, onCredentialRejected, onReconnect }: DashboardProps) {
+  const url = useMemo(() => gatewayWsUrl(), []);
+  const ws = useWebSocket(url, {
+    ...(credential.kind === 'token' ? { token: credential.value } : { apiKey: credential.value }),
+    // A dashboard should come back quickly after a gateway restart.
+    reconnect: { baseMs: 500, maxMs: 10_000 },
+  });
+  const { client, state: connState, error } = ws;
+
+  const [model, dispatch] = useReducer(reduce, undefined, initialState);
+  const arrivals = useRef<number[]>([]);
+
+  useEvent(
+    '*',
+    (env) => {
+      arrivals.current.push(Date.now());
+      dispatch({ kind: 'event', env: env as Envelope });
+    },
+    client,
+  );
+  useEvent('$reset', (env) => dispatch({ kind: 'reset', reason: String(env.data.reason), at: Date.now() }), client);
+
+  // A clock for the event rate and the reconnect countdown.
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), connState === 'reconnecting' ? 250 : 1000);
+    return () => clearInterval(t);
+  }, [connState]);
+  const cutoff = now - RATE_WINDOW_MS;
+  while (arrivals.current.length && arrivals.current[0]! < cutoff) arrivals.current.shift();
+  const rate = arrivals.current.length / (RATE_WINDOW_MS / 1000);
+
+  // Bad credential: back to the login form with the reason.
+  const problem = connState === 'closed' ? credentialProblem(error) : null;
+  useEffect(() => {
+    if (problem) onCredentialRejected(problem);
+  }, [problem, onCredentialRejected]);
+
+  // Subscriptions: wait for auth_success (its permissions scope the agent subscription).
+  // Set by auth_success (and kept across reconnects); the state change re-renders us.
+  const auth = client.auth;
+  const permissions = auth?.permissions;
+  const scopeKey = JSON.stringify(agentScope(permissions));
+  const [filters, setFilters] = useState<Filters>(DEFAULT_FILTERS);
+  const specs = useMemo(
+    () => subscriptionSpecs(filters, JSON.parse(scopeKey) as string[] | null),
+    [filters, scopeKey],
+  );
+  const enabled = auth !== null;
+  const subs: Record<CategoryKey, CategorySubscription> = {
+    agents: useCategorySubscription(ws.subscribe, client, specs.agents, enabled),
+    workflows: useCategorySubscription(ws.subscribe, client, specs.workflows, enabled),
+    system: useCategorySubscription(ws.subscribe, client, specs.system, enabled),
+    github: useCategorySubscription(ws.subscribe, client, specs.github, enabled),
+  };
+
+  // A line in the feed once the gateway has answered every subscription of the
+  // current filters: everything above it was delivered under these filters.
+  const specKey = CATEGORIES.map((c) => subs[c.key].key ?? '-').join('|');
+  const settled = enabled && CATEGORIES.every((c) => ['off', 'active', 'error'].includes(subs[c.key].status));
+  const marked = useRef<string | null>(null);
+  useEffect(() => {
+    if (!settled || marked.current === specKey) return;
+    marked.current = specKey;
+    const refused = CATEGORIES.filter((c) => subs[c.key].status === 'error').map(
+      (c) => `${c.label}: ${subs[c.key].error?.code ?? 'error'}`,
+    );
+    dispatch({
+      kind: 'marker',
+      at: Date.now(),
+      text: `Subscribed to ${describeFilters(filters)}${refused.length ? ` (refused: ${refused.join('; ')})` : ''}`,
+    });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [settled, specKey]);
+
+  const signOut = useCallback(() => {
+    client.close();
+    onSignOut();
+  }, [client, onSignOut]);
+
+  return (
+    <div className="app">
+      <Header
+        connState={connState}
+        nextRetryAt={ws.nextRetryAt}
+        now={now}
+        error={error}
+        rate={rate}
+        total={model.total}
+        subject={auth?.subject ?? null}
+        expiresAt={auth?.expiresAt ?? null}
+        gaps={model.gaps}
+        onSignOut={signOut}
+        onReconnect={onReconnect}
+      />
+      <FilterBar
+        filters={filters}
+        onChange={setFilters}
+        knownAgents={model.knownAgents}
+        scope={JSON.parse(scopeKey) as string[] | null}
+        subs={subs}
+      />
+      <main className="grid">
+        <div className="col-main">
+          <AgentsPanel agents={model.agentOrder.map((id) => model.agents[id]!)} sub={subs.agents} now={now} />
+          <TddPanel tdd={model.tdd} order={model.knownAgents} changes={model.phaseChanges} sub={subs.agents} />
+          <WorkflowsPanel workflows={model.workflowOrder.map((id) => model.workflows[id]!)} sub={subs.workflows} now={now} />
+        </div>
+        <div className="col-side">
+          <SystemPanel items={model.system} sub={subs.system} />
+          <GithubPanel items={model.github} sub={subs.github} />
+          <FeedPanel feed={model.feed} />
+        </div>
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,16 @@
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+
+import { App } from './App';
+import { loadCredential, saveCredential, takeFragmentCredential } from './credentials';
+import './styles.css';
+
+// Before anything renders: take `#token=…` out of the address bar.
+const fromFragment = takeFragmentCredential();
+if (fromFragment) saveCredential(fromFragment);
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App initial={fromFragment ?? loadCredential()} />
+  </StrictMode>,
+);

@@ -1,0 +1,202 @@
+"""`serve --workers N`: a parent process running N gateway workers on one port.
+
+Each worker is its own Python process (`python -m autosdlc_ws.server.workers`)
+running the ordinary single-process `serve()`; every worker binds the same
+port with SO_REUSEPORT and the kernel spreads new connections over them.
+Workers share events, history and sessions through the Redis broker, so a
+client can land on (and resume on) any of them.
+
+The parent binds nothing and serves nothing. It
+- starts the workers and hands each its `Settings` over a pipe (pickled: no
+  secrets in argv or the environment);
+- forwards SIGTERM/SIGINT to every worker, waits while they drain, and exits
+  when all have exited (SIGKILL for any still alive after the grace time);
+- restarts a worker that exits unexpectedly (a crash, `kill -9`): at once the
+  first time, with a growing delay if it keeps dying young, and gives up
+  (stopping the others, exit status 1) after `MAX_FAST_FAILURES` in a row;
+- points the workers at a shared directory (`AUTOSDLC_WS_STATS_DIR`) where
+  each leaves a snapshot of its metrics, so `/metrics` on any worker
+  describes the whole server.
+
+Workers ask the kernel to SIGTERM them if the parent dies (Linux
+`PR_SET_PDEATHSIG`), so a parent killed with -9 leaves no orphans serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+
+from autosdlc_ws.broker.redis import redact_url
+from autosdlc_ws.config import Settings
+from autosdlc_ws.errors import GatewayError
+
+log = logging.getLogger("autosdlc_ws.workers")
+
+#: Set in a worker's environment to its index; its presence means "I am a worker".
+WORKER_ENV = "AUTOSDLC_WS__WORKER"
+STATS_DIR_ENV = "AUTOSDLC_WS_STATS_DIR"
+#: A worker that dies within this many seconds of starting died young.
+YOUNG_S = 5.0
+MAX_FAST_FAILURES = 5
+
+
+def worker_index() -> int | None:
+    """This process's worker index under a multi-worker parent, else None."""
+    value = os.environ.get(WORKER_ENV)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        if settings.port == 0:  # every worker must bind the same port: pick one now
+            with socket.socket() as s:
+                s.bind((settings.host, 0))
+                settings = settings.replace(port=s.getsockname()[1])
+        self.settings = settings
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.restarts = 0
+        self._stopping = asyncio.Event()
+        self._failed: str | None = None
+        self._stats_dir: str | None = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        own_stats_dir = STATS_DIR_ENV not in os.environ
+        self._stats_dir = os.environ.get(STATS_DIR_ENV) or tempfile.mkdtemp(prefix="autosdlc-ws-stats-")
+        s = self.settings
+        print(f"autosdlc-ws: supervisor pid {os.getpid()} starting {s.workers} workers on "
+              f"{s.host}:{s.port} (broker {redact_url(s.broker)})", flush=True)
+        try:
+            slots = [loop.create_task(self._slot(i)) for i in range(s.workers)]
+            await self._stopping.wait()
+            await self._terminate_all()
+            await asyncio.gather(*slots, return_exceptions=True)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if own_stats_dir and self._stats_dir:
+                shutil.rmtree(self._stats_dir, ignore_errors=True)
+        if self._failed:
+            raise GatewayError(self._failed)
+        print("autosdlc-ws: all workers exited", flush=True)
+
+    def stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("supervisor stopping %d workers", len(self.procs))
+            self._stopping.set()
+
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        env = {**os.environ, WORKER_ENV: str(index)}
+        if self._stats_dir:
+            env[STATS_DIR_ENV] = self._stats_dir
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "autosdlc_ws.server.workers", stdin=asyncio.subprocess.PIPE, env=env)
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(self.settings))
+        with contextlib.suppress(ConnectionError):
+            await proc.stdin.drain()
+        proc.stdin.close()
+        return proc
+
+    async def _slot(self, index: int) -> None:
+        """Keep worker `index` running until the supervisor stops."""
+        loop = asyncio.get_running_loop()
+        fast_failures = 0
+        while not self._stopping.is_set():
+            started = loop.time()
+            proc = await self._spawn(index)
+            self.procs[index] = proc
+            code = await proc.wait()
+            del self.procs[index]
+            if self._stopping.is_set():
+                if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+                    log.warning("worker %d (pid %d) exited with %s while draining", index, proc.pid, code)
+                return
+            lived = loop.time() - started
+            fast_failures = fast_failures + 1 if lived < YOUNG_S else 0
+            how = f"signal {-code}" if code < 0 else f"status {code}"
+            if fast_failures >= MAX_FAST_FAILURES:
+                self._failed = (f"worker {index} exited {fast_failures} times in a row within "
+                                f"{YOUNG_S:.0f} s of starting (last: {how}); giving up")
+                log.error("%s", self._failed)
+                self.stop()
+                return
+            delay = 0.0 if fast_failures <= 1 else min(10.0, 0.25 * 2 ** fast_failures)
+            log.warning("worker %d (pid %d) exited unexpectedly with %s after %.1f s; restarting in %.1f s",
+                        index, proc.pid, how, lived, delay)
+            print(f"autosdlc-ws: worker {index} (pid {proc.pid}) exited with {how}; restarting",
+                  file=sys.stderr, flush=True)
+            self.restarts += 1
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _terminate_all(self) -> None:
+        for proc in list(self.procs.values()):
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        grace = self.settings.shutdown_grace_s * 2 + 5
+        procs = list(self.procs.values())
+        if not procs:
+            return
+        _, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=grace)
+        if pending:
+            for proc in procs:
+                if proc.returncode is None:
+                    log.warning("worker pid %d did not drain within %.0f s; killing it", proc.pid, grace)
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+            await asyncio.gather(*(p.wait() for p in procs))
+
+
+async def supervise(settings: Settings) -> None:
+    await Supervisor(settings).run()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def worker_main() -> int:
+    """Entry point of one worker process: settings arrive pickled on stdin."""
+    settings = pickle.loads(sys.stdin.buffer.read())
+    if not isinstance(settings, Settings):
+        print("autosdlc-ws worker: expected Settings on stdin", file=sys.stderr)
+        return 2
+    _die_with_parent()
+    if os.getppid() == 1:  # the parent died before we could ask
+        return 1
+    from autosdlc_ws.server.app import serve
+    from autosdlc_ws.server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main())
