@@ -43,7 +43,7 @@ test: test-python test-ts test-dashboard
 test-python: $(STAMP)
 	$(PY) -m pytest -q
 
-test-ts: $(TS_DIR)/node_modules/.package-lock.json
+test-ts: $(STAMP) $(TS_DIR)/node_modules/.package-lock.json
 	cd $(TS_DIR) && npm test
 
 # Type check, build, unit tests, then the browser tests against a real gateway

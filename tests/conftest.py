@@ -91,7 +91,8 @@ async def start_gateway(settings: Settings | None = None,
         broker = MemoryBroker(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
     gateway = Gateway(settings, broker=broker, clock_ms=clock_ms)
     runner = web.AppRunner(build_app(gateway), handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.shutdown_grace_s)
+                           shutdown_timeout=settings.shutdown_grace_s,
+                           keepalive_timeout=settings.http_idle_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

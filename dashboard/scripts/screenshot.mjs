@@ -2,6 +2,7 @@
 // Takes docs/dashboard.png: a gateway and the simulator on a free port, the
 // built dashboard in headless Chromium, a screenshot once every panel has data.
 //   npm run build && npm run screenshot [-- out.png]
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
@@ -36,10 +37,10 @@ try {
   const token = mintToken(secret, 'dashboard', ['read:*']);
   await page.goto(`${gateway.base}/#token=${token}`);
   await page.waitForSelector('[data-testid=connection][data-state=open]', { timeout: 15_000 });
-  // Let the story develop until every panel has something to show (bounded).
-  const deadline = Date.now() + 45_000;
-  for (;;) {
-    const counts = await page.evaluate(() => ({
+  // Let the story develop until every panel has something to show (bounded);
+  // check again after taking the picture, as the page keeps changing meanwhile.
+  const counts = () =>
+    page.evaluate(() => ({
       agents: document.querySelectorAll('[data-testid=agent-card]').length,
       busy: document.querySelectorAll('[data-testid=agent-card][data-status=busy]').length,
       phases: document.querySelectorAll('[data-testid=phase-change]').length,
@@ -48,16 +49,23 @@ try {
       system: document.querySelectorAll('[data-testid=system-item]').length,
       github: document.querySelectorAll('[data-testid=github-item]').length,
     }));
-    const ready =
-      counts.agents >= 3 && counts.busy >= 2 && counts.phases >= 4 && counts.running >= 1 && counts.finished >= 1 &&
-      counts.system >= 2 && counts.github >= 3;
-    if (ready || Date.now() > deadline) {
-      console.log(`screenshot: ${JSON.stringify(counts)}${ready ? '' : ' (deadline reached)'}`);
-      break;
+  const ready = (c) =>
+    c.agents >= 3 && c.busy >= 2 && c.phases >= 4 && c.running >= 1 && c.finished >= 1 && c.system >= 2 && c.github >= 3;
+  const deadline = Date.now() + 60_000;
+  let shot = null;
+  for (;;) {
+    const before = await counts();
+    if (ready(before) || Date.now() > deadline) {
+      shot = await page.screenshot({ fullPage: true });
+      const after = await counts();
+      if ((ready(before) && ready(after)) || Date.now() > deadline) {
+        console.log(`screenshot: ${JSON.stringify(after)}${ready(after) ? '' : ' (deadline reached)'}`);
+        break;
+      }
     }
-    await page.waitForTimeout(500);
+    await page.waitForTimeout(400);
   }
-  await page.screenshot({ path: out, fullPage: true });
+  await writeFile(out, shot);
   console.log(`screenshot: wrote ${path.relative(process.cwd(), out)}`);
 } finally {
   await browser?.close();

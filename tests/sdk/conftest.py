@@ -30,7 +30,8 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 5.0, step: 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to the gateway. `drop_all()` aborts every connection
     (both sides see a reset); `stall()` stops forwarding without closing anything (a
-    silently hanging network); `refusing = True` turns new connections away."""
+    silently hanging network), `freeze_existing()` does so for the connections open now
+    only; `refusing = True` turns new connections away."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -41,7 +42,7 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._server: asyncio.Server | None = None
-        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._pairs: dict[tuple[asyncio.StreamWriter, asyncio.StreamWriter], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -64,8 +65,10 @@ class TcpProxy:
             return
         self.connections += 1
         pair = (client_w, up_w)
-        self._pairs.add(pair)
-        pumps = [asyncio.create_task(self._pump(client_r, up_w)), asyncio.create_task(self._pump(up_r, client_w))]
+        gate = self._pairs[pair] = asyncio.Event()
+        gate.set()
+        pumps = [asyncio.create_task(self._pump(client_r, up_w, gate)),
+                 asyncio.create_task(self._pump(up_r, client_w, gate))]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -73,15 +76,17 @@ class TcpProxy:
                 task.cancel()
             client_w.transport.abort()
             up_w.transport.abort()
-            self._pairs.discard(pair)
+            self._pairs.pop(pair, None)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    gate: asyncio.Event) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while True:
                 data = await reader.read(65536)
+                await self._flowing.wait()
+                await gate.wait()  # a stalled path passes nothing, not even the close
                 if not data:
                     return
-                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
 
@@ -98,6 +103,11 @@ class TcpProxy:
 
     def unstall(self) -> None:
         self._flowing.set()
+
+    def freeze_existing(self) -> None:
+        """Stall the connections open now; new ones flow."""
+        for gate in self._pairs.values():
+            gate.clear()
 
     async def close(self) -> None:
         self.unstall()

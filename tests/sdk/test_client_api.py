@@ -51,7 +51,8 @@ async def test_issue_example_typed_events_handlers_and_iteration(server: Running
         async def show(event: Any) -> None:
             seen.append(event)
 
-        sub_id = await ws.subscribe_to_agent("coder-001", ["agent_status", "agent_task_update", "agent_metric"])
+        sub_id = await ws.subscribe_to_agent("coder-001",
+                                             ["agent_status", "agent_task_update", "agent_metric"])
         assert sub_id.startswith("sub-") and set(ws.subscriptions) == {sub_id}
         assert ws.subscriptions[sub_id].filters == {"agentId": "coder-001"}
         async with Publisher(server.http_url, token=token) as pub:

@@ -61,7 +61,8 @@ async def scripted() -> Any:
             await ws.send_json({"id": "m2", "type": "auth_success", "timestamp": 1, "data": {
                 "subject": "t", "permissions": ["read:*"], "expiresAt": None}})
             if script.disconnect is not None:
-                await ws.send_json({"id": "m3", "type": "disconnect", "timestamp": 1, "data": script.disconnect})
+                await ws.send_json({"id": "m3", "type": "disconnect", "timestamp": 1,
+                                    "data": script.disconnect})
             await asyncio.sleep(0.02)
             await ws.close(code=script.code, message=b"scripted")
             return ws
@@ -141,7 +142,8 @@ async def test_disconnect_without_reconnect_stops(scripted: Any) -> None:
 
 async def test_gives_up_after_max_attempts(scripted: Any) -> None:
     script = await scripted(Script(code=1011, http_status_after_first=503))
-    ws = AutoSDLCWebSocket(script.url, token="t", reconnect=ReconnectPolicy(base=0.01, cap=0.02, max_attempts=4))
+    policy = ReconnectPolicy(base=0.01, cap=0.02, max_attempts=4)
+    ws = AutoSDLCWebSocket(script.url, token="t", reconnect=policy)
     await ws.connect()
     with pytest.raises(ReconnectFailed) as failed:
         await asyncio.wait_for(ws.wait_closed(), timeout(5))

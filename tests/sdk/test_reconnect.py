@@ -82,7 +82,8 @@ async def test_stalled_network_is_detected_by_the_heartbeat(gateway_factory: Any
         assert ws.stats.resumed == 1 and ws.stats.resets == 0
 
 
-async def test_outgoing_queue_is_bounded_and_flushed_in_order(server: RunningGateway, proxy_factory: Any) -> None:
+async def test_outgoing_queue_is_bounded_and_flushed_in_order(server: RunningGateway,
+                                                               proxy_factory: Any) -> None:
     proxy: TcpProxy = await proxy_factory(server.port)
     token = make_token()
     async with AutoSDLCWebSocket(server.ws_url, token=token) as watcher, \

@@ -17,7 +17,8 @@ MIN_DROPS = 20
 BATCH = 10
 
 
-async def test_every_event_exactly_once_in_order_across_20_cuts(gateway_factory: Any, proxy_factory: Any) -> None:
+async def test_every_event_exactly_once_in_order_across_20_cuts(gateway_factory: Any,
+                                                                 proxy_factory: Any) -> None:
     running = await gateway_factory(base_settings(heartbeat_interval_s=2.0))
     proxy: TcpProxy = await proxy_factory(running.port)
     token = make_token()
@@ -73,8 +74,10 @@ async def test_every_event_exactly_once_in_order_across_20_cuts(gateway_factory:
             task.cancel()
         await ws.close()
     await asyncio.sleep(0)
-    print(f"\nresume figures: events={len(seqs)} drops={proxy.drops} reconnects={ws.stats.reconnects} "
-          f"cuts_while_publishing={cuts_while_publishing} resumed={ws.stats.resumed} resets={len(resets)} duplicates_dropped={ws.stats.duplicates_dropped} "
+    print(f"\nresume figures: events={len(seqs)} drops={proxy.drops} "
+          f"cuts_while_publishing={cuts_while_publishing} reconnects={ws.stats.reconnects} "
+          f"resumed={ws.stats.resumed} resets={len(resets)} "
+          f"duplicates_dropped_by_client={ws.stats.duplicates_dropped} "
           f"lost={len(set(range(N)) - set(seqs))} repeated={len(seqs) - len(set(seqs))}")
     assert seqs == list(range(N))  # no loss, no duplicate, in order
     assert cuts_while_publishing >= MIN_DROPS and ws.stats.reconnects == proxy.drops

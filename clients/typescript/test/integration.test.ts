@@ -66,7 +66,7 @@ afterEach(() => {
   for (const client of live.splice(0)) client.close();
 });
 
-describe('integration with the real gateway', () => {
+describe('integration with the real gateway', { timeout: 20_000 }, () => {
   let gw: Gateway;
   let publisher: string;
 
@@ -288,6 +288,7 @@ describe('integration with the real gateway', () => {
       const got = collect(client);
       const session = client.sessionId;
       let seenAtDrop = -1;
+      let reconnected: Promise<void> | null = null;
 
       await publishNumbered(agentId, async (i) => {
         if (i === 150) {
@@ -302,11 +303,12 @@ describe('integration with the real gateway', () => {
         }
         if (i === 300) {
           // 150 events were published while nobody listened; the app reconnects.
-          void client.connect();
+          reconnected = client.connect();
         }
       });
 
-      await waitFor(() => got.seqs.length >= COUNT, 15_000, `${COUNT} events (got ${got.seqs.length})`);
+      await within(reconnected!, WAIT_MS, 'connect() to resolve again');
+      await waitFor(() => got.seqs.length >= COUNT, 15_000, () => `${COUNT} events (got ${got.seqs.length})`);
       await sleep(200); // a duplicate would show up now
       expect(seenAtDrop).toBeLessThanOrEqual(150);
       expect(errors.some((e) => e instanceof ConnectionClosedError && e.closeCode === 1008)).toBe(true);
@@ -345,7 +347,7 @@ describe('integration with the real gateway', () => {
           if (i === 300) proxy.refusing = false;
         });
 
-        await waitFor(() => got.seqs.length >= COUNT, 15_000, `${COUNT} events (got ${got.seqs.length})`);
+        await waitFor(() => got.seqs.length >= COUNT, 15_000, () => `${COUNT} events (got ${got.seqs.length})`);
         await sleep(200);
         expect(rec.sockets.length).toBeGreaterThan(socketsBefore);
         expect(states).toContain('reconnecting');

@@ -19,7 +19,7 @@ function AgentCard({ agent }: { agent: AgentView }) {
               {task.type && <span className="muted">{task.type.replace(/_/g, ' ')}</span>}
               <span className="task-pct">{Math.round(task.progress)}%</span>
             </div>
-            <Bar value={task.progress} label={`${agent.id} task progress`} tone={agent.status === 'error' ? 'red' : 'blue'} />
+            <Bar key={task.id} value={task.progress} label={`${agent.id} task progress`} tone={agent.status === 'error' ? 'red' : 'blue'} />
             {task.message && <div className="task-msg">{task.message}</div>}
           </>
         ) : (
@@ -33,7 +33,7 @@ function AgentCard({ agent }: { agent: AgentView }) {
                 'no current task'
               )}
             </div>
-            <Bar value={0} label={`${agent.id} task progress`} tone="grey" />
+            <Bar key="no-task" value={0} label={`${agent.id} task progress`} tone="grey" />
             {agent.lastTask?.status === 'failed' && agent.lastTask.message && (
               <div className="task-msg task-msg-error">{agent.lastTask.message}</div>
             )}

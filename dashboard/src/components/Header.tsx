@@ -56,6 +56,15 @@ function ConnectionBadge({ connState, nextRetryAt, now, error, onReconnect }: Pi
   );
 }
 
+function formatExpiry(expiresAt: number, now: number): string {
+  const left = expiresAt - now;
+  if (left <= 0) return 'token expired';
+  const min = Math.round(left / 60_000);
+  if (min < 1) return 'token expires in under a minute';
+  if (min < 120) return `token expires in ${min} min`;
+  return `token expires in ${Math.round(min / 60)} h`;
+}
+
 export function Header(props: HeaderProps) {
   const { rate, total, subject, expiresAt, gaps, onSignOut } = props;
   return (
@@ -85,7 +94,7 @@ export function Header(props: HeaderProps) {
         {subject ? (
           <>
             signed in as <strong>{subject}</strong>
-            {expiresAt !== null && <span className="muted"> · until {formatClock(expiresAt)}</span>}
+            {expiresAt !== null && <span className="muted"> · {formatExpiry(expiresAt, props.now)}</span>}
           </>
         ) : (
           <span className="muted">signing in…</span>

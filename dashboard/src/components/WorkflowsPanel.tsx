@@ -42,7 +42,7 @@ export function WorkflowsPanel({ workflows, sub, now }: { workflows: WorkflowVie
             <li key={w.id} className="wf wf-running" data-testid="workflow" data-state="running">
               <div className="wf-line">
                 <span className="wf-name">{w.name ?? w.id}</span>
-                <span className="muted">{w.id}</span>
+                {w.name && <span className="muted">{w.id}</span>}
                 <span className="muted">running for {formatDuration(Math.max(0, now - w.startedAt))}</span>
               </div>
               <Steps wf={w} />
@@ -60,7 +60,7 @@ export function WorkflowsPanel({ workflows, sub, now }: { workflows: WorkflowVie
               <div className="wf-line">
                 <span className={`pill pill-${w.state}`}>{w.state === 'complete' ? 'finished' : 'failed'}</span>
                 <span className="wf-name">{w.name ?? w.id}</span>
-                <span className="muted">{w.id}</span>
+                {w.name && <span className="muted">{w.id}</span>}
                 {w.endedAt !== undefined && <time className="muted">{formatClock(w.endedAt)}</time>}
                 {w.durationMs !== undefined && <span className="muted">{formatDuration(w.durationMs)}</span>}
               </div>

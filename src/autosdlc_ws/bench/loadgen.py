@@ -718,8 +718,8 @@ class LoadGen:
             self.stopping = True
             for task in tasks:
                 task.cancel()
-            if cfg.progress:
-                sys.stderr.write("\r" + " " * 100 + "\r")
+            if cfg.progress and sys.stderr.isatty():
+                sys.stderr.write("\r" + " " * 120 + "\r")
                 sys.stderr.flush()
             self._finish(result)
             for conn in self.conns:

@@ -30,6 +30,8 @@ LOADGEN_CPU = 1
 #: Settings raised so that the benchmark measures fan-out, not our own limits.
 GATEWAY_BENCH_ENV = {
     "AUTOSDLC_WS_MAX_CONNECTIONS_PER_IDENTITY": "1000000",
+    "AUTOSDLC_WS_MAX_CONNECTIONS_PER_IP": "0",  # every benchmark client connects from 127.0.0.1
+    "AUTOSDLC_WS_RATE_CONNECT_PER_IP_PER_S": "0",
     "AUTOSDLC_WS_RATE_PUBLISH_PER_S": "1000000000",
     "AUTOSDLC_WS_RATE_PUBLISH_BURST": "1000000000",
     "AUTOSDLC_WS_LOG_LEVEL": "WARNING",

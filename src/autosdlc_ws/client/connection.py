@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar, overload
 
 import aiohttp
 
@@ -59,6 +59,8 @@ from autosdlc_ws.client.transport import Transport, log
 from autosdlc_ws.core.messages import Envelope
 
 __all__ = ["AutoSDLCWebSocket"]
+
+H = TypeVar("H", bound=Handler)
 
 
 class AutoSDLCWebSocket(Transport):
@@ -210,13 +212,20 @@ class AutoSDLCWebSocket(Transport):
 
     # ------------------------------------------------------------------ listeners
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event: str, handler: Handler) -> Unsubscribe: ...
+
+    def on(self, event: str, handler: Handler | None = None) -> Callable[[H], H] | Unsubscribe:
         """Register `handler` for `event`: an exact message type (events, control frames such
         as "subscription_update" or "error", or "$reset"), a prefix glob ("tdd_*") or "*"
         (globs match events only). Returns a callable that unregisters it. Without
-        `handler`, a decorator that registers the function and returns it unchanged."""
+        `handler`, a decorator that registers the function and returns it unchanged (remove
+        it with `off`)."""
         if handler is None:
-            def decorator(fn: Handler) -> Handler:
+            def decorator(fn: H) -> H:
                 self._handlers.add(event, fn)
                 return fn
 

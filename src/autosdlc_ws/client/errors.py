@@ -138,19 +138,23 @@ class ClientClosed(AutoSDLCError):
 class PublishRejected(AutoSDLCError):
     """The HTTP API refused events with a 4xx status; retrying would not help."""
 
-    def __init__(self, status: int, code: str, message: str, path: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, path: str | None = None,
+                 event_ids: list[str] | None = None) -> None:
         super().__init__(f"HTTP {status} {code}: {message}" + (f" (at {path})" if path else ""))
         self.status = status
         self.code = code
         self.message = message
         self.path = path
+        self.event_ids = event_ids or []  # the ids of the refused request's events
 
 
 class PublishFailed(AutoSDLCError):
     """Publishing kept failing with 5xx, 429 or network errors until the retries ran out."""
 
-    def __init__(self, attempts: int, status: int | None, message: str) -> None:
+    def __init__(self, attempts: int, status: int | None, message: str,
+                 event_ids: list[str] | None = None) -> None:
         super().__init__(f"publish failed after {attempts} attempts: {message}")
         self.attempts = attempts
         self.status = status
         self.message = message
+        self.event_ids = event_ids or []  # retry them later with the same ids: still idempotent

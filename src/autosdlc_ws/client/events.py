@@ -58,8 +58,9 @@ class ConnectionState(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class ResetData:
     #: "session_not_resumed": the server no longer knew the session (connect.resumed false);
-    #: "history_lost": it resumed, but missed events are past retention or the history was reset.
-    reason: Literal["session_not_resumed", "history_lost"]
+    #: "history_lost": it resumed, but missed events are past retention or the history was reset;
+    #: "subscription_lost": it resumed without restoring a subscription (re-sent by the client).
+    reason: Literal["session_not_resumed", "history_lost", "subscription_lost"]
     session_id: str | None
     previous_session_id: str | None
     #: The caller's ids (as `subscribe()` returned them) of the affected subscriptions.

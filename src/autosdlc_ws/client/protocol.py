@@ -193,6 +193,8 @@ class Protocol:
         correlation = metadata.get("correlationId") if isinstance(metadata, dict) else None
         pending = self._pending.get(correlation) if isinstance(correlation, str) else None
         if type_ == "subscription_update":
+            if data.get("status") == "resumed" and isinstance(data.get("subscriptionId"), str):
+                conn.confirmed.add(data["subscriptionId"])
             await self._on_subscription_update(data, pending)
         elif type_ == "error":
             await self._on_error_frame(data, pending)
@@ -207,7 +209,30 @@ class Protocol:
                 log.warning("auth_failure from the gateway: %s", data.get("message"))
         elif type_ == "disconnect":
             conn.disconnect = data
+        elif type_ == "pong" and conn.resume_check is not None and correlation == conn.resume_check:
+            await self._finish_resume_check(conn)
         await self._deliver_control(type_, obj)
+
+    async def _finish_resume_check(self, conn: Conn) -> None:
+        """Re-subscribe what a resumed session failed to restore, and surface the gap."""
+        conn.resume_check = None
+        missing = [s for s in self._subs.values()
+                   if s.server_id in conn.expected and s.server_id not in conn.confirmed]
+        if not missing:
+            return
+        for sub in missing:
+            log.warning("the resumed session lacks subscription %s; re-subscribing", sub.caller_id)
+            sub.server_id = None
+            rid = new_id("req")
+            text = dumps({"id": rid, "type": "subscribe", "timestamp": now_ms(), "data": sub.request_data()})
+            self._pending[rid] = Pending(rid, "resubscribe", text, None, sub)
+            with contextlib.suppress(AutoSDLCError):
+                await self._submit(Outgoing(text, rid), bounded=False)
+        await self._emit_reset(ResetData(
+            "subscription_lost", self._session_id, self._session_id,
+            tuple(s.caller_id for s in missing if s.caller_id is not None),
+            "the server resumed the session without these subscriptions; they were re-sent, "
+            "events in between may be missing"))
 
     async def _on_subscription_update(self, data: dict[str, Any], pending: Pending | None) -> None:
         server_id = data.get("subscriptionId")

@@ -269,6 +269,7 @@ class Publisher:
 
     async def _post(self, body: dict[str, Any] | list[dict[str, Any]], count: int) -> list[str]:
         payload = orjson.dumps(body)
+        event_ids = [str(e.get("id")) for e in (body if isinstance(body, list) else [body])]
         attempt = 0
         while True:
             attempt += 1
@@ -285,13 +286,13 @@ class Publisher:
                         return [str(i) for i in ids]
                     code, message, path = _error_fields(raw, status)
                     if status != 429 and status < 500:
-                        raise PublishRejected(status, code, message, path)
+                        raise PublishRejected(status, code, message, path, event_ids)
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                     problem = f"HTTP {status} {code}: {message}"
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt >= self._max_attempts:
-                raise PublishFailed(attempt, status, problem)
+                raise PublishFailed(attempt, status, problem, event_ids)
             delay = full_jitter(attempt - 1, self._backoff_base, self._backoff_cap)
             if retry_after is not None:
                 delay = max(delay, min(retry_after, self._backoff_cap * 4))

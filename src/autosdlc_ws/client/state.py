@@ -108,6 +108,11 @@ class Conn:
     opened_mono: float = field(default_factory=time.monotonic)
     disconnect: dict[str, Any] | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # resume check: server ids the session should bring back, those it did, and the ping whose
+    # pong marks the end of the restore (the server reads frames only after restoring)
+    expected: set[str] = field(default_factory=set)
+    confirmed: set[str] = field(default_factory=set)
+    resume_check: str | None = None
 
 
 def dumps(obj: Any) -> str:

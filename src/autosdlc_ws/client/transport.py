@@ -155,6 +155,8 @@ class Transport(Protocol):
         async with self._write_lock:
             self._conn = conn
             await self._flush(conn)
+            if conn.resumed and not self._adopt_resumed:
+                await self._start_resume_check(conn)
             conn.opened_mono = time.monotonic()
             self._set_state(ConnectionState.OPEN)
         conn.tasks.append(asyncio.create_task(self._ping_loop(conn), name="autosdlc-ws-ping"))
@@ -162,6 +164,20 @@ class Transport(Protocol):
                 and self._refresh_before is not None:
             conn.tasks.append(asyncio.create_task(self._refresh_loop(conn.expires_at_ms),
                                                   name="autosdlc-ws-refresh"))
+
+    async def _start_resume_check(self, conn: Conn) -> None:
+        """After `resumed: true`, verify the server restored every subscription: it answers
+        our frames only once the restore is sent, so when this ping's pong arrives every
+        `status: "resumed"` update has too (see `Protocol._finish_resume_check`)."""
+        conn.expected = {s.server_id for s in self._subs.values() if s.server_id is not None}
+        if not conn.expected:
+            return
+        conn.resume_check = new_id("ping")
+        try:
+            await conn.ws.send_str(dumps({"id": conn.resume_check, "type": "ping",
+                                          "timestamp": now_ms(), "data": {}}))
+        except WRITE_ERRORS as exc:
+            raise ConnectionLost(1006, f"write failed: {exc!r}") from None
 
     def _liveness_timeout(self) -> float | None:
         interval = self.heartbeat_interval

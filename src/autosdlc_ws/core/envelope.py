@@ -42,7 +42,35 @@ def gunzip_capped(data: bytes, limit: int) -> bytes:
     return out
 
 
-def parse_frame(payload: str | bytes, *, binary: bool, max_decompressed: int) -> dict[str, Any]:
+DEFAULT_MAX_DEPTH = 32
+
+
+def too_deep(obj: Any, limit: int) -> bool:
+    """Is `obj` (decoded JSON) nested more than `limit` arrays/objects deep? The top level is 1."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
+
+
+def check_depth(obj: Any, raw: str | bytes, limit: int) -> None:
+    """Refuse JSON nested deeper than `limit`: deep values cost recursion in every
+    consumer, and orjson cannot even encode past 254 levels, so such an event
+    would fail at fan-out instead of at the door. Counting brackets in the raw
+    text first keeps the common case (a handful of them) free."""
+    brackets = raw.count("{") + raw.count("[") if isinstance(raw, str) else raw.count(b"{") + raw.count(b"[")
+    if brackets > limit and isinstance(obj, (dict, list)) and too_deep(obj, limit):
+        raise InvalidMessage(f"JSON nested deeper than {limit} levels", path="")
+
+
+def parse_frame(payload: str | bytes, *, binary: bool, max_decompressed: int,
+                max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
     """The JSON object a client frame holds; binary frames hold gzip of it."""
     if binary:
         assert isinstance(payload, bytes)
@@ -50,9 +78,12 @@ def parse_frame(payload: str | bytes, *, binary: bool, max_decompressed: int) ->
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg or "recursion" in exc.msg.lower():  # orjson stops at 1024 levels
+            raise InvalidMessage(f"JSON nested deeper than {max_depth} levels", path="") from None
         raise InvalidJSON(f"frame is not valid JSON: {exc.msg}") from None
     if not isinstance(obj, dict):
         raise InvalidMessage("a message must be a JSON object", path="")
+    check_depth(obj, payload, max_depth)
     return obj
 
 

@@ -228,6 +228,7 @@ class Limits(WireModel):
     max_frame_bytes: Annotated[int, Field(ge=1)]
     max_decompressed_bytes: Opt[NonNegInt] = None
     max_subscriptions: Opt[NonNegInt] = None
+    gzip_threshold_bytes: Opt[NonNegInt] = None
 
 
 class ConnectData(WireModel):

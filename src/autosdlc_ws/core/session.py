@@ -18,7 +18,7 @@ from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Authenticator, Credentials, Principal
 from autosdlc_ws.core.envelope import make_message, new_id, parse_frame
 from autosdlc_ws.core.permissions import may_access_event, may_subscribe
-from autosdlc_ws.core.ratelimit import TokenBucket
+from autosdlc_ws.core.ratelimit import KeyedBuckets, TokenBucket
 from autosdlc_ws.core.subscriptions import (
     PatternError,
     Subscription,
@@ -119,6 +119,8 @@ class ConnectionCore:
     last_type: str = "invalid"  # type of the last frame received (for per-type counters)
     _auth_failures: int = 0
     _limits: _Limits | None = None
+    #: Publish buckets per identity, shared by all connections of the worker (None: no such limit).
+    identity_buckets: KeyedBuckets | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -222,7 +224,8 @@ class ConnectionCore:
         correlation: str | None = None
         self.last_type = "invalid"
         try:
-            msg = parse_frame(payload, binary=binary, max_decompressed=self.settings.max_decompressed_bytes)
+            msg = parse_frame(payload, binary=binary, max_decompressed=self.settings.max_decompressed_bytes,
+                              max_depth=self.settings.max_json_depth)
             raw_id = msg.get("id")
             correlation = raw_id if isinstance(raw_id, str) and len(raw_id) <= 128 else None
             type_ = msg.get("type")
@@ -243,6 +246,9 @@ class ConnectionCore:
         assert self._limits is not None
         bucket = self._limits.control if type_ in messages.CLIENT_CONTROL_TYPES else self._limits.publish
         wait_ms = bucket.take(mono_s)
+        if not wait_ms and self.identity_buckets is not None and self.principal is not None \
+                and type_ in messages.EVENT_TYPES:
+            wait_ms = self.identity_buckets.take(self.principal.identity, mono_s)
         if not wait_ms:
             self._limits.violations = 0
             return []

@@ -133,7 +133,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     gateway = Gateway(settings, broker=make_broker(settings))
     app = build_app(gateway)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.shutdown_grace_s)
+                           shutdown_timeout=settings.shutdown_grace_s,
+                           keepalive_timeout=settings.http_idle_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings),
                        reuse_port=settings.workers > 1)

@@ -3,7 +3,9 @@
 Writes bypass aiohttp's per-message `send_*` coroutines: frames (built once
 per event, see `core.frames`) are appended to a pending list and written with
 one `transport.write` per loop iteration, so a burst of events costs one
-system call per connection instead of one per event. The bound on unsent
+system call per connection instead of one per event. One callback per loop
+iteration (`_Flusher`) flushes every connection that has frames queued,
+instead of one `call_soon` handle per connection. The bound on unsent
 bytes (pending plus the transport's buffer) is the slow-consumer rule: past
 it the connection is closed with 4008 and its buffers dropped.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +46,44 @@ log = logging.getLogger("autosdlc_ws.connection")
 REPLAY_CHUNK = 512
 
 
+class _Flusher:
+    """Flushes, from one callback in the next loop iteration, every connection
+    that queued frames in this one (in the order they first queued)."""
+
+    __slots__ = ("__weakref__", "_dirty", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+
+    def add(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            try:
+                conn._flush()
+            except Exception as exc:  # one connection's failure must not stall the others
+                self._loop.call_exception_handler(
+                    {"message": "error flushing a connection", "exception": exc, "connection": conn})
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
+
+
+def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
+
+
 class Connection:
     def __init__(
         self,
@@ -62,6 +103,7 @@ class Connection:
         self.bytes_out = 0
         self.closing = False
         self._loop = asyncio.get_running_loop()
+        self._flusher = _flusher_for(self._loop)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._flush_scheduled = False
@@ -85,7 +127,15 @@ class Connection:
         if self._replay_buffer is not None:
             self._replay_buffer.append((out, offset))
             return
-        self._enqueue(out.frame_for(self.core.gzip))
+        # `_enqueue` inlined: this runs once per delivery.
+        if self.closing:
+            return
+        frame = out.frame_for(True) if self.core.gzip else out.text_frame
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._flusher.add(self)
 
     def send_message(self, message: dict[str, Any]) -> None:
         self._enqueue(build_frame(OP_TEXT, dumps(message)))
@@ -97,14 +147,16 @@ class Connection:
         self._pending_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._flusher.add(self)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self.closing or not self._pending:
+        pending = self._pending
+        if self.closing or not pending:
             return
-        if self.transport.is_closing():
-            self._pending.clear()
+        transport = self.transport
+        if transport.is_closing():
+            pending.clear()
             self._pending_bytes = 0
             return
         # Falling behind means the bytes written earlier are still unsent when more
@@ -112,17 +164,18 @@ class Connection:
         # iteration queueing more than the limit (a 1000-event batch) would close
         # every consumer, even those that keep up. Memory per connection stays
         # under the limit plus one burst.
-        if self.transport.get_write_buffer_size() > self._limit:
+        if transport.get_write_buffer_size() > self._limit:
             self._slow_consumer()
             return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        size = len(data)
         stats = self.gateway.stats
-        stats.messages_sent += len(self._pending)
-        stats.bytes_sent += len(data)
-        self.bytes_out += len(data)
-        self._pending.clear()
+        stats.messages_sent += len(pending)
+        stats.bytes_sent += size
+        self.bytes_out += size
+        pending.clear()
         self._pending_bytes = 0
-        self.transport.write(data)
+        transport.write(data)
 
     def queue_depth_bytes(self) -> int:
         return self._pending_bytes + (self.transport.get_write_buffer_size() if not self.transport.is_closing() else 0)

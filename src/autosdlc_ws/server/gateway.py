@@ -8,6 +8,7 @@ with a memory broker and a fake clock.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.permissions import KIND_OF_KEY
+from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.server.hub import Hub
 from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import GatewayStats, StatsCollector
@@ -58,6 +60,13 @@ class Gateway:
                        message_log=self.message_log)
         self.connections: dict[str, Connection] = {}
         self.per_identity: Counter[str] = Counter()
+        self.per_ip: Counter[str] = Counter()
+        self.connect_limiter = (KeyedBuckets(settings.rate_connect_per_ip_per_s, settings.rate_connect_per_ip_burst)
+                                if settings.rate_connect_per_ip_per_s > 0 else None)
+        self.identity_publish_limiter = (
+            KeyedBuckets(settings.rate_identity_publish_per_s, settings.rate_identity_publish_burst)
+            if settings.rate_identity_publish_per_s > 0 else None)
+        self._trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self.registry = registry or CollectorRegistry()
         self._process = psutil.Process()
         self.collector = StatsCollector(self.stats, self._gauges, os.environ.get("AUTOSDLC_WS_STATS_DIR"))
@@ -134,6 +143,45 @@ class Gateway:
         return await self.broker.history_after(position=Position(head.epoch, base_offset))
 
     # --- connection admission ---------------------------------------------------
+
+    def client_address(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The client's address: the peer, or, when the peer is a trusted proxy, the
+        right-most X-Forwarded-For entry that is not itself a trusted proxy."""
+        address = peer or ""
+        if not self._trusted_proxies or not forwarded_for or not self._is_trusted(address):
+            return address
+        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+            address = hop
+            if not self._is_trusted(hop):
+                break
+        return address
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._trusted_proxies)
+
+    def connect_attempt(self, address: str) -> int:
+        """Charge one upgrade attempt to `address`: 0 when allowed, else ms to wait."""
+        if self.connect_limiter is None:
+            return 0
+        return self.connect_limiter.take(address, time.monotonic())
+
+    def claim_address(self, address: str) -> bool:
+        """Count one more open connection from `address`, unless it is at the cap.
+        Each successful claim is paired with one `release_address`."""
+        cap = self.settings.max_connections_per_ip
+        if cap > 0 and self.per_ip[address] >= cap:
+            return False
+        self.per_ip[address] += 1
+        return True
+
+    def release_address(self, address: str) -> None:
+        self.per_ip[address] -= 1
+        if self.per_ip[address] <= 0:
+            del self.per_ip[address]
 
     def identity_has_room(self, principal: Principal) -> bool:
         return self.per_identity[principal.identity] < self.settings.max_connections_per_identity

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Principal
+from autosdlc_ws.core.envelope import check_depth
 from autosdlc_ws.core.permissions import SYSTEM, may_access_event
 from autosdlc_ws.core.session import prepare_event
 from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolError
@@ -65,6 +66,10 @@ async def publish_events(request: web.Request) -> web.Response:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return json_error(422, "invalid_json", f"body is not valid JSON: {exc.msg}", path="")
+    try:  # an array of events is one level more than each event may have
+        check_depth(payload, body, gateway.settings.max_json_depth + isinstance(payload, list))
+    except ProtocolError as exc:
+        return json_error(422, exc.code.value, exc.message, path="")
     batch = isinstance(payload, list)
     items: list[Any] = payload if batch else [payload]
     if not items:

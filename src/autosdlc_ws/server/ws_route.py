@@ -28,6 +28,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     if settings.allowed_origins and origin is not None and origin not in settings.allowed_origins:
         return json_error(403, "forbidden", "origin not allowed")
+    address = gateway.client_address(request.remote, request.headers.get("X-Forwarded-For"))
+    wait_ms = gateway.connect_attempt(address)
+    if wait_ms:
+        return json_error(429, "rate_limited", f"too many connection attempts; retry in {wait_ms} ms",
+                          headers={"Retry-After": str(max(1, -(-wait_ms // 1000)))})
     credentials = request_credentials(request)
     principal = None
     now = gateway.now_ms()
@@ -42,6 +47,10 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             return json_error(429, "too_many_connections",
                               f"at most {settings.max_connections_per_identity} connections per identity",
                               headers={"Retry-After": "5"})
+    if not gateway.claim_address(address):
+        return json_error(429, "too_many_connections",
+                          f"at most {settings.max_connections_per_ip} connections per client address",
+                          headers={"Retry-After": "5"})
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
         heartbeat=settings.heartbeat_interval_s,
@@ -49,15 +58,20 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         compress=False,  # app-level gzip instead: frames must be identical for all recipients
         autoping=True,
     )
-    await ws.prepare(request)
-    transport = request.transport
-    assert transport is not None
+    try:
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+    except BaseException:
+        gateway.release_address(address)
+        raise
     core = ConnectionCore(
         settings=settings, authenticator=gateway.authenticator, connection_id=new_id("conn"),
         session_id="", opened_at_ms=now, principal=principal,
         gzip=request.query.get("compression") == "gzip",
+        identity_buckets=gateway.identity_publish_limiter,
     )
-    conn = Connection(gateway, ws, transport, core, request.remote or "")
+    conn = Connection(gateway, ws, transport, core, address)
     gateway.register(conn)
     try:
         if principal is not None:
@@ -79,6 +93,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         log.exception("connection %s failed", core.connection_id)
         await conn.close(1011, "internal error")
     finally:
+        gateway.release_address(address)
         await gateway.unregister(conn)
         if not conn.closing:
             conn.closing = True

@@ -206,6 +206,11 @@ export interface Limits {
    * @integer
    * @minimum 0
    */
+  gzipThresholdBytes?: number;
+  /**
+   * @integer
+   * @minimum 0
+   */
   maxDecompressedBytes?: number;
   /**
    * @integer

@@ -20,7 +20,10 @@ const packageDir = fileURLToPath(new URL('../..', import.meta.url));
 /** `../../.venv/bin/python` relative to the package; `make test` creates it. */
 export function findPython(): string {
   const override = process.env.AUTOSDLC_PYTHON;
-  if (override) return override;
+  if (override) {
+    if (!existsSync(override)) throw new Error(`AUTOSDLC_PYTHON=${override} does not exist`);
+    return override;
+  }
   const python = resolve(packageDir, '..', '..', '.venv', 'bin', 'python');
   if (!existsSync(python)) {
     throw new Error(
@@ -48,10 +51,12 @@ export function freePort(): Promise<number> {
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `predicate` until it holds; rejects after `timeoutMs` naming `what`. */
-export async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(predicate: () => boolean, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
     await sleep(10);
   }
 }
@@ -151,6 +156,10 @@ export class Gateway {
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.proc = proc;
+    // Never leave a gateway behind if the test run dies before afterAll.
+    const killOnExit = () => proc.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    proc.once('exit', () => process.removeListener('exit', killOnExit));
     const collect = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-20_000);
     };
