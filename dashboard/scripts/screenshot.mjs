@@ -37,12 +37,14 @@ try {
   const token = mintToken(secret, 'dashboard', ['read:*']);
   await page.goto(`${gateway.base}/#token=${token}`);
   await page.waitForSelector('[data-testid=connection][data-state=open]', { timeout: 15_000 });
-  // Let the story develop until every panel has something to show (bounded);
-  // check again after taking the picture, as the page keeps changing meanwhile.
+  // Let the story develop until every panel has something to show (bounded).
+  // The simulator is paused (SIGSTOP) while the page is checked and taken, so
+  // the picture shows what was checked.
   const counts = () =>
     page.evaluate(() => ({
       agents: document.querySelectorAll('[data-testid=agent-card]').length,
-      busy: document.querySelectorAll('[data-testid=agent-card][data-status=busy]').length,
+      working: [...document.querySelectorAll('[data-testid=agent-card][data-status=busy] [role=progressbar][aria-label$="task progress"]')]
+        .filter((b) => Number(b.getAttribute('aria-valuenow')) > 0).length,
       phases: document.querySelectorAll('[data-testid=phase-change]').length,
       running: document.querySelectorAll('[data-testid=workflow][data-state=running]').length,
       finished: document.querySelectorAll('[data-testid=workflow]:not([data-state=running])').length,
@@ -50,20 +52,23 @@ try {
       github: document.querySelectorAll('[data-testid=github-item]').length,
     }));
   const ready = (c) =>
-    c.agents >= 3 && c.busy >= 2 && c.phases >= 4 && c.running >= 1 && c.finished >= 1 && c.system >= 2 && c.github >= 3;
+    c.agents >= 3 && c.working >= 2 && c.phases >= 4 && c.running >= 1 && c.finished >= 1 && c.system >= 2 && c.github >= 3;
   const deadline = Date.now() + 60_000;
-  let shot = null;
+  let shot;
   for (;;) {
-    const before = await counts();
-    if (ready(before) || Date.now() > deadline) {
-      shot = await page.screenshot({ fullPage: true });
-      const after = await counts();
-      if ((ready(before) && ready(after)) || Date.now() > deadline) {
-        console.log(`screenshot: ${JSON.stringify(after)}${ready(after) ? '' : ' (deadline reached)'}`);
+    if (ready(await counts()) || Date.now() > deadline) {
+      sim.kill('SIGSTOP');
+      await page.waitForTimeout(400); // what was already in flight
+      const c = await counts();
+      if (ready(c) || Date.now() > deadline) {
+        shot = await page.screenshot({ fullPage: true });
+        console.log(`screenshot: ${JSON.stringify(c)}${ready(c) ? '' : ' (deadline reached)'}`);
+        sim.kill('SIGCONT');
         break;
       }
+      sim.kill('SIGCONT');
     }
-    await page.waitForTimeout(400);
+    await page.waitForTimeout(300);
   }
   await writeFile(out, shot);
   console.log(`screenshot: wrote ${path.relative(process.cwd(), out)}`);

@@ -1,14 +1,29 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 
 import { Dashboard } from './components/Dashboard';
 import { Login } from './components/Login';
-import { saveCredential, type Credential } from './credentials';
+import { saveCredential, takeFragmentCredential, type Credential } from './credentials';
 
 export function App({ initial }: { initial: Credential | null }) {
   const [credential, setCredential] = useState<Credential | null>(initial);
   const [loginError, setLoginError] = useState<string | null>(null);
   // Bumped by "Reconnect" after the client stopped: remounting gives a fresh client.
   const [generation, setGeneration] = useState(0);
+
+  // A `#token=` link opened on an already loaded page is only a hash change:
+  // take the credential from it too (and clear the fragment again).
+  useEffect(() => {
+    const onHash = () => {
+      const cred = takeFragmentCredential();
+      if (!cred) return;
+      saveCredential(cred);
+      setLoginError(null);
+      setCredential(cred);
+      setGeneration((g) => g + 1);
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
 
   if (!credential) {
     return (

@@ -251,7 +251,7 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real gatewa
     }
   });
 
-  it('a bad token goes back to the login form with the reason', async () => {
+  it('a bad token goes back to the login form with the reason; a #token= link then signs in', async () => {
     const p3 = await browser.newPage();
     try {
       await p3.goto(`${base}/`);
@@ -259,6 +259,11 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real gatewa
       await p3.click('form[aria-label="Sign in"] button[type=submit]');
       await p3.waitForSelector('.login-error', { timeout: WAIT });
       await expect(p3.locator('.login-error').textContent()).resolves.toMatch(/Sign-in failed/);
+      // A `#token=` link opened on the loaded page is only a hash change: it signs in too.
+      await p3.goto(`${base}/#token=${mintToken(secret, 'e2e-link', ['read:*'])}`);
+      await p3.waitForSelector('[data-testid=connection][data-state=open]', { timeout: WAIT });
+      await expect(p3.locator('.who strong').textContent()).resolves.toBe('e2e-link');
+      expect(new URL(p3.url()).hash).toBe('');
     } finally {
       await p3.close();
     }

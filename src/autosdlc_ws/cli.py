@@ -89,6 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, help="stop after this many seconds")
     _client_args(sim)
 
+    tail = sub.add_parser("tail", help="stream live events to the terminal", formatter_class=fmt, epilog=(
+        "examples:\n"
+        "  autosdlc-ws tail --token $TOKEN\n"
+        "  autosdlc-ws tail --events 'tdd_*' --events agent_status --filter agentId=coder-001\n"
+        "  autosdlc-ws tail --json | jq .data"))
+    tail.add_argument("--events", action="append", help="event type or glob, repeatable (default *)")
+    tail.add_argument("--filter", action="append", default=[], dest="filters",
+                      help="resource filter key=value (agentId, taskId, workflowId, repository), repeatable")
+    tail.add_argument("--json", action="store_true", help="one JSON envelope per line")
+    tail.add_argument("--no-color", action="store_true", help="no ANSI colours")
+    tail.add_argument("--count", type=int, help="exit after this many events")
+    _client_args(tail)
+
     status = sub.add_parser("status", help="health, connections and message figures of a gateway",
                             formatter_class=fmt, epilog="example:\n  autosdlc-ws status --url http://127.0.0.1:8765")
     status.add_argument("--url", default=os.environ.get("AUTOSDLC_WS_URL", DEFAULT_URL),
@@ -306,6 +319,27 @@ def _wait_healthy(base: str, proc: Any, limit_s: float) -> bool:
     return False
 
 
+def cmd_tail(args: argparse.Namespace) -> int:
+    from autosdlc_ws.client import AutoSDLCError
+    from autosdlc_ws.tools.tail import parse_filters, run_tail
+
+    if not (args.token or args.api_key):
+        raise CliError("credentials needed: --token or --api-key (or AUTOSDLC_WS_TOKEN / AUTOSDLC_WS_API_KEY)")
+    try:
+        filters = parse_filters(args.filters)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    base = args.url.rstrip("/")
+    ws_url = base if base.startswith("ws") else base.replace("http", "ws", 1) + "/ws"
+    colour = not args.no_color and sys.stdout.isatty()
+    try:
+        return asyncio.run(run_tail(ws_url, token=args.token, api_key=args.api_key,
+                                    events=args.events or ["*"], filters=filters, as_json=args.json,
+                                    colour=colour, count=args.count))
+    except AutoSDLCError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from autosdlc_ws.tools.status import render_table, status_rows
 
@@ -325,6 +359,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "bench": cmd_bench,
+    "tail": cmd_tail,
     "status": cmd_status,
     "demo": cmd_demo,
     "serve": cmd_serve,

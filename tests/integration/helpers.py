@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import itertools
+import json
 from typing import Any
 
 import aiohttp

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import websockets
 
 from tests.conftest import RunningGateway, base_settings, make_token, timeout
 from tests.integration.helpers import Client, open_authed
@@ -181,9 +182,13 @@ async def test_rate_limited_then_closed_1008_on_sustained_flood(gateway_factory:
             await client.send({"id": f"f{n}", "type": "ping", "timestamp": 0, "data": {}})
         except Exception:
             break
-    frames = []
-    code, _ = await client.closed()
-    assert code == 1008, frames
+    frames: list[dict[str, Any]] = []
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            frames.append(await client.recv())
+    assert any(f["type"] == "error" and f["data"]["code"] == "rate_limited" for f in frames), frames
+    rcvd = client.ws.protocol.close_rcvd
+    assert rcvd is not None and rcvd.code == 1008
 
 
 async def test_publish_rate_is_separate_from_control_rate(gateway_factory: Callable[..., Any]) -> None:
@@ -236,7 +241,7 @@ async def wait_for_no_connections(server: RunningGateway, seconds: float) -> flo
 
 async def test_unresponsive_client_is_dropped_by_heartbeat(gateway_factory: Callable[..., Any]) -> None:
     server = await gateway_factory(base_settings(heartbeat_interval_s=0.3))
-    reader, writer = await raw_upgrade(server)
+    _reader, writer = await raw_upgrade(server)
     try:
         await asyncio.sleep(0.05)
         assert len(server.gateway.connections) == 1

@@ -20,7 +20,7 @@ GH_SECRET = b"gh-test-secret"  # base_settings()' github_webhook_secret
 
 
 async def get(server: RunningGateway, path: str, headers: dict[str, str] | None = None,
-              method: str = "GET") -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
+              method: str = "GET") -> tuple[int, bytes, Any]:
     async with aiohttp.ClientSession() as http:
         resp = await http.request(method, f"{server.http_url}{path}", headers=headers or {})
         return resp.status, await resp.read(), resp.headers

@@ -151,7 +151,7 @@ async def test_unknown_fields_pass_through_unchanged(server: RunningGateway) -> 
     client = await open_authed(server)
     try:
         await client.subscribe(["agent_status"])
-        original = {
+        original: dict[str, Any] = {
             "id": "fwd-1", "type": "agent_status", "timestamp": 1703775135000,
             "data": {"agentId": "a1", "status": "busy", "futureField": {"nested": [1, 2.5, None]},
                      "currentTask": {"id": "t1", "progress": 10, "eta": "soon"}},

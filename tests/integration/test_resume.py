@@ -89,7 +89,7 @@ async def test_resume_in_band(server: RunningGateway) -> None:
 
 async def test_live_events_during_replay_are_neither_lost_nor_duplicated(server: RunningGateway) -> None:
     token = make_token("alice")
-    session_id, sub_id, last = await session_with_history(server, token)
+    session_id, _, last = await session_with_history(server, token)
     await publish(server, [agent_status("a1", f"away-{n}") for n in range(300)])
 
     async def keep_publishing() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import base_settings, timeout
-from tests.integration.helpers import agent_status, open_authed, publish
+from tests.integration.helpers import Client, agent_status, open_authed, publish
 
 EVENTS = 5000
 BATCH = 100
@@ -25,6 +25,7 @@ async def test_stalled_consumer_is_closed_and_reader_gets_everything(
     stalled_id = stalled.connect["data"]["connectionId"]
     for c in (stalled, reader):
         await c.subscribe(["agent_status"])
+    shrink_server_send_buffers(server, only=stalled)  # the kernel must not absorb all 5 MB
     stalled.ws.transport.pause_reading()  # never reads again
 
     received: list[str] = []
@@ -73,10 +74,13 @@ def small_buffer_socket(port: int) -> socket.socket:
     return sock
 
 
-def shrink_server_send_buffers(server: Any) -> None:
+def shrink_server_send_buffers(server: Any, only: Client | None = None) -> None:
     """Fix the server side's kernel send buffers small (no autotuning), so unsent
     bytes pile up in the process, where the server has to deal with them."""
+    port = only.ws.transport.get_extra_info("sockname")[1] if only is not None else None
     for handler in server.runner.server.connections:
+        if port is not None and handler.transport.get_extra_info("peername")[1] != port:
+            continue
         sock = handler.transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
 

@@ -26,7 +26,8 @@ AGENT_LOG_A1 = {"agentId": "a1", "level": "info", "message": "hello"}
 
 # (events, filters, expected normalised filters, [(event, delivered?)]); the last event
 # of each case is delivered, so reading up to it proves nothing else came first.
-CASES: dict[str, tuple[list[str], dict[str, Any] | None, dict[str, list[str]], list[tuple[dict[str, Any], bool]]]] = {
+Case = tuple[list[str], dict[str, Any] | None, dict[str, list[str]], list[tuple[dict[str, Any], bool]]]
+CASES: dict[str, Case] = {
     "exact-type": (["agent_status"], None, {}, [
         (ev("agent_log", **AGENT_LOG_A1), False),
         (ev("workflow_started", workflowId="w1", name="x"), False),
@@ -106,8 +107,9 @@ async def test_subscription_matrix(server: RunningGateway, case: str) -> None:
 async def test_invalid_patterns_and_filters_are_refused(server: RunningGateway) -> None:
     client = await open_authed(server)
     try:
-        for data in ({"events": ["no_such_type"]}, {"events": ["zzz_*"]}, {"events": []},
-                     {"events": ["agent_status"], "filters": {"colour": "red"}}):
+        cases: tuple[dict[str, Any], ...] = ({"events": ["no_such_type"]}, {"events": ["zzz_*"]}, {"events": []},
+                                             {"events": ["agent_status"], "filters": {"colour": "red"}})
+        for data in cases:
             reply = await client.request("subscribe", data)
             assert reply["type"] == "error" and reply["data"]["code"] == "invalid_message", reply
             assert reply["data"]["path"].startswith("data."), reply

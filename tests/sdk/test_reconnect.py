@@ -186,3 +186,26 @@ async def test_a_new_client_can_resume_a_session_by_id(server: RunningGateway) -
     async with AutoSDLCWebSocket(server.ws_url, token=token, session_id=session, last_event_id=last) as ws:
         assert (await next_event(ws)).id == missed
         assert ws.session_id == session and list(ws.subscriptions) == [sub_id]  # adopted
+
+
+async def test_half_open_old_connection_does_not_lose_new_subscriptions(
+        server: RunningGateway, proxy_factory: Any) -> None:
+    """The client gives up on a silent connection and resumes while the server still holds
+    the old one; subscriptions made after that must survive the old one's end."""
+    proxy: TcpProxy = await proxy_factory(server.port)
+    token = make_token()
+    async with AutoSDLCWebSocket(proxy.ws_url, token=token, reconnect=FAST, heartbeat_interval=0.2,
+                                 pong_timeout=0.2) as ws, Publisher(server.http_url, token=token) as pub:
+        await ws.subscribe(["agent_log"], {"agentId": "a"})
+        old = ws.connection_id
+        proxy.freeze_existing()  # the old path goes silent, even its close never arrives
+        await wait_until(lambda: ws.connection_id != old and ws.state is ConnectionState.OPEN)
+        b = await ws.subscribe(["agent_log"], {"agentId": "b"})
+        await wait_until(lambda: old not in server.gateway.connections)  # the server let it go
+        current = ws.connection_id
+        proxy.drop_all()
+        await wait_until(lambda: ws.connection_id != current and ws.state is ConnectionState.OPEN)
+        await pub.publish("agent_log", log("b", "for b"))
+        assert (await next_event(ws)).data.agent_id == "b"
+        assert b in server.gateway.connections[ws.connection_id].core.subscriptions
+        assert ws.stats.resets == 0 and ws.stats.resumed == 2

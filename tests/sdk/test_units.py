@@ -7,11 +7,20 @@ import gzip
 import orjson
 import pytest
 
-from autosdlc_ws.client import Backoff, QueueFull, ReconnectPolicy, full_jitter
+from autosdlc_ws.client import (
+    Backoff,
+    ConnectionClosed,
+    QueueFull,
+    ReconnectPolicy,
+    TokenExpired,
+    full_jitter,
+)
 from autosdlc_ws.client.backoff import parse_retry_after
 from autosdlc_ws.client.events import FrameError, decode_frame, is_event, matches, to_model, validate_pattern
 from autosdlc_ws.client.queue import Outbox, Outgoing, SeenIds
+from autosdlc_ws.client.state import close_outcome
 from autosdlc_ws.core.messages import AgentStatusMessage, Envelope
+from autosdlc_ws.errors import RECONNECT_CODES
 
 
 def test_full_jitter_bounds_and_growth() -> None:
@@ -96,3 +105,16 @@ def test_to_model_types_and_falls_back() -> None:
     assert unknown.data.model_extra == {"k": 1}
     invalid = to_model({"id": "e", "type": "agent_status", "timestamp": 1, "data": {"status": "new"}})
     assert type(invalid) is Envelope  # not dropped: delivered untyped
+
+
+def test_close_code_table() -> None:
+    for code in (*RECONNECT_CODES, 1000, 1012, 4999):
+        assert close_outcome(code, "", None, False) is None
+    for code in (1008, 1009, 4001):
+        stop = close_outcome(code, "why", None, True)
+        assert isinstance(stop, ConnectionClosed) and stop.code == code and stop.reason == "why"
+    assert isinstance(close_outcome(4003, "", None, False), TokenExpired)
+    assert close_outcome(4003, "", None, True) is None  # a provider gives a fresh token
+    told = close_outcome(1001, "going away", {"reason": "retired", "reconnect": False}, True)
+    assert isinstance(told, ConnectionClosed) and told.reason == "retired"
+    assert close_outcome(1001, "", {"reason": "restart", "reconnect": True}, False) is None

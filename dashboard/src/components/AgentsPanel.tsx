@@ -85,7 +85,7 @@ export function AgentsPanel({ agents, sub }: { agents: AgentView[]; sub: Categor
     >
       <SubNotice sub={sub} what="agents" />
       {agents.length === 0 ? (
-        <Empty>No agent has reported yet.</Empty>
+        sub.status === 'error' ? null : <Empty>No agent has reported yet.</Empty>
       ) : (
         <div className="agents">
           {agents.map((a) => (

@@ -12,7 +12,7 @@ export function GithubPanel({ items, sub }: { items: GithubItem[]; sub: Category
     <Panel title="GitHub" id="github">
       <SubNotice sub={sub} what="repositories" />
       {items.length === 0 ? (
-        <Empty>No GitHub activity yet.</Empty>
+        sub.status === 'error' ? null : <Empty>No GitHub activity yet.</Empty>
       ) : (
         <ul className="github">
           {items.map((i) => (

@@ -23,7 +23,7 @@ export function SystemPanel({ items, sub }: { items: SystemItem[]; sub: Category
     >
       <SubNotice sub={sub} what="system events" />
       {sorted.length === 0 ? (
-        <Empty>All quiet.</Empty>
+        sub.status === 'error' ? null : <Empty>All quiet.</Empty>
       ) : (
         <ul className="system">
           {sorted.map((i) => (

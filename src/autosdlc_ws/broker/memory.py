@@ -7,6 +7,7 @@ and a replay can never race a live event.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import OrderedDict, deque
@@ -99,8 +100,10 @@ class MemoryBroker(Broker):
         first_kept = self._log[0][1].offset if self._log else self._next_offset
         complete = offset + 1 >= first_kept
         start = max(0, offset + 1 - first_kept)
-        events = [self._log[i][1] for i in range(start, min(len(self._log), start + limit))]
+        events = [record for _, record in itertools.islice(self._log, start, start + limit)]
         reason = None if complete else "some missed events are past the history retention"
+        if complete and start + limit < len(self._log):
+            complete, reason = False, f"more than {limit} events were missed"
         return HistoryResult(events, complete, reason, head)
 
     async def ready(self) -> bool:

@@ -55,7 +55,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -108,6 +108,7 @@ class RedisBroker(Broker):
         start_timeout_s: float = 5.0,
         local_alerts: bool = True,
         alert_after_s: float = 1.0,
+        max_connections: int = 64,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.url = url
@@ -125,6 +126,7 @@ class RedisBroker(Broker):
         self._trim_interval_s = trim_interval_s if trim_interval_s is not None else min(
             10.0, max(0.5, max_age_s / 20))
         self._start_timeout_s = start_timeout_s
+        self._max_connections = max_connections
         self._local_alerts = local_alerts
         self._now_ms: Callable[[], int] = clock_ms or (lambda: int(time.time() * 1000))
         self._client: Redis | None = None
@@ -160,10 +162,13 @@ class RedisBroker(Broker):
         if self._client is None:
             # Publishing is idempotent (ids are deduplicated in the script), so a
             # retried call can never append an event twice.
-            self._client = Redis.from_url(
-                self.url, socket_connect_timeout=self._connect_timeout_s,
-                socket_timeout=self._command_timeout_s,
+            # A blocking pool: a burst of commands (1,000 clients connecting at once,
+            # each saving its session) waits for a free connection instead of failing.
+            pool = BlockingConnectionPool.from_url(
+                self.url, max_connections=self._max_connections, timeout=self._command_timeout_s,
+                socket_connect_timeout=self._connect_timeout_s, socket_timeout=self._command_timeout_s,
                 retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2))
+            self._client = Redis.from_pool(pool)
             for name in ("PUBLISH", "HEAD", "TRIM", "REMEMBER_IDS"):
                 self._scripts[name] = self._client.register_script(getattr(redis_scripts, name))
         return self._client

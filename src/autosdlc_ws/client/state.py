@@ -13,13 +13,14 @@ import aiohttp
 import orjson
 
 from autosdlc_ws.client.errors import AutoSDLCError, ConnectionClosed, TokenExpired
+from autosdlc_ws.errors import FATAL_CODES, CloseCode
 
 SUBPROTOCOL = "autosdlc.v1"
 DEFAULT_HEARTBEAT_S = 25.0
-#: After these close codes the client stops and reports instead of reconnecting.
-STOP_CODES = frozenset({1008, 1009, 4001})
+#: After these close codes (1008, 1009, 4001) the client stops and reports instead of reconnecting.
+STOP_CODES = frozenset(int(c) for c in FATAL_CODES)
 #: Close 4003: reconnect only with a fresh token from `token_provider`.
-TOKEN_EXPIRED_CODE = 4003
+TOKEN_EXPIRED_CODE = int(CloseCode.TOKEN_EXPIRED)
 
 TokenProvider = Callable[[], "str | Awaitable[str]"]
 WRITE_ERRORS = (ConnectionError, aiohttp.ClientError, RuntimeError)

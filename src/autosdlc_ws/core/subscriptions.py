@@ -50,7 +50,16 @@ def expand_patterns(patterns: Iterable[str], event_types: Sequence[str]) -> froz
             types.add(pattern)
         else:
             raise PatternError(f"{pattern!r} is not an event type one can subscribe to")
-    return frozenset(types)
+    result = frozenset(types)
+    if len(_interned_types) < _INTERN_MAX:  # the same few type sets, shared by thousands of subscriptions
+        return _interned_types.setdefault(result, result)
+    return _interned_types.get(result, result)
+
+
+#: Equal type sets share one frozenset (a few hundred bytes per subscription otherwise).
+#: Bounded: past `_INTERN_MAX` distinct sets, new ones are simply not shared.
+_interned_types: dict[frozenset[str], frozenset[str]] = {}
+_INTERN_MAX = 4096
 
 
 def normalise_filters(filters: Mapping[str, object] | None) -> dict[str, frozenset[str]]:

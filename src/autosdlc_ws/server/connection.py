@@ -263,6 +263,9 @@ class Connection:
                     await self.execute(actions)
                     if self.closing:
                         break
+                    # Idle connections wait here for their next frame: keep no
+                    # reference to the last one (its text, parsed request, replies).
+                    msg = actions = None  # type: ignore[assignment]
                 elif msg.type is WSMsgType.ERROR:
                     break
         finally:
@@ -348,10 +351,9 @@ class Connection:
                 sent += 1
                 if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
                     return
-            if history.events:
-                last = history.events[-1].offset
-            else:
-                last = history.head.offset if history.head is not None else 0
+            # Held-back live events arrived after this connection began, so every one
+            # the replay did not cover is new to the client: with no replay, all are.
+            last = history.events[-1].offset if history.events else -1
             if not history.complete:
                 now = self.gateway.now_ms()
                 for sub in subs:
