@@ -6,13 +6,12 @@ import hashlib
 import hmac
 import json
 import uuid
-from importlib import resources
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_KEY, PUBLISHER_KEY, READER_KEY, SHARED, RunningGateway, make_token
+from tests.conftest import ADMIN_KEY, PUBLISHER_KEY, READER_KEY, REPO, SHARED, RunningGateway, make_token
 from tests.integration.helpers import agent_status, open_authed, publish
 
 WEBHOOKS = SHARED / "fixtures" / "github-webhooks"
@@ -66,8 +65,9 @@ async def test_schemas(server: RunningGateway) -> None:
     status, body, headers = await get(server, "/schemas/agent_status.json")
     assert status == 200
     assert "json" in headers["Content-Type"]
-    expected = resources.files("autosdlc_ws").joinpath("schemas", "agent_status.json").read_bytes()
-    assert json.loads(body) == json.loads(expected)
+    expected = (REPO / "src" / "autosdlc_ws" / "schemas" / "agent_status.json").read_bytes()
+    assert body == expected
+    assert json.loads(body)["properties"]["type"]["const"] == "agent_status"
     status, body, _ = await get(server, "/schemas/no_such_type.json")
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
     status, body, _ = await get(server, "/schemas/")

@@ -107,8 +107,9 @@ async def test_subscription_matrix(server: RunningGateway, case: str) -> None:
 async def test_invalid_patterns_and_filters_are_refused(server: RunningGateway) -> None:
     client = await open_authed(server)
     try:
-        cases: tuple[dict[str, Any], ...] = ({"events": ["no_such_type"]}, {"events": ["zzz_*"]}, {"events": []},
-                                             {"events": ["agent_status"], "filters": {"colour": "red"}})
+        cases: tuple[dict[str, Any], ...] = (
+            {"events": ["no_such_type"]}, {"events": ["zzz_*"]}, {"events": []},
+            {"events": ["agent_status"], "filters": {"colour": "red"}})
         for data in cases:
             reply = await client.request("subscribe", data)
             assert reply["type"] == "error" and reply["data"]["code"] == "invalid_message", reply
@@ -227,7 +228,7 @@ async def test_subscription_limit(gateway_factory: Any) -> None:
         first = await client.subscribe(["agent_status"])
         await client.subscribe(["agent_log"])
         reply = await client.request("subscribe", {"events": ["agent_error"]})
-        assert reply["type"] == "error"
+        assert reply["type"] == "error" and reply["data"]["code"] == "forbidden"  # docs/protocol.md
         await client.request("unsubscribe", {"subscriptionId": first})
         await client.subscribe(["agent_error"])
     finally:
