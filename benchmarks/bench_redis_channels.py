@@ -210,8 +210,8 @@ def main() -> int:
     args = p.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
     results = asyncio.run(main_async(args))
-    print(f"\n| workers | interest | mapping | Redis CPU µs/event | msgs to workers | events parsed "
-          f"by workers | client CPU µs/event | publish/s |")
+    print("\n| workers | interest | mapping | Redis CPU µs/event | msgs to workers | events parsed "
+          "by workers | client CPU µs/event | publish/s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['workers']} | {r['scope']} | {r['mapping']} | {r['redis_cpu_us_per_event']} | "

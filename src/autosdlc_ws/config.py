@@ -45,7 +45,7 @@ class Settings:
     tls_key: str | None = None
     allowed_origins: tuple[str, ...] = ()  # browser Origin allow-list; empty allows any
     trusted_proxies: tuple[str, ...] = ()  # proxy addresses/CIDRs whose X-Forwarded-For names the client
-    http_idle_timeout_s: float = 30.0  # a connection that has not sent a whole request head by then is dropped (slowloris)
+    http_idle_timeout_s: float = 30.0  # request head not complete by then: connection dropped (slowloris)
     # --- authentication ----------------------------------------------------
     jwt_secret: str | None = None  # HS256 secret
     jwt_public_keys: tuple[str, ...] = ()  # PEM files (RS256/ES256)
@@ -66,8 +66,8 @@ class Settings:
     gzip_threshold_bytes: int = 1024  # outgoing JSON above this is gzipped for clients that ask
     max_subscriptions_per_connection: int = 100
     max_connections_per_identity: int = 100
-    max_connections_per_ip: int = 5000  # open WebSocket connections from one client address; 0 = no cap
-    rate_connect_per_ip_per_s: float = 200.0  # upgrade attempts per client address (token bucket); 0 = no limit
+    max_connections_per_ip: int = 5000  # open WebSocket connections from one client address; 0 = off
+    rate_connect_per_ip_per_s: float = 200.0  # upgrade attempts per client address (token bucket); 0 = off
     rate_connect_per_ip_burst: int = 1000
     outgoing_buffer_bytes: int = 4 * 1048576  # unsent bytes per connection before close 4008
     # --- rate limits (token buckets per connection and message kind) --------
@@ -75,7 +75,7 @@ class Settings:
     rate_publish_burst: int = 400
     rate_control_per_s: float = 20.0  # subscribe/unsubscribe/auth_request/ping
     rate_control_burst: int = 40
-    rate_identity_publish_per_s: float = 1000.0  # WebSocket publishes per identity, all its connections on a worker; 0 = no limit
+    rate_identity_publish_per_s: float = 1000.0  # WebSocket publishes per identity, all connections; 0 = off
     rate_identity_publish_burst: int = 2000
     rate_violations_before_close: int = 50  # rate_limited answers in a row before close 1008
     http_publish_max_bytes: int = 1048576  # body cap of POST /api/v1/events
@@ -131,11 +131,11 @@ class Settings:
                 raise ConfigError(f"{name} must be positive")
         if not 1 <= self.max_json_depth <= 200:  # orjson encodes at most 254 levels
             raise ConfigError("max_json_depth must be from 1 to 200")
-        for entry in self.trusted_proxies:
+        for proxy in self.trusted_proxies:
             try:
-                ipaddress.ip_network(entry, strict=False)
+                ipaddress.ip_network(proxy, strict=False)
             except ValueError:
-                raise ConfigError(f"trusted_proxies: {entry!r} is not an IP address or network") from None
+                raise ConfigError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

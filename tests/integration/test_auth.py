@@ -280,8 +280,6 @@ async def test_origin_allow_list(gateway_factory: Callable[..., Any]) -> None:
     await plain.close()
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: AuthAccepted carries no correlation id, so the first "
-                   "in-band auth_success is not correlated to its auth_request (core/session.py finish_auth)")
 async def test_in_band_auth_success_is_correlated(server: RunningGateway) -> None:
     client = await open_ws(server.ws_url)
     try:

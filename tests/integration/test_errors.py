@@ -262,8 +262,6 @@ async def test_responsive_client_survives_heartbeats(gateway_factory: Callable[.
         await client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: ConnectionCore.receive parses a frame before rate "
-                   "limiting it, so frames that are not JSON are never rate limited nor closed with 1008")
 async def test_flood_of_invalid_frames_is_rate_limited(gateway_factory: Callable[..., Any]) -> None:
     server = await gateway_factory(base_settings(rate_control_per_s=1, rate_control_burst=2,
                                                  rate_publish_per_s=1, rate_publish_burst=2,
@@ -276,3 +274,38 @@ async def test_flood_of_invalid_frames_is_rate_limited(gateway_factory: Callable
             break
     code, _ = await client.closed(1)
     assert code == 1008
+
+
+GARBAGE = [
+    '{"id": 5, "type": "ping", "timestamp": 0, "data": {}}',
+    '{"id": "g", "type": null, "data": {}}',
+    '{"id": "g", "type": "' + "x" * 5000 + '", "data": {}}',
+    '{"id": "' + "i" * 500 + '", "type": "ping", "timestamp": 0, "data": {}}',
+    '{"id": "g", "type": "subscribe", "timestamp": 0, "data": {"events": ["agent_status"], '
+    '"filters": {"agentId": {"$ne": 1}}}}',
+    '{"id": "g", "type": "subscribe", "timestamp": 0, "data": {"events": ["agent_status"], '
+    '"filters": {"agentId": [1, 2]}}}',
+    '{"id": "g", "type": "subscribe", "timestamp": 0, "data": {"events": ' + json.dumps(["agent_status"] * 100) + "}}",
+    '{"id": "g", "type": "unsubscribe", "timestamp": 0, "data": {"subscriptionId": 5}}',
+    '{"id": "g", "type": "auth_request", "timestamp": 0, "data": {"token": 5}}',
+    '{"id": "g", "type": "agent_status", "timestamp": 1e400, "data": {"agentId": "a1", "status": "idle"}}',
+    '{"id": "g", "type": "agent_status", "timestamp": -1, "data": {"agentId": "a1", "status": "idle"}}',
+    '{"id": "g", "type": "agent_status", "timestamp": 0, "data": {"agentId": ["a1"], "status": "idle"}}',
+    '{"id": "g", "type": "ping", "timestamp": 0, "data": NaN}',
+    "[" * 5000 + "]" * 5000,
+    '{"a": ' * 3000 + "1" + "}" * 3000,
+    "\ufeff{}",
+]
+
+
+@pytest.mark.parametrize("frame", GARBAGE, ids=range(len(GARBAGE)))
+async def test_garbage_gets_an_error_frame_and_nothing_else(server: RunningGateway, frame: str) -> None:
+    client = await open_authed(server)
+    try:
+        reply = await error_for(client, frame)
+        assert reply["data"]["code"] in ("invalid_json", "invalid_message", "unknown_type"), reply
+        assert 'File "' not in reply["data"]["message"]
+        assert len(reply["data"]["message"]) < 1000
+        await still_usable(client)
+    finally:
+        await client.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -201,3 +202,21 @@ async def test_body_over_the_cap_is_413(server: RunningGateway) -> None:
     blob = agent_status("a1", "huge", message="z" * cap)
     status, body = await post(server, blob, {"X-API-Key": PUBLISHER_KEY})
     assert status == 413 and body["error"]["code"] == "too_large"
+
+
+async def test_http_api_ignores_query_and_cookie_credentials(server: RunningGateway) -> None:
+    """docs/protocol.md: the HTTP API takes `Authorization: Bearer` or `X-API-Key` only. A cookie
+    would let any web page publish as its visitor (a cross-site text/plain POST has no preflight)."""
+    token = make_token("alice", ("publish:*", "read:*", "admin:*"))
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{server.http_url}/api/v1/events", data=json.dumps(agent_status("a1")),
+                               headers={"Cookie": f"autosdlc_token={token}", "Content-Type": "text/plain"})
+        assert resp.status == 401
+        resp = await http.post(f"{server.http_url}/api/v1/events?token={token}", json=agent_status("a1"))
+        assert resp.status == 401
+        resp = await http.post(f"{server.http_url}/api/v1/events?api_key={PUBLISHER_KEY}",
+                               json=agent_status("a1"))
+        assert resp.status == 401
+        resp = await http.get(f"{server.http_url}/api/v1/connections",
+                              headers={"Cookie": f"autosdlc_token={token}"})
+        assert resp.status == 401

@@ -39,7 +39,7 @@ from tests.conftest import (
     make_token,
     timeout,
 )
-from tests.integration.helpers import Client, agent_status, open_authed, open_ws, publish
+from tests.integration.helpers import agent_status, open_authed, open_ws, publish
 from tests.security.support import check_server_message
 
 # --------------------------------------------------------------------------- helpers
@@ -112,6 +112,7 @@ def test_gigabyte_gzip_bomb_is_refused_without_inflating_it() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    print(f"\n4 GiB gzip bomb ({len(bomb)} bytes): refused in {elapsed * 1000:.1f} ms, peak {peak >> 10} KiB")
     assert elapsed < 0.5, elapsed
     assert peak < 8 << 20, peak  # the 1 MiB cap (+1 byte) and change, never the 4 GiB
 
@@ -131,6 +132,8 @@ async def test_gzip_bomb_frame_is_refused_quickly_and_cheaply(server: RunningGat
     finally:
         tracemalloc.stop()
     check_server_message(reply)
+    print(f"\n60 MiB gzip frame ({len(bomb)} bytes): {reply['data']['code']} in {elapsed * 1000:.1f} ms, "
+          f"peak {peak >> 10} KiB")
     assert reply["data"]["code"] == "too_large", reply
     assert elapsed < 2.0, elapsed
     assert peak < 16 << 20, peak  # cap 1 MiB: no 60 MiB buffer anywhere
@@ -151,6 +154,7 @@ async def test_gzip_bomb_http_body_is_refused(server: RunningGateway) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    print(f"\ngzip HTTP body ({len(body)} bytes, 60 MiB inflated): {status}, peak {peak >> 10} KiB")
     assert status == 413, status
     assert peak < 24 << 20, peak
     await still_serving(server)
@@ -179,7 +183,8 @@ async def test_deep_json_is_refused_on_both_doors(server: RunningGateway) -> Non
                       f'"x":{deep}}}}}')
     reply = await client.recv()
     assert reply["data"]["code"] == "invalid_message" and reply["data"]["path"] == "", reply
-    assert reply["metadata"]["correlationId"] == "d"
+    # refused whole, before its fields are read: not correlated (like invalid_json)
+    assert "correlationId" not in reply["metadata"]
     await client.close()
     async with aiohttp.ClientSession() as http:
         resp = await http.post(f"{server.http_url}/api/v1/events", headers={"X-API-Key": PUBLISHER_KEY},
@@ -193,7 +198,8 @@ async def test_deep_json_is_refused_on_both_doors(server: RunningGateway) -> Non
 # ------------------------------------------------------------------------- slowloris
 
 
-async def test_slowloris_upgrade_is_dropped_and_others_are_served(gateway_factory: Callable[..., Any]) -> None:
+async def test_slowloris_upgrade_is_dropped_and_others_are_served(
+        gateway_factory: Callable[..., Any]) -> None:
     server: RunningGateway = await gateway_factory(base_settings(http_idle_timeout_s=1.0))
     request = (f"GET /ws?token={make_token()} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -222,6 +228,7 @@ async def test_slowloris_upgrade_is_dropped_and_others_are_served(gateway_factor
     await asyncio.sleep(0.3)
     await still_serving(server)  # served while the slowloris sockets hang
     dropped_after = await asyncio.gather(*attackers)
+    print(f"\nslowloris sockets dropped after {min(dropped_after):.2f}-{max(dropped_after):.2f} s")
     assert all(t < 1.0 + timeout(1.5) for t in dropped_after), dropped_after
     await still_serving(server)
 
@@ -258,7 +265,8 @@ async def test_alg_none_token_is_refused_at_the_upgrade(server: RunningGateway, 
 @pytest.fixture
 def rsa_setup(tmp_path: Path) -> tuple[rsa.RSAPrivateKey, bytes, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
     path = tmp_path / "rs-public.pem"
     path.write_bytes(pem)
     return key, pem, path
@@ -355,7 +363,8 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(gateway_factory:
     # not behind a trusted proxy: a spoofed header changes nothing
     direct: RunningGateway = await gateway_factory(base_settings(max_connections_per_ip=1))
     c = await open_authed(direct, additional_headers={"X-Forwarded-For": "203.0.113.7"})
-    await refused(f"{direct.ws_url}?token={make_token()}", 429, additional_headers={"X-Forwarded-For": "192.0.2.1"})
+    await refused(f"{direct.ws_url}?token={make_token()}", 429,
+                  additional_headers={"X-Forwarded-For": "192.0.2.1"})
     await c.close()
 
 
@@ -369,7 +378,8 @@ async def test_connections_per_identity_are_capped(gateway_factory: Callable[...
         await client.close()
 
 
-async def test_publish_rate_is_shared_by_an_identitys_connections(gateway_factory: Callable[..., Any]) -> None:
+async def test_publish_rate_is_shared_by_an_identitys_connections(
+        gateway_factory: Callable[..., Any]) -> None:
     server: RunningGateway = await gateway_factory(base_settings(rate_identity_publish_per_s=1,
                                                                  rate_identity_publish_burst=5))
     token = make_token("alice")
@@ -403,7 +413,8 @@ async def test_newlines_in_subject_and_message_do_not_forge_log_lines(
                               json={"enabled": True})
         assert resp.status == 200
     client = await open_authed(server, token=make_token(evil_subject, ("read:*", "publish:*")))
-    await client.send(agent_status("a1", "inj-1", note="line one\nlevel=ERROR msg=forged\r\n<script>x</script>"))
+    note = "line one\nlevel=ERROR msg=forged\r\n<script>x</script>"
+    await client.send(agent_status("a1", "inj-1", note=note))
     await client.send('{"id":"inj-2","type":"ping","data":{}}\n\nlevel=CRITICAL msg=forged')
     assert (await client.recv())["data"]["code"] == "invalid_json"
     await client.close()
@@ -420,3 +431,12 @@ async def test_newlines_in_subject_and_message_do_not_forge_log_lines(
     assert len(lines) == 2 * len(records)  # one line per record, in both formats
     assert all(line.startswith(("ts=", "{")) for line in lines)
     assert not any(line.startswith(("level=", "ts=2024")) for line in lines)
+
+
+async def test_oversize_request_head_is_refused(server: RunningGateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        resp = await http.get(f"{server.http_url}/healthz", headers={"X-Junk": "x" * 9000})
+        assert resp.status == 400
+        resp = await http.get(f"{server.http_url}/healthz", headers={f"X-H{i}": "1" for i in range(200)})
+        assert resp.status == 400
+    await still_serving(server)

@@ -43,7 +43,8 @@ SETTINGS = Settings(jwt_secret=SECRET,
                     api_keys=(ApiKeyEntry("fuzz-reader", hash_api_key(API_KEY), ("read:agent:*",)),))
 AUTH = Authenticator.from_settings(SETTINGS)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-TOKEN = mint_token(SECRET, "fuzzer", ["read:agent:*", "read:system", "publish:agent:a1"], ttl_s=600, now_s=NOW_S)
+TOKEN = mint_token(SECRET, "fuzzer", ["read:agent:*", "read:system", "publish:agent:a1"],
+                   ttl_s=600, now_s=NOW_S)
 
 
 # --------------------------------------------------------------------------- cores
@@ -119,7 +120,8 @@ def nested(depth: int, leaf: Any = 1) -> Any:
 
 VALID_MESSAGES: list[dict[str, Any]] = [
     {"id": "p1", "type": "ping", "timestamp": T0, "data": {}},
-    {"id": "s1", "type": "subscribe", "timestamp": T0, "data": {"events": ["agent_*"], "filters": {"agentId": "a1"}}},
+    {"id": "s1", "type": "subscribe", "timestamp": T0,
+     "data": {"events": ["agent_*"], "filters": {"agentId": "a1"}}},
     {"id": "s2", "type": "subscribe", "data": {"events": ["system_alert", "agent_status"]}},
     {"id": "u1", "type": "unsubscribe", "data": {"subscriptionId": "sub-1"}},
     {"id": "r1", "type": "auth_request", "data": {"token": TOKEN, "compression": "gzip"}},
@@ -309,6 +311,7 @@ def test_huge_and_odd_numbers_never_escape() -> None:
     core = new_core(True)
     for raw in ("1e308", "-1e308", "1e309", "NaN", "Infinity", "-Infinity", str(10**400), str(2**64),
                 "-0", "0.0000000000000000000000001", '"1e308"', '"NaN"'):
-        feed(core, '{"id":"n","type":"agent_status","timestamp":%s,"data":{"agentId":"a1","status":"busy",'
-                   '"metrics":{"cpuUsage":%s}}}' % (raw, raw), binary=False)
-        feed(core, '{"id":"n","type":"ping","data":{"n":%s}}' % raw, binary=False)
+        text = (f'{{"id":"n","type":"agent_status","timestamp":{raw},'
+                f'"data":{{"agentId":"a1","status":"busy","metrics":{{"cpuUsage":{raw}}}}}}}')
+        feed(core, text, binary=False)
+        feed(core, f'{{"id":"n","type":"ping","data":{{"n":{raw}}}}}', binary=False)

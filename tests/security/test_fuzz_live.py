@@ -127,20 +127,21 @@ class Hostile:
                                  "data": {}}), None)]
         if kind == "subscribe_storm":
             return [(json.dumps({"id": f"{rid}-{n}", "type": "subscribe", "data": {
-                "events": rng.choice([["*"], ["agent_*"], ["nope_*"], ["system_alert"], [], ["agent_status"] * 70]),
+                "events": rng.choice([["*"], ["agent_*"], ["nope_*"], ["system_alert"], [],
+                                      ["agent_status"] * 70]),
                 "filters": rng.choice([{}, {"agentId": "evil"}, {"agentId": ["a"] * 101}, {"bogus": 1},
                                        {"repository": "no-slash"}])}}), None) for n in range(25)]
         if kind == "bad_auth":
             return [(json.dumps({"id": f"{rid}-{n}", "type": "auth_request",
-                                 "data": rng.choice([{"token": "bad"}, {"apiKey": "nope"}, {},
-                                                     {"token": make_token("someone-else", ("read:agent:evil",))}])}), None)
+                                 "data": rng.choice([{"token": "bad"}, {"apiKey": "nope"}, {}, {
+                                     "token": make_token("someone-else", ("read:agent:evil",))}])}), None)
                     for n in range(3)]
         if kind == "forbidden_publish":  # publish:agent:evil only: never reaches the good subscribers
             return [(json.dumps(agent_status("good-agent", f"{rid}-forged", seq=-1)), None)]
         if kind == "deep":
             depth = rng.choice([33, 100, 254, 300, 1000, 1100])
-            return [('{"id":"%s","type":"agent_log","data":{"agentId":"evil","level":"info","message":"m",'
-                     '"deep":%s}}' % (rid, nested(depth)), None)]
+            return [(f'{{"id":"{rid}","type":"agent_log","data":{{"agentId":"evil","level":"info",'
+                     f'"message":"m","deep":{nested(depth)}}}}}', None)]
         if kind == "evil_publish":
             return [(json.dumps(agent_status("evil", None, note="\n\r\x1b[31m<script>")), None)]
         if kind == "server_type":
@@ -148,7 +149,8 @@ class Hostile:
                                  "data": {}}), None)]
         # mutated valid message
         msg: dict[str, Any] = rng.choice([
-            {"id": rid, "type": "subscribe", "data": {"events": ["agent_status"], "filters": {"agentId": "evil"}}},
+            {"id": rid, "type": "subscribe",
+             "data": {"events": ["agent_status"], "filters": {"agentId": "evil"}}},
             {"id": rid, "type": "unsubscribe", "data": {"subscriptionId": "sub-x"}},
             agent_status("evil", rid),
             {"id": rid, "type": "ping", "data": {}},
@@ -227,7 +229,8 @@ async def test_hostile_traffic_loses_no_event(gateway_factory: Callable[..., Any
     async def publisher() -> None:
         async with aiohttp.ClientSession() as http:
             for i, event_id in enumerate(expected):
-                resp = await http.post(f"{server.http_url}/api/v1/events", headers={"X-API-Key": PUBLISHER_KEY},
+                resp = await http.post(f"{server.http_url}/api/v1/events",
+                                       headers={"X-API-Key": PUBLISHER_KEY},
                                        json=agent_status("good-agent", event_id, seq=i))
                 assert resp.status == 202, await resp.text()
                 await asyncio.sleep(0.005)

@@ -526,7 +526,9 @@ class LoadGen:
         conn.task = self.loop.create_task(conn.reader())
         return conn
 
-    async def connect_all(self) -> float:
+    async def connect_all(self, start: int = 0, stop: int | None = None) -> float:
+        """Open connections `start`..`stop` (default all) and wait until each is ready."""
+        stop = self.n if stop is None else stop
         url = self.proto.ws_url(self.cfg.base_url)
         headers = self.proto.headers(self.cfg.token)
         opener = self._open_picows if self.client == "picows" else self._open_aiohttp
@@ -551,11 +553,13 @@ class LoadGen:
                 self._progress = (self.ready_count, self.n)
 
         results = await asyncio.wait_for(
-            asyncio.gather(*(one(i) for i in range(self.n)), return_exceptions=True),
+            asyncio.gather(*(one(i) for i in range(start, stop)), return_exceptions=True),
             self.cfg.connect_timeout)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            raise BenchError(f"{len(failures)} of {self.n} connections failed; first: {failures[0]!r}")
+            raise BenchError(f"{len(failures)} of {stop - start} connections failed; first: {failures[0]!r}")
+        if stop < self.n:
+            return time.monotonic() - t0
         for i in range(self.cfg.stalled):
             sock = await self.loop.run_in_executor(
                 None, lambda i=i: open_stalled_reader(url, headers, self.cfg.target,
@@ -702,13 +706,19 @@ class LoadGen:
         }
         try:
             await self._publisher.start()
+            # Memory per connection is the slope: RSS after the first 1% of the connections
+            # (which also pay the server's one-time warm-up: imports, caches) to RSS after all.
+            first = min(self.n, max(10, self.n // 100)) if self.n > 20 else 0
+            connect_s = await self.connect_all(0, first) if first else 0.0
             await asyncio.sleep(cfg.settle_s)
             rss0 = self._server_rss()
-            result["connect_s"] = round(await self.connect_all(), 3)
+            connect_s += await self.connect_all(first, self.n)
+            result["connect_s"] = round(connect_s, 3)
             await asyncio.sleep(cfg.settle_s)
             rss1 = self._server_rss()
-            result.update(rss_before=rss0, rss_after=rss1,
-                          rss_per_conn=(rss1 - rss0) / (self.n + cfg.stalled) if cfg.server_pid else None)
+            counted = self.n - first + cfg.stalled
+            result.update(rss_before=rss0, rss_after=rss1, rss_connections_counted=counted,
+                          rss_per_conn=(rss1 - rss0) / counted if cfg.server_pid and counted else None)
             tasks.append(self.loop.create_task(self._sample_rss()))
             if cfg.warmup_events:
                 await self.run_phase(Phase("warm-up", batch=1, duration=0.0,

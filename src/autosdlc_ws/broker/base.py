@@ -81,6 +81,9 @@ class Broker(abc.ABC):
     """Publish, deliver live, replay history, keep sessions."""
 
     name: str = "broker"
+    #: True when the broker itself delivers local `system_alert`s about its own
+    #: outages (the system monitor then leaves that alert to it).
+    reports_outages: bool = False
 
     @abc.abstractmethod
     async def start(self, on_event: EventHandler) -> None:

@@ -128,6 +128,7 @@ class RedisBroker(Broker):
         self._start_timeout_s = start_timeout_s
         self._max_connections = max_connections
         self._local_alerts = local_alerts
+        self.reports_outages = local_alerts
         self._now_ms: Callable[[], int] = clock_ms or (lambda: int(time.time() * 1000))
         self._client: Redis | None = None
         self._sub_client: Redis | None = None

@@ -60,6 +60,7 @@ PUBLISH = _PROLOGUE + r"""
 local epoch = ensure_epoch()
 local now = now_ms()
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local seq_before = seq
 local out = {epoch}
 local lines = {epoch}
 for i = 4, #ARGV, 2 do
@@ -82,8 +83,11 @@ for i = 4, #ARGV, 2 do
 end
 if #lines > 1 then
   redis.call('PUBLISH', ARGV[3], table.concat(lines, '\n'))
-  -- MAXLEN ~ may have dropped whole stream nodes: forget their event ids.
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('(%d', first_offset(seq)))
+  -- MAXLEN ~ drops whole stream nodes: every 64 offsets, forget the ids of
+  -- what was dropped (history reads prune exactly, in TRIM, before a lookup)
+  if math.floor(seq / 64) ~= math.floor(seq_before / 64) then
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('(%d', first_offset(seq)))
+  end
 end
 return out
 """

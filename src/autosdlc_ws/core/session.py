@@ -75,6 +75,7 @@ class AuthAccepted:
     resume_session_id: str | None
     last_event_id: str | None
     first: bool
+    correlation_id: str | None = None  # the auth_request's id, for the replies
 
 
 Action = Send | Close | AddSubscription | RemoveSubscription | Publish | AuthAccepted
@@ -222,6 +223,7 @@ class ConnectionCore:
         if self.closed:
             return []
         correlation: str | None = None
+        charged = False
         self.last_type = "invalid"
         try:
             msg = parse_frame(payload, binary=binary, max_decompressed=self.settings.max_decompressed_bytes,
@@ -233,6 +235,7 @@ class ConnectionCore:
                 self.last_type = "invalid"
                 raise InvalidMessage("type must be a string", path="type")
             self.last_type = type_ if type_ in messages.MESSAGE_TYPES else "unknown"
+            charged = True
             limited = self._rate_limit(type_, mono_s)
             if limited:
                 return limited
@@ -240,14 +243,22 @@ class ConnectionCore:
                 raise Unauthorized("authenticate first: send auth_request with a token or apiKey")
             return self._dispatch(type_, msg, correlation, now_ms)
         except ProtocolError as exc:
+            if not charged:  # frames that never parsed still cost a control token
+                try:
+                    limited = self._rate_limit("ping", mono_s)
+                except RateLimited as limit:
+                    exc = limit
+                else:
+                    if limited:
+                        return limited
             return [Send(make_message("error", exc.to_data(), now_ms=now_ms, correlation_id=correlation))]
 
     def _rate_limit(self, type_: str, mono_s: float) -> list[Action]:
         assert self._limits is not None
         bucket = self._limits.control if type_ in messages.CLIENT_CONTROL_TYPES else self._limits.publish
         wait_ms = bucket.take(mono_s)
-        if not wait_ms and self.identity_buckets is not None and self.principal is not None \
-                and type_ in messages.EVENT_TYPES:
+        if not wait_ms and self.identity_buckets is not None and type_ in messages.EVENT_TYPES \
+                and self.principal is not None:  # one bucket shared by all the identity's connections
             wait_ms = self.identity_buckets.take(self.principal.identity, mono_s)
         if not wait_ms:
             self._limits.violations = 0
@@ -302,7 +313,7 @@ class ConnectionCore:
             self.gzip = False
         self.principal = principal
         actions = [AuthAccepted(principal, data.get("sessionId") if first else None,
-                                data.get("lastEventId") if first else None, first)]
+                                data.get("lastEventId") if first else None, first, correlation)]
         if not first:
             actions.append(Send(self.auth_success_frame(now_ms, correlation)))
             actions += self._drop_unreadable(now_ms)
@@ -317,10 +328,12 @@ class ConnectionCore:
         return [Send(self.connect_frame(now_ms, resumed=resumed)),
                 Send(self.auth_success_frame(now_ms, correlation_id))]
 
-    def reject_auth(self, code: str, message: str, close_code: int, now_ms: int) -> list[Action]:
+    def reject_auth(self, code: str, message: str, close_code: int, now_ms: int,
+                    correlation_id: str | None = None) -> list[Action]:
         """The I/O layer refused an authenticated connection (e.g. connection cap)."""
         self.principal = None
-        return [Send(make_message("auth_failure", {"code": code, "message": message}, now_ms=now_ms)),
+        return [Send(make_message("auth_failure", {"code": code, "message": message}, now_ms=now_ms,
+                                  correlation_id=correlation_id)),
                 *self._close(close_code, message)]
 
     def _drop_unreadable(self, now_ms: int) -> list[Action]:

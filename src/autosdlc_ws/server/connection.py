@@ -110,6 +110,7 @@ class Connection:
         self._limit = gateway.settings.outgoing_buffer_bytes
         self._replay_buffer: list[tuple[Outgoing, int]] | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_ms: int | None = None  # what `_deadline` is armed for
         self._identity: str | None = None
         self.session_position: Position | None = None  # log head when the session began
         self.session_key: str | None = None  # the session this connection holds
@@ -308,14 +309,17 @@ class Connection:
                 now_ms=self.gateway.now_ms(), correlation_id=action.correlation_id))
 
     def _schedule_deadline(self) -> None:
+        deadline_ms = self.core.next_deadline_ms()
         if self._deadline is not None:
+            if deadline_ms == self._deadline_ms and not self.closing and not self._deadline.cancelled():
+                return  # already armed for this deadline (a cancelled timer stays in the loop's heap)
             self._deadline.cancel()
             self._deadline = None
-        deadline_ms = self.core.next_deadline_ms()
         if deadline_ms is None or self.closing:
             return
         delay = max(0.0, (deadline_ms - self.gateway.now_ms()) / 1000)
         self._deadline = self._loop.call_later(delay + 0.001, self._on_deadline)
+        self._deadline_ms = deadline_ms
 
     def _on_deadline(self) -> None:
         self._deadline = None

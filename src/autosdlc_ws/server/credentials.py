@@ -9,8 +9,13 @@ from autosdlc_ws.core.auth import Credentials
 COOKIE_NAME = "autosdlc_token"
 
 
-def request_credentials(request: web.Request, *, allow_query: bool = True) -> Credentials:
-    """`Authorization: Bearer`, `X-API-Key`, `?token=`/`?api_key=`, cookie `autosdlc_token`."""
+def request_credentials(request: web.Request, *, allow_query: bool = True,
+                        allow_cookie: bool = True) -> Credentials:
+    """`Authorization: Bearer`, `X-API-Key`, `?token=`/`?api_key=`, cookie `autosdlc_token`.
+
+    The HTTP API passes `allow_query=False, allow_cookie=False`: a browser attaches
+    a cookie to a cross-site form POST (no CORS preflight for text/plain), so a
+    cookie there would let any web page publish as, or administer for, its user."""
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return Credentials(token=auth[7:].strip())
@@ -24,7 +29,7 @@ def request_credentials(request: web.Request, *, allow_query: bool = True) -> Cr
         api_key = request.query.get("api_key")
         if api_key:
             return Credentials(api_key=api_key)
-    cookie = request.cookies.get(COOKIE_NAME)
+    cookie = request.cookies.get(COOKIE_NAME) if allow_cookie else None
     if cookie:
         return Credentials(token=cookie)
     return Credentials()

@@ -61,8 +61,9 @@ class Gateway:
         self.connections: dict[str, Connection] = {}
         self.per_identity: Counter[str] = Counter()
         self.per_ip: Counter[str] = Counter()
-        self.connect_limiter = (KeyedBuckets(settings.rate_connect_per_ip_per_s, settings.rate_connect_per_ip_burst)
-                                if settings.rate_connect_per_ip_per_s > 0 else None)
+        self.connect_limiter = (
+            KeyedBuckets(settings.rate_connect_per_ip_per_s, settings.rate_connect_per_ip_burst)
+            if settings.rate_connect_per_ip_per_s > 0 else None)
         self.identity_publish_limiter = (
             KeyedBuckets(settings.rate_identity_publish_per_s, settings.rate_identity_publish_burst)
             if settings.rate_identity_publish_per_s > 0 else None)
@@ -319,12 +320,13 @@ class Gateway:
                 "too_many_connections",
                 f"{action.principal.subject} already has "
                 f"{self.settings.max_connections_per_identity} connections",
-                CloseCode.POLICY, now))
+                CloseCode.POLICY, now, action.correlation_id))
             return
         self.bind_identity(conn, action.principal)
         resumed, session_id = await self.start_session(
             conn, action.principal, action.resume_session_id, action.last_event_id)
-        await conn.execute(conn.core.finish_auth(now, resumed=resumed, new_session_id=session_id))
+        await conn.execute(conn.core.finish_auth(now, resumed=resumed, new_session_id=session_id,
+                                                 correlation_id=action.correlation_id))
         if resumed:
             await self.replay(conn, session_id, action.last_event_id)
 

@@ -34,7 +34,7 @@ def _gateway(request: web.Request) -> Gateway:
 
 def _authenticate(request: web.Request) -> Principal | web.Response:
     gateway = _gateway(request)
-    credentials = request_credentials(request, allow_query=False)
+    credentials = request_credentials(request, allow_query=False, allow_cookie=False)
     if not credentials:
         return json_error(401, "unauthorized", "credentials required (Authorization: Bearer or X-API-Key)")
     try:

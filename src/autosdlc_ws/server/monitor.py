@@ -75,6 +75,8 @@ class SystemMonitor:
         now = time.monotonic()
         transitions = []
         for name, value in (await self.readings()).items():
+            if name == "broker_unavailable" and self.gateway.broker.reports_outages:
+                continue  # the broker alerts on its own outages, faster than this poll
             transition = self.rules[name].observe(value, now)
             if transition is not None:
                 transitions.append(transition)

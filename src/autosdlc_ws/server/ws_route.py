@@ -9,7 +9,7 @@ from aiohttp import web
 
 from autosdlc_ws.core.envelope import new_id
 from autosdlc_ws.core.session import ConnectionCore
-from autosdlc_ws.errors import AuthenticationError
+from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, CloseCode
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.keys import GATEWAY
@@ -89,6 +89,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         await conn.run()
     except asyncio.CancelledError:
         raise
+    except BrokerUnavailable as exc:
+        log.warning("connection %s: broker unavailable: %s", core.connection_id, exc)
+        await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable; retry shortly")
     except Exception:
         log.exception("connection %s failed", core.connection_id)
         await conn.close(1011, "internal error")
