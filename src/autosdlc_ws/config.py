@@ -86,6 +86,7 @@ class Settings:
     # --- redis broker (when broker is a redis:// URL) -------------------------
     redis_prefix: str = "{autosdlc}:"  # key and channel prefix; the {hash tag} keeps keys in one Cluster slot
     redis_reconnect_max_s: float = 5.0  # cap of the jittered exponential backoff while Redis is away
+    connection_slot_lease_s: float = 30.0  # redis: a dead worker's identity slots lapse after it
     # --- sources -----------------------------------------------------------
     github_webhook_secret: str | None = None
     github_webhook_max_bytes: int = 1048576
@@ -126,7 +127,7 @@ class Settings:
             except PermissionSyntaxError as exc:
                 raise ConfigError(f"api key {entry.name!r}: {exc}") from None
         for name in ("max_frame_bytes", "max_decompressed_bytes", "outgoing_buffer_bytes",
-                     "http_idle_timeout_s"):
+                     "http_idle_timeout_s", "connection_slot_lease_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if not 1 <= self.max_json_depth <= 200:  # orjson encodes at most 254 levels

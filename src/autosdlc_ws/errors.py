@@ -39,6 +39,7 @@ class ErrorCode(str, Enum):
 class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
+    INVALID_PAYLOAD = 1007  # a text frame that is not UTF-8 (sent by aiohttp)
     POLICY = 1008
     TOO_LARGE = 1009
     INTERNAL = 1011
@@ -54,7 +55,9 @@ RECONNECT_CODES = frozenset(
      CloseCode.SLOW_CONSUMER}
 )
 #: Close codes after which clients stop and report instead of retrying.
-FATAL_CODES = frozenset({CloseCode.POLICY, CloseCode.TOO_LARGE, CloseCode.UNAUTHORIZED})
+FATAL_CODES = frozenset(
+    {CloseCode.INVALID_PAYLOAD, CloseCode.POLICY, CloseCode.TOO_LARGE, CloseCode.UNAUTHORIZED}
+)
 
 
 class GatewayError(Exception):

@@ -315,3 +315,18 @@ def test_huge_and_odd_numbers_never_escape() -> None:
                 f'"data":{{"agentId":"a1","status":"busy","metrics":{{"cpuUsage":{raw}}}}}}}')
         feed(core, text, binary=False)
         feed(core, f'{{"id":"n","type":"ping","data":{{"n":{raw}}}}}', binary=False)
+
+
+@pytest.mark.parametrize("msg", [
+    {"id": "l1", "type": "subscribe", "data": {"events": ["a" * 60_000]}},
+    {"id": "l2", "type": "subscribe", "data": {"events": ["agent_status" + "*" * 60_000]}},
+    {"id": "l3", "type": "unsubscribe", "data": {"subscriptionId": "s" * 60_000}},
+    {"id": "l4", "type": "subscribe",
+     "data": {"events": ["agent_status"], "filters": {"agentId": "q" * 60_000}}},
+    {"id": "l5" * 40_000, "type": "x" * 60_000, "data": {}},
+])
+def test_long_strings_are_not_echoed_back(msg: dict[str, Any]) -> None:
+    """An error names what was wrong without echoing a 60 KB string back."""
+    (reply,) = feed(new_core(True), to_text(msg), binary=False)
+    assert isinstance(reply, Send) and reply.message["type"] == "error"
+    assert len(orjson.dumps(reply.message)) < 1024, reply.message["data"]["message"][:200]

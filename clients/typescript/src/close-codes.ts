@@ -14,6 +14,7 @@ export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
   ABNORMAL: 1006,
+  INVALID_PAYLOAD: 1007,
   POLICY: 1008,
   TOO_LARGE: 1009,
   INTERNAL: 1011,
@@ -30,6 +31,7 @@ export const CloseCode = {
  */
 export function closeAction(code: number): CloseAction {
   switch (code) {
+    case CloseCode.INVALID_PAYLOAD:
     case CloseCode.POLICY:
     case CloseCode.TOO_LARGE:
     case CloseCode.UNAUTHORIZED:

@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--suite", action="store_true",
                       help="everything docs/benchmarks.md reports; rewrites its results section")
     mode.add_argument("--slow-consumer", action="store_true",
-                      help="N readers at --rate (default 50000), 10 of which stop reading")
+                      help="N readers at --rate (default 50000), 10 of which stop reading "
+                           "(4 KiB events unless --event-size; outgoing limit 1 MiB)")
     mode.add_argument("--resume", action="store_true", help="replay of 10,000 missed events on resume")
     mode.add_argument("--index", action="store_true", help="benchmarks/bench_index.py")
     p.add_argument("--quick", action="store_true", help="with --suite: one repeat, short phases (a smoke run)")
@@ -146,9 +147,10 @@ def _run_slow(args: argparse.Namespace) -> int:
     from autosdlc_ws.bench.extra import plot_slow, slow_consumer
 
     n = args.connections[0]
-    result = slow_consumer(n=n, rate=args.rate or 50_000, event_size=args.event_size if args.event_size != 300
-                           else 2048, duration=max(args.duration, 8.0), repeat=args.repeat,
-                           log_dir=args.out / "logs", progress=not args.no_progress, client=args.client)
+    result = slow_consumer(n=n, rate=args.rate or 50_000,
+                           event_size=args.event_size if args.event_size != 300 else 4096,
+                           duration=args.duration, repeat=args.repeat, log_dir=args.out / "logs",
+                           progress=not args.no_progress, client=args.client)
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1))
     path = report.write_json({"meta": report.meta(_jsonable(args)), **result}, args.out, "slow-consumer")
     print(f"results: {path}")

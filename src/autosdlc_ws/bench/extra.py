@@ -22,54 +22,70 @@ from autosdlc_ws.bench.targets import SERVER_CPU, cpus_available, pin, repo_root
 # --- slow consumers ------------------------------------------------------------------------------
 
 
-def slow_consumer(*, n: int = 1000, stalled: int = 10, rate: float = 50_000, event_size: int = 2048,
-                  duration: float = 10.0, outgoing_buffer: int = 512 * 1024, repeat: int = 1,
-                  log_dir: Path, progress: bool = True, client: str = "auto") -> dict[str, Any]:
-    """N readers at a fixed rate; then the same with `stalled` of them never reading.
+def slow_consumer(*, n: int = 1000, stalled: int = 10, rate: float = 50_000, event_size: int = 4096,
+                  duration: float = 4.0, burst_s: float = 6.0, outgoing_buffer: int = 1024 * 1024,
+                  repeat: int = 1, log_dir: Path, progress: bool = True, client: str = "auto") -> dict[str, Any]:
+    """N readers, then the same with `stalled` of them never reading.
 
     The stalled readers are raw sockets with a small receive buffer that upgrade
-    and subscribe like any client, then never read: the server must close them
-    (4008) once `outgoing_buffer` bytes are owed, while the others' latency
-    stays where it was and the server's memory stays bounded."""
+    and subscribe like any client, then never read. Three phases: `rate`
+    deliveries/s while the stalled readers fill their kernel buffers (the
+    others' p99), a burst that pushes them past `outgoing_buffer` bytes owed
+    (the server must close them with 4008 and free what they held), and `rate`
+    again. Server RSS is sampled all along. The same phases without stalled
+    readers are the reference."""
     env = {"AUTOSDLC_WS_OUTGOING_BUFFER_BYTES": str(outgoing_buffer)}
     events_per_s = rate / n
     runs = []
     for rep in range(repeat):
         for label, readers, stall in (("all reading", n, 0), (f"{stalled} stalled", n - stalled, stalled)):
-            result = run_session(
-                "gateway", readers,
-                [Phase(label, rate=events_per_s * readers, duration=duration)],
-                event_size=event_size, server_env=env, stalled=stall, log_dir=log_dir,
-                label=f"slow consumer: {label} [{rep + 1}/{repeat}]", progress=progress, client=client)
+            phases = [Phase("steady", rate=events_per_s * readers, duration=duration),
+                      Phase("burst", batch=20, duration=burst_s),
+                      Phase("after", rate=events_per_s * readers, duration=duration)]
+            result = run_session("gateway", readers, phases, event_size=event_size, server_env=env,
+                                 stalled=stall, log_dir=log_dir, progress=progress, client=client,
+                                 label=f"slow consumer: {label} [{rep + 1}/{repeat}]")
             result["repeat"] = rep
             result["case"] = label
             runs.append(result)
     base = [r for r in runs if r["case"] == "all reading"]
     slow = [r for r in runs if r["case"] != "all reading"]
 
-    def p99(r: dict[str, Any]) -> float | None:
-        return r["phases"][0]["latency_ms"]["p99"] if r.get("phases") else None
+    def phase(r: dict[str, Any], label: str) -> dict[str, Any] | None:
+        return next((p for p in r.get("phases", []) if p["label"] == label), None)
 
-    def rss_growth(r: dict[str, Any]) -> float | None:
-        samples = r["phases"][0]["rss_samples"] if r.get("phases") else []
+    def p99(r: dict[str, Any], label: str) -> float | None:
+        ph = phase(r, label)
+        return ph["latency_ms"]["p99"] if ph else None
+
+    def rss_peak_growth(r: dict[str, Any]) -> float | None:
+        samples = [s for p in r.get("phases", []) for s in p["rss_samples"]]
         if not samples:
             return None
         return (max(b for _, b in samples) - samples[0][1]) / 2**20
 
-    ratios = [p99(s) / p99(b) for b, s in zip(base, slow, strict=True) if p99(s) and p99(b)]
-    return {
+    def rss_end_growth(r: dict[str, Any]) -> float | None:
+        samples = [s for p in r.get("phases", []) for s in p["rss_samples"]]
+        return (samples[-1][1] - samples[0][1]) / 2**20 if samples else None
+
+    out: dict[str, Any] = {
         "n": n, "stalled": stalled, "rate": rate, "event_size": event_size, "duration_s": duration,
-        "outgoing_buffer_bytes": outgoing_buffer,
-        "p99_all_reading_ms": spread(p99(r) for r in base),
-        "p99_with_stalled_ms": spread(p99(r) for r in slow),
-        "p99_ratio": spread(ratios),
-        "rss_growth_mib_all_reading": spread(rss_growth(r) for r in base),
-        "rss_growth_mib_with_stalled": spread(rss_growth(r) for r in slow),
-        "slow_consumer_disconnects": [r["phases"][0].get("slow_consumer_disconnects")
-                                      for r in slow if r.get("phases")],
+        "burst_s": burst_s, "outgoing_buffer_bytes": outgoing_buffer,
+        "rss_peak_growth_mib_all_reading": spread(rss_peak_growth(r) for r in base),
+        "rss_peak_growth_mib_with_stalled": spread(rss_peak_growth(r) for r in slow),
+        "rss_end_growth_mib_all_reading": spread(rss_end_growth(r) for r in base),
+        "rss_end_growth_mib_with_stalled": spread(rss_end_growth(r) for r in slow),
+        "slow_consumer_disconnects": [(phase(r, "after") or {}).get("slow_consumer_disconnects") for r in slow],
         "ok": all(r.get("ok") for r in runs),
         "runs": runs,
     }
+    for label in ("steady", "burst", "after"):
+        out[f"p99_{label}_all_reading_ms"] = spread(p99(r, label) for r in base)
+        out[f"p99_{label}_with_stalled_ms"] = spread(p99(r, label) for r in slow)
+        out[f"p99_{label}_ratio"] = spread(p99(s, label) / p99(b, label)  # type: ignore[operator]
+                                           for b, s in zip(base, slow, strict=True)
+                                           if p99(s, label) and p99(b, label))
+    return out
 
 
 def plot_slow(result: dict[str, Any], path: Path) -> Path | None:
@@ -84,18 +100,19 @@ def plot_slow(result: dict[str, Any], path: Path) -> Path | None:
     for run in result["runs"]:
         if not run.get("phases"):
             continue
-        samples = run["phases"][0]["rss_samples"]
+        samples = [s for p in run["phases"] for s in p["rss_samples"]]
         if not samples:
             continue
         t0 = samples[0][0]
+        p99s = "/".join(f"{p['latency_ms']['p99']:.0f}" for p in run["phases"])
         ax.plot([t - t0 for t, _ in samples], [b / 2**20 for _, b in samples],
                 color="tab:red" if run["stalled"] else "tab:blue", alpha=0.8,
-                label=f"{run['case']} (p99 {run['phases'][0]['latency_ms']['p99']:.1f} ms)")
+                label=f"{run['case']} (others' p99 steady/burst/after {p99s} ms)")
     ax.set_xlabel("seconds")
     ax.set_ylabel("server RSS, MiB")
-    ax.set_title(f"{result['n']:,} readers at {result['rate']:,.0f} deliveries/s, "
-                 f"{result['stalled']} stop reading (limit {result['outgoing_buffer_bytes'] // 1024} KiB)",
-                 fontsize=9)
+    ax.set_title(f"{result['n']:,} readers, {result['event_size']} B events: {result['rate']:,.0f} deliveries/s, "
+                 f"burst, {result['rate']:,.0f}/s; {result['stalled']} stop reading "
+                 f"(limit {result['outgoing_buffer_bytes'] // 1024} KiB)", fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

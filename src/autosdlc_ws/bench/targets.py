@@ -59,11 +59,19 @@ def pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def cpus_available() -> int:
+def _initial_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         return os.cpu_count() or 1
+
+
+#: CPUs this process could use when it started (before `pin` narrowed it to one).
+_CPUS = _initial_cpus()
+
+
+def cpus_available() -> int:
+    return _CPUS
 
 
 @dataclass
@@ -141,7 +149,7 @@ def start_server(target: str, *, log_dir: Path, workers: int = 1, broker: str = 
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"server-{target}-{port}.log"
     log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed by the child's exit
-    preexec = (lambda: pin(cpu)) if cpu is not None and cpus_available() > 1 else None
+    preexec = (lambda: pin(cpu)) if cpu is not None else None
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             preexec_fn=preexec)
     log.close()

@@ -12,6 +12,12 @@ resuming client gets what it missed; `complete=False` says part of it is gone
 
 Sessions (a client's subscriptions, kept for `session_ttl_s` after it
 disconnects) live in the broker too, so a client can resume on any worker.
+
+Shared limits live there as well, so they hold across workers: connection
+slots per identity (`acquire_slot`/`release_slot`, held under a lease that
+`refresh_slots` renews) and token buckets by key (`take_tokens`). Neither
+ever raises: when the shared store is unreachable the broker decides locally
+(see each implementation and docs/deployment.md, "Limits across workers").
 """
 
 from __future__ import annotations
@@ -120,3 +126,29 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def delete_session(self, session_id: str) -> None: ...
+
+    # --- shared limits ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def acquire_slot(self, identity: str, holder_id: str, limit: int) -> bool:
+        """Take one of `identity`'s `limit` connection slots for `holder_id`.
+
+        True when taken (or already held by `holder_id`), False when the
+        identity already holds `limit` slots. Each True is paired with one
+        `release_slot`; until then the broker keeps the slot's lease alive."""
+
+    @abc.abstractmethod
+    async def release_slot(self, identity: str, holder_id: str) -> None:
+        """Give the slot back. Never raises: a slot that cannot be released now
+        (shared store down) lapses when its lease runs out."""
+
+    @abc.abstractmethod
+    async def refresh_slots(self) -> None:
+        """Renew the lease of every slot this worker holds (the broker also does
+        this by itself, periodically, once started)."""
+
+    @abc.abstractmethod
+    async def take_tokens(self, key: str, rate_per_s: float, burst: float, cost: float = 1) -> int:
+        """Charge `cost` tokens to the bucket `key` (refilled at `rate_per_s`, holding
+        at most `burst`): 0 when allowed and charged, else milliseconds until it
+        would be. Never raises."""

@@ -3,6 +3,11 @@
 Publishing appends to a bounded in-memory log and hands the event to the
 live handler in the same call, so offsets and delivery order are one thing
 and a replay can never race a live event.
+
+Shared limits are this process's own: slots are a set of holders per
+identity (no lease: the process that holds them is the one that counts them,
+and it cannot die without them), token buckets are `KeyedBuckets` on the
+monotonic clock.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from autosdlc_ws.broker.base import (
     PublishReceipt,
     SessionRecord,
 )
+from autosdlc_ws.core.ratelimit import KeyedBuckets
 
 
 class MemoryBroker(Broker):
@@ -44,6 +50,8 @@ class MemoryBroker(Broker):
         self._next_offset = 1
         self._handler: EventHandler | None = None
         self._sessions: OrderedDict[str, tuple[float, SessionRecord]] = OrderedDict()
+        self._slots: dict[str, set[str]] = {}
+        self._buckets: dict[tuple[float, float], KeyedBuckets] = {}
 
     async def start(self, on_event: EventHandler) -> None:
         self._handler = on_event
@@ -127,3 +135,44 @@ class MemoryBroker(Broker):
 
     async def delete_session(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    # --- shared limits (shared by this process only) ------------------------------------
+
+    async def acquire_slot(self, identity: str, holder_id: str, limit: int) -> bool:
+        return take_local_slot(self._slots, identity, holder_id, limit)
+
+    async def release_slot(self, identity: str, holder_id: str) -> None:
+        drop_local_slot(self._slots, identity, holder_id)
+
+    async def refresh_slots(self) -> None:
+        return None
+
+    async def take_tokens(self, key: str, rate_per_s: float, burst: float, cost: float = 1) -> int:
+        return take_local_tokens(self._buckets, key, rate_per_s, burst, cost)
+
+
+def take_local_slot(slots: dict[str, set[str]], identity: str, holder_id: str, limit: int) -> bool:
+    holders = slots.get(identity)
+    if holders is not None and holder_id in holders:
+        return True
+    if (len(holders) if holders else 0) >= limit:
+        return False
+    slots.setdefault(identity, set()).add(holder_id)
+    return True
+
+
+def drop_local_slot(slots: dict[str, set[str]], identity: str, holder_id: str) -> None:
+    holders = slots.get(identity)
+    if holders is None:
+        return
+    holders.discard(holder_id)
+    if not holders:
+        del slots[identity]
+
+
+def take_local_tokens(buckets: dict[tuple[float, float], KeyedBuckets], key: str,
+                      rate_per_s: float, burst: float, cost: float) -> int:
+    limiter = buckets.get((rate_per_s, burst))
+    if limiter is None:
+        limiter = buckets[(rate_per_s, burst)] = KeyedBuckets(rate_per_s, burst)
+    return limiter.take(key, time.monotonic(), cost)

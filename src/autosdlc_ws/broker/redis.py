@@ -8,6 +8,8 @@ Layout (all keys under `prefix`, default `{autosdlc}:`; see `redis_scripts`):
     <prefix>ids            sorted set event id -> offset (resume by id, idempotent publish)
     <prefix>session:<id>   a session record (JSON), with a TTL
     <prefix>events         the Pub/Sub channel
+    <prefix>slots:<ident>  hash: connection holder -> lease expiry (shared connection caps)
+    <prefix>rate:<key>     hash: a token bucket (tokens, last refill), expiring when idle
 
 Publishing is one Lua script per call (`PUBLISH` in `redis_scripts`): it
 skips ids already in the log, gives each new event the next offset, appends
@@ -40,6 +42,17 @@ a `system_alert` (epoch `"local"`, offset 0: never in the log, never
 replayed), and retries with jittered exponential backoff. Publishes fail
 with `BrokerUnavailable` meanwhile. When Redis returns it resubscribes and
 fills the missed offsets from the stream, then sends a resolving alert.
+
+Shared limits (`acquire_slot`, `take_tokens`): one Lua script call each,
+times from Redis's clock. A slot is held under a lease of `slot_lease_s`
+(30 s by default) that this worker renews for all its holders every
+`slot_refresh_s` (a third of the lease), so the slots of a worker that dies
+without releasing them (kill -9, a lost host) lapse within one lease. While
+Redis is unreachable both fail open to this worker's own view: a slot is
+granted while this worker holds fewer than the limit for the identity (and
+is written to Redis by the first refresh after it returns), a bucket is a
+local one with the same rate and burst. See docs/deployment.md, "Limits
+across workers".
 """
 
 from __future__ import annotations
@@ -72,7 +85,9 @@ from autosdlc_ws.broker.base import (
     PublishReceipt,
     SessionRecord,
 )
+from autosdlc_ws.broker.memory import drop_local_slot, take_local_slot, take_local_tokens
 from autosdlc_ws.core.envelope import new_id
+from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.errors import BrokerUnavailable
 
 log = logging.getLogger("autosdlc_ws.broker.redis")
@@ -86,6 +101,8 @@ REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutE
 
 HISTORY_CHUNK = 2000
 FILL_CHUNK = 2000
+#: Identities per REFRESH_SLOTS call.
+REFRESH_CHUNK = 200
 
 
 class RedisBroker(Broker):
@@ -110,6 +127,10 @@ class RedisBroker(Broker):
         alert_after_s: float = 1.0,
         max_connections: int = 64,
         clock_ms: Callable[[], int] | None = None,
+        slot_lease_s: float = 30.0,
+        slot_refresh_s: float | None = None,
+        limit_timeout_s: float = 1.0,
+        limit_retry_s: float = 1.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -149,6 +170,20 @@ class RedisBroker(Broker):
         self._alert_sent = False
         self._ever_connected = False
         self._local_ids: list[tuple[str, int, str]] = []  # (epoch, offset, id) of local alerts
+        # shared limits
+        self.slot_lease_s = slot_lease_s
+        self.slot_refresh_s = slot_refresh_s if slot_refresh_s is not None else slot_lease_s / 3
+        if not 0 < self.slot_refresh_s < slot_lease_s:
+            raise ValueError("slot_refresh_s must be positive and shorter than slot_lease_s")
+        self._limit_timeout_s = limit_timeout_s
+        self._limit_retry_s = limit_retry_s
+        self._limits_client: Redis | None = None
+        self._limit_scripts: dict[str, AsyncScript] = {}
+        self._limits_retry_at = 0.0  # after a failed limit call, decide locally until then
+        self._slots: dict[str, set[str]] = {}  # identity -> holders this worker keeps alive
+        self._unreleased: set[tuple[str, str]] = set()  # releases Redis has not seen yet
+        self._fallback_buckets: dict[tuple[float, float], KeyedBuckets] = {}
+        self._limits_degraded = False
         self._alert_id = f"{socket.gethostname()}:{os.getpid()}:broker_unavailable"
         # counters (for tests, logs and metrics)
         self.reconnects = 0
@@ -156,6 +191,7 @@ class RedisBroker(Broker):
         self.events_filled = 0
         self.events_lost = 0
         self.epoch_resets = 0
+        self.limit_fallbacks = 0  # slot and bucket decisions taken locally (Redis unreachable)
 
     # --- clients and scripts ------------------------------------------------------
 
@@ -194,7 +230,8 @@ class RedisBroker(Broker):
             socket_timeout=self._command_timeout_s, retry=Retry(NoBackoff(), 0))
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_forever(), name="redis-broker-reader"),
-                       loop.create_task(self._trim_forever(), name="redis-broker-trim")]
+                       loop.create_task(self._trim_forever(), name="redis-broker-trim"),
+                       loop.create_task(self._refresh_forever(), name="redis-broker-slots")]
         try:
             await asyncio.wait_for(self._connected.wait(), self._start_timeout_s)
         except TimeoutError:
@@ -210,11 +247,11 @@ class RedisBroker(Broker):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for client in (self._sub_client, self._client):
+        for client in (self._sub_client, self._client, self._limits_client):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.aclose()
-        self._sub_client = self._client = None
+        self._sub_client = self._client = self._limits_client = None
         self.available = False
         if self._alert_timer is not None:
             self._alert_timer.cancel()
@@ -559,6 +596,10 @@ class RedisBroker(Broker):
                         resolved=True)
         if self._local_ids:
             self._tasks.append(asyncio.get_running_loop().create_task(self._remember_local_ids()))
+        self._limits_retry_at = 0.0
+        if self._ever_connected and (self._slots or self._unreleased):
+            # slots granted and released while Redis was away: tell it now, not at the next refresh
+            self._tasks.append(asyncio.get_running_loop().create_task(self._refresh_quietly()))
         self._down_since = None
         self._ever_connected = True
 
@@ -588,6 +629,135 @@ class RedisBroker(Broker):
                 await self._script("REMEMBER_IDS", [epoch, *args])
             except REDIS_FAILURES as exc:
                 log.warning("could not record local alert ids: %s", exc)
+
+    # --- shared limits ------------------------------------------------------------------------------
+
+    def _slot_key(self, identity: str) -> str:
+        return f"{self.prefix}slots:{identity}"
+
+    def _limits_redis(self) -> Redis:
+        """The client of the limit calls: no retries and short timeouts, since a
+        publish or an upgrade waits for it; when Redis does not answer at once
+        the decision is taken locally instead."""
+        if self._limits_client is None:
+            pool = BlockingConnectionPool.from_url(
+                self.url, max_connections=self._max_connections, timeout=self._limit_timeout_s,
+                socket_connect_timeout=self._limit_timeout_s, socket_timeout=self._limit_timeout_s,
+                retry=Retry(NoBackoff(), 0))
+            self._limits_client = Redis.from_pool(pool)
+            for name in ("ACQUIRE_SLOT", "REFRESH_SLOTS", "TAKE_TOKENS"):
+                self._limit_scripts[name] = self._limits_client.register_script(getattr(redis_scripts, name))
+        return self._limits_client
+
+    async def _limit_script(self, name: str, keys: Sequence[str],
+                            args: Sequence[str | bytes | int | float]) -> Any:
+        self._limits_redis()
+        return await asyncio.wait_for(self._limit_scripts[name](keys=keys, args=args), self._limit_timeout_s)
+
+    async def _limit_client_call(self, call: Any) -> Any:
+        return await asyncio.wait_for(call, self._limit_timeout_s)
+
+    def _limits_usable(self) -> bool:
+        return self.available and time.monotonic() >= self._limits_retry_at
+
+    def _degraded(self, what: str, exc: BaseException | None) -> None:
+        self.limit_fallbacks += 1
+        if exc is not None:
+            self._limits_retry_at = time.monotonic() + self._limit_retry_s
+        if not self._limits_degraded:
+            self._limits_degraded = True
+            log.warning("redis unreachable for shared limits (%s%s); deciding locally until it returns",
+                        what, f": {type(exc).__name__}: {exc}" if exc else "")
+
+    async def acquire_slot(self, identity: str, holder_id: str, limit: int) -> bool:
+        if self._limits_usable():
+            try:
+                taken, _ = await self._limit_script(
+                    "ACQUIRE_SLOT", [self._slot_key(identity)],
+                    [holder_id, limit, int(self.slot_lease_s * 1000)])
+            except REDIS_FAILURES as exc:
+                self._degraded("connection slot", exc)
+            else:
+                self._limits_degraded = False
+                if not int(taken):
+                    return False
+                self._slots.setdefault(identity, set()).add(holder_id)
+                self._unreleased.discard((identity, holder_id))
+                return True
+        else:
+            self._degraded("connection slot", None)
+        # Fail open to this worker's own count: at most `limit` here, written
+        # to Redis (and counted by every worker) as soon as it is back.
+        return take_local_slot(self._slots, identity, holder_id, limit)
+
+    async def release_slot(self, identity: str, holder_id: str) -> None:
+        drop_local_slot(self._slots, identity, holder_id)
+        if self._limits_usable():
+            try:
+                await self._limit_client_call(self._limits_redis().hdel(self._slot_key(identity), holder_id))
+                return
+            except REDIS_FAILURES as exc:
+                log.debug("could not release slot %s of %s: %s", holder_id, identity, exc)
+        # Tried again after the next refresh; at worst the lease runs out.
+        self._unreleased.add((identity, holder_id))
+
+    async def refresh_slots(self) -> None:
+        """Renew the lease of every slot this worker holds; retry releases Redis missed.
+
+        Raises `BrokerUnavailable` when Redis could not be told (the caller retries)."""
+        snapshot = {identity: sorted(holders) for identity, holders in self._slots.items() if holders}
+        pending, self._unreleased = self._unreleased, set()
+        lease_ms = int(self.slot_lease_s * 1000)
+        try:
+            items = list(snapshot.items())
+            for start in range(0, len(items), REFRESH_CHUNK):
+                chunk = items[start:start + REFRESH_CHUNK]
+                args: list[str | bytes | int | float] = [lease_ms]
+                for _, holders in chunk:
+                    args.append(len(holders))
+                    args.extend(holders)
+                await self._limit_script("REFRESH_SLOTS", [self._slot_key(i) for i, _ in chunk], args)
+            # A release that raced this refresh may have been overwritten by it:
+            # delete every holder of the snapshot that is no longer held.
+            gone = {(i, h) for i, holders in snapshot.items() for h in holders
+                    if h not in self._slots.get(i, ())}
+            stale = pending | gone
+            if stale:
+                pipe = self._limits_redis().pipeline(transaction=False)
+                for identity, holder in stale:
+                    pipe.hdel(self._slot_key(identity), holder)
+                await self._limit_client_call(pipe.execute())
+        except REDIS_FAILURES as exc:
+            self._unreleased |= pending | {(i, h) for i, holders in snapshot.items() for h in holders
+                                           if h not in self._slots.get(i, ())}
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh_slots()
+        except BrokerUnavailable as exc:
+            log.debug("slot refresh failed: %s", exc)
+
+    async def _refresh_forever(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.slot_refresh_s)
+            if self.available and (self._slots or self._unreleased):
+                await self._refresh_quietly()
+
+    async def take_tokens(self, key: str, rate_per_s: float, burst: float, cost: float = 1) -> int:
+        if self._limits_usable():
+            try:
+                wait_ms = await self._limit_script(
+                    "TAKE_TOKENS", [f"{self.prefix}{key}"], [rate_per_s, burst, cost])
+            except REDIS_FAILURES as exc:
+                self._degraded("token bucket", exc)
+            else:
+                self._limits_degraded = False
+                return int(wait_ms)
+        else:
+            self._degraded("token bucket", None)
+        # Fail open to a bucket of this worker's own (same rate and burst).
+        return take_local_tokens(self._fallback_buckets, key, rate_per_s, burst, cost)
 
     # --- retention ---------------------------------------------------------------------------------
 

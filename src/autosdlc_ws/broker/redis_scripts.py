@@ -162,3 +162,109 @@ for i = 3, #ARGV, 2 do
 end
 return 1
 """
+
+
+# --- shared limits -------------------------------------------------------------------------
+#
+# These scripts take their own keys (not the four above), each under the same
+# prefix and so, with the default `{hash tag}` prefix, in the same Cluster slot:
+#
+#     <prefix>slots:<identity>   hash: connection holder id -> lease expiry (Redis ms);
+#                                the key's TTL covers the latest expiry
+#     <prefix>rate:<name>:<id>   hash: tokens (float), ts (Redis ms of the last refill);
+#                                expires once the bucket would be full again
+#
+# Times come from Redis's `TIME`, so workers on hosts whose clocks disagree
+# still agree on every lease and every refill.
+
+_LIMITS_PROLOGUE = r"""
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function keep_alive(key, lease)
+  if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
+end
+"""
+
+#: KEYS: slots key. ARGV: holder id, limit, lease ms. Returns {taken (1/0), live holders}.
+#:
+#: Holders whose lease has run out (their worker died, or lost Redis for a
+#: whole lease) are dropped before counting. A holder already present keeps
+#: its slot (the call renews its lease), so a retried acquire never takes two.
+ACQUIRE_SLOT = _LIMITS_PROLOGUE + r"""
+local now = now_ms()
+local lease = tonumber(ARGV[3])
+local all = redis.call('HGETALL', KEYS[1])
+local live, held = 0, false
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    live = live + 1
+    if all[i] == ARGV[1] then held = true end
+  end
+end
+if not held then
+  if live >= tonumber(ARGV[2]) then return {0, live} end
+  live = live + 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now + lease))
+keep_alive(KEYS[1], lease)
+return {1, live}
+"""
+
+#: KEYS: one slots key per identity. ARGV: lease ms, then for each key its
+#: holder count followed by the holder ids. Every holder named gets a fresh
+#: lease, and is written back if it is missing (a Redis that lost its data,
+#: or a slot taken while Redis was unreachable): a live connection counts.
+REFRESH_SLOTS = _LIMITS_PROLOGUE + r"""
+local lease = tonumber(ARGV[1])
+local expiry = string.format('%d', now_ms() + lease)
+local a = 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for _ = 1, n do
+    redis.call('HSET', KEYS[k], ARGV[a], expiry)
+    a = a + 1
+  end
+  keep_alive(KEYS[k], lease)
+end
+return #KEYS
+"""
+
+#: KEYS: bucket key. ARGV: rate per second, burst, cost.
+#: Returns 0 when the cost was taken, else the ms until it could be.
+#: A missing key is a full bucket, which is why the key may expire as soon
+#: as the bucket would have refilled: an idle identity leaves nothing behind.
+TAKE_TOKENS = _LIMITS_PROLOGUE + r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local per_ms = tonumber(ARGV[1]) / 1000
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens, ts = tonumber(state[1]), tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens, ts = burst, now
+end
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * per_ms)
+  ts = now
+end
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+elseif per_ms <= 0 then
+  wait = 60000
+else
+  wait = math.max(1, math.ceil((cost - tokens) / per_ms))
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.3f', ts))
+local ttl = 60000
+if per_ms > 0 then ttl = math.ceil((burst - tokens) / per_ms) + 1000 end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return wait
+"""

@@ -122,6 +122,9 @@ class ConnectionCore:
     _limits: _Limits | None = None
     #: Publish buckets per identity, shared by all connections of the worker (None: no such limit).
     identity_buckets: KeyedBuckets | None = None
+    #: The I/O layer charges each publish to the identity's bucket in the broker
+    #: (shared by every worker) and reports the answer to `identity_rate_limit`.
+    identity_limit_external: bool = False
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -261,12 +264,28 @@ class ConnectionCore:
                 and self.principal is not None:  # one bucket shared by all the identity's connections
             wait_ms = self.identity_buckets.take(self.principal.identity, mono_s)
         if not wait_ms:
-            self._limits.violations = 0
+            if not (self.identity_limit_external and type_ in messages.EVENT_TYPES):
+                self._limits.violations = 0  # (else `identity_rate_limit` settles it)
             return []
         self._limits.violations += 1
         if self._limits.violations >= self.settings.rate_violations_before_close:
             return self._close(CloseCode.POLICY, "rate limit exceeded repeatedly")
         raise RateLimited(f"too many {type_} messages; retry in {wait_ms} ms", retry_after_ms=wait_ms)
+
+    def identity_rate_limit(self, type_: str, wait_ms: int, correlation: str | None,
+                            now_ms: int) -> list[Action]:
+        """The identity-wide bucket's answer for a publish (`identity_limit_external`):
+        nothing when it was admitted (wait_ms 0), else `rate_limited`, or the close
+        after `rate_violations_before_close` in a row."""
+        assert self._limits is not None
+        if not wait_ms:
+            self._limits.violations = 0
+            return []
+        self._limits.violations += 1
+        if self._limits.violations >= self.settings.rate_violations_before_close:
+            return self._close(CloseCode.POLICY, "rate limit exceeded repeatedly")
+        exc = RateLimited(f"too many {type_} messages; retry in {wait_ms} ms", retry_after_ms=wait_ms)
+        return [Send(make_message("error", exc.to_data(), now_ms=now_ms, correlation_id=correlation))]
 
     def _dispatch(self, type_: str, msg: dict[str, Any], correlation: str | None, now_ms: int) -> list[Action]:
         if type_ in messages.EVENT_TYPES:
@@ -386,7 +405,7 @@ class ConnectionCore:
     def _unsubscribe(self, data: dict[str, Any], correlation: str | None, now_ms: int) -> list[Action]:
         sub_id = data["subscriptionId"]
         if self.subscriptions.pop(sub_id, None) is None:
-            raise NotFound(f"no subscription {sub_id!r} on this connection")
+            raise NotFound(f"no subscription {sub_id[:128]!r} on this connection")  # never echo 64 KiB
         return [
             RemoveSubscription(sub_id),
             Send(make_message("subscription_update", {"subscriptionId": sub_id, "status": "removed"},

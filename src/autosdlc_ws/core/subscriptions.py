@@ -44,12 +44,12 @@ def expand_patterns(patterns: Iterable[str], event_types: Sequence[str]) -> froz
             prefix = pattern[:-1]
             matched = [t for t in event_types if t.startswith(prefix)]
             if not matched:
-                raise PatternError(f"pattern {pattern!r} matches no event type")
+                raise PatternError(f"pattern {pattern[:64]!r} matches no event type")
             types.update(matched)
         elif pattern in known:
             types.add(pattern)
         else:
-            raise PatternError(f"{pattern!r} is not an event type one can subscribe to")
+            raise PatternError(f"{pattern[:64]!r} is not an event type one can subscribe to")
     result = frozenset(types)
     if len(_interned_types) < _INTERN_MAX:  # the same few type sets, shared by thousands of subscriptions
         return _interned_types.setdefault(result, result)

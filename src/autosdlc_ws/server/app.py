@@ -15,11 +15,10 @@ from aiohttp import web
 from autosdlc_ws.broker.base import Broker
 from autosdlc_ws.broker.memory import MemoryBroker
 from autosdlc_ws.config import Settings
-from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.errors import ConfigError
 from autosdlc_ws.server import http_routes
 from autosdlc_ws.server.gateway import Gateway
-from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP, PUBLISH_LIMITER
+from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP
 from autosdlc_ws.server.monitor import SystemMonitor
 from autosdlc_ws.server.ws_route import websocket_handler
 from autosdlc_ws.sources.github import DeliveryDeduplicator
@@ -43,7 +42,8 @@ def make_broker(settings: Settings) -> Broker:
 
         return RedisBroker(settings.broker, prefix=settings.redis_prefix,
                            max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
-                           reconnect_max_s=settings.redis_reconnect_max_s)
+                           reconnect_max_s=settings.redis_reconnect_max_s,
+                           slot_lease_s=settings.connection_slot_lease_s)
     raise ConfigError(f"broker {settings.broker!r}: use 'memory' or a redis:// URL")
 
 
@@ -73,7 +73,6 @@ def build_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=max(settings.http_publish_max_bytes,
                                                settings.github_webhook_max_bytes) + 1024)
     app[GATEWAY] = gateway
-    app[PUBLISH_LIMITER] = KeyedBuckets(settings.rate_publish_per_s * 5, settings.rate_publish_burst * 5)
     app[GITHUB_DEDUP] = DeliveryDeduplicator()
     app.router.add_get("/ws", websocket_handler)
     app.router.add_post("/api/v1/events", http_routes.publish_events)

@@ -300,6 +300,17 @@ class Connection:
         self._schedule_deadline()
 
     async def _publish(self, action: Publish) -> None:
+        limiter = self.gateway.identity_publish_limiter
+        principal = self.core.principal
+        if limiter is not None and principal is not None and self.core.identity_limit_external:
+            # the identity's bucket, shared by its connections on every worker: one
+            # broker call per publish (the publish itself is one more), none per delivery
+            wait_ms = await limiter.take(principal.identity)
+            refused = self.core.identity_rate_limit(action.event["type"], wait_ms, action.correlation_id,
+                                                    self.gateway.now_ms())
+            if refused:
+                await self.execute(refused)
+                return
         try:
             await self.gateway.publish([action.event])
         except BrokerUnavailable as exc:

@@ -14,6 +14,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -40,6 +41,21 @@ log = logging.getLogger("autosdlc_ws.gateway")
 CONNECTED_SESSION_TTL_S = 24 * 3600.0
 
 
+@dataclass(frozen=True, slots=True)
+class SharedBuckets:
+    """Token buckets per identity kept by the broker: with a shared broker one
+    bucket per identity for every worker, key `<namespace><identity>`."""
+
+    broker: Broker
+    namespace: str
+    rate_per_s: float
+    burst: float
+
+    async def take(self, identity: str, cost: float = 1) -> int:
+        """0 when allowed (and charged), else milliseconds to wait."""
+        return await self.broker.take_tokens(self.namespace + identity, self.rate_per_s, self.burst, cost)
+
+
 class Gateway:
     def __init__(
         self,
@@ -64,9 +80,14 @@ class Gateway:
         self.connect_limiter = (
             KeyedBuckets(settings.rate_connect_per_ip_per_s, settings.rate_connect_per_ip_burst)
             if settings.rate_connect_per_ip_per_s > 0 else None)
+        #: WebSocket publishes per identity, all its connections on every worker.
         self.identity_publish_limiter = (
-            KeyedBuckets(settings.rate_identity_publish_per_s, settings.rate_identity_publish_burst)
+            SharedBuckets(broker, "rate:publish:", settings.rate_identity_publish_per_s,
+                          settings.rate_identity_publish_burst)
             if settings.rate_identity_publish_per_s > 0 else None)
+        #: HTTP publish requests per identity, on every worker: 5 x the per-connection rate.
+        self.http_publish_limiter = SharedBuckets(
+            broker, "rate:http_publish:", settings.rate_publish_per_s * 5, settings.rate_publish_burst * 5)
         self._trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self.registry = registry or CollectorRegistry()
         self._process = psutil.Process()
@@ -184,13 +205,23 @@ class Gateway:
         if self.per_ip[address] <= 0:
             del self.per_ip[address]
 
-    def identity_has_room(self, principal: Principal) -> bool:
-        return self.per_identity[principal.identity] < self.settings.max_connections_per_identity
+    async def acquire_identity_slot(self, principal: Principal, holder_id: str) -> bool:
+        """Take one of the identity's `max_connections_per_identity` slots for the
+        connection `holder_id` (counted across every worker sharing the broker).
+
+        A taken slot goes back with `release_identity_slot`, or, once
+        `bind_identity` has tied it to its connection, in `unregister`."""
+        return await self.broker.acquire_slot(principal.identity, holder_id,
+                                              self.settings.max_connections_per_identity)
+
+    async def release_identity_slot(self, identity: str, holder_id: str) -> None:
+        await self.broker.release_slot(identity, holder_id)
 
     def register(self, conn: Connection) -> None:
         self.connections[conn.core.connection_id] = conn
 
     def bind_identity(self, conn: Connection, principal: Principal) -> None:
+        """`conn` holds a slot of the identity (see `acquire_identity_slot`)."""
         conn._identity = principal.identity
         self.per_identity[principal.identity] += 1
         self.stats.connections_opened[principal.kind] += 1
@@ -200,13 +231,16 @@ class Gateway:
         self.hub.index.remove_owner(conn)
         if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
             del self.session_owners[conn.session_key]
-        if conn._identity is not None:
-            self.per_identity[conn._identity] -= 1
-            if self.per_identity[conn._identity] <= 0:
-                del self.per_identity[conn._identity]
+        identity, conn._identity = conn._identity, None
+        if identity is not None:
+            self.per_identity[identity] -= 1
+            if self.per_identity[identity] <= 0:
+                del self.per_identity[identity]
         pending = self._session_saves.pop(conn.core.connection_id, None)
         if pending is not None:
             pending.cancel()
+        if identity is not None:
+            await self.release_identity_slot(identity, conn.core.connection_id)
         if conn.core.principal is not None and not conn.superseded:
             try:
                 await self._save_session(conn, self.settings.session_ttl_s)
@@ -315,7 +349,7 @@ class Gateway:
         if not action.first:
             return
         now = self.now_ms()
-        if not self.identity_has_room(action.principal):
+        if not await self.acquire_identity_slot(action.principal, conn.core.connection_id):
             await conn.execute(conn.core.reject_auth(
                 "too_many_connections",
                 f"{action.principal.subject} already has "

@@ -20,7 +20,7 @@ from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolE
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.server.logs import MessageLogConfig
-from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP, PUBLISH_LIMITER
+from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP
 from autosdlc_ws.sources.github import map_webhook, verify_signature
 
 log = logging.getLogger("autosdlc_ws.http")
@@ -50,8 +50,7 @@ async def publish_events(request: web.Request) -> web.Response:
         return principal
     if not principal.grants.has_any("publish"):
         return json_error(403, "forbidden", "credentials carry no publish permission")
-    limiter = request.app[PUBLISH_LIMITER]
-    wait_ms = limiter.take(principal.identity, time.monotonic())
+    wait_ms = await gateway.http_publish_limiter.take(principal.identity)  # shared by every worker
     if wait_ms:
         gateway.stats.rate_limited += 1
         return json_error(429, "rate_limited", f"publish rate exceeded; retry in {wait_ms} ms",

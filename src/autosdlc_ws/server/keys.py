@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.sources.github import DeliveryDeduplicator
 
 GATEWAY = web.AppKey("gateway", Gateway)
-PUBLISH_LIMITER = web.AppKey("publish_limiter", KeyedBuckets)
 GITHUB_DEDUP = web.AppKey("github_dedup", DeliveryDeduplicator)

@@ -36,6 +36,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     credentials = request_credentials(request)
     principal = None
     now = gateway.now_ms()
+    connection_id = new_id("conn")  # also the holder of the identity's connection slot
     if credentials:
         try:
             principal = gateway.authenticator.authenticate(credentials, now)
@@ -43,11 +44,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             return json_error(401, "unauthorized", exc.message)
         if not principal.grants.has_any("read"):
             return json_error(403, "forbidden", "credentials carry no read permission")
-        if not gateway.identity_has_room(principal):
+        if not await gateway.acquire_identity_slot(principal, connection_id):
             return json_error(429, "too_many_connections",
                               f"at most {settings.max_connections_per_identity} connections per identity",
                               headers={"Retry-After": "5"})
     if not gateway.claim_address(address):
+        if principal is not None:
+            await gateway.release_identity_slot(principal.identity, connection_id)
         return json_error(429, "too_many_connections",
                           f"at most {settings.max_connections_per_ip} connections per client address",
                           headers={"Retry-After": "5"})
@@ -64,12 +67,14 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         assert transport is not None
     except BaseException:
         gateway.release_address(address)
+        if principal is not None:
+            await gateway.release_identity_slot(principal.identity, connection_id)
         raise
     core = ConnectionCore(
-        settings=settings, authenticator=gateway.authenticator, connection_id=new_id("conn"),
+        settings=settings, authenticator=gateway.authenticator, connection_id=connection_id,
         session_id="", opened_at_ms=now, principal=principal,
         gzip=request.query.get("compression") == "gzip",
-        identity_buckets=gateway.identity_publish_limiter,
+        identity_limit_external=gateway.identity_publish_limiter is not None,
     )
     conn = Connection(gateway, ws, transport, core, address)
     gateway.register(conn)
