@@ -66,12 +66,10 @@ def make_token(sub: str = "alice", permissions: tuple[str, ...] = ("read:*", "pu
                       now_s=int(time.time()) if now_s is None else now_s)
 
 
-@dataclass
-class RunningGateway:
-    gateway: Gateway
-    runner: web.AppRunner
+class LocalEndpoints:
+    """`http_url` and `ws_url` of a gateway listening on 127.0.0.1:`port`."""
+
     port: int
-    clock: dict[str, int] = field(default_factory=dict)
 
     @property
     def http_url(self) -> str:
@@ -80,6 +78,14 @@ class RunningGateway:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@dataclass
+class RunningGateway(LocalEndpoints):
+    gateway: Gateway
+    runner: web.AppRunner
+    port: int
+    clock: dict[str, int] = field(default_factory=dict)
 
 
 async def start_gateway(settings: Settings | None = None,

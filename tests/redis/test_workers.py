@@ -20,14 +20,14 @@ import pytest
 import websockets
 
 from autosdlc_ws.core.auth import hash_api_key
-from tests.conftest import JWT_SECRET, PUBLISHER_KEY, REPO, free_port, timeout
+from tests.conftest import JWT_SECRET, PUBLISHER_KEY, REPO, LocalEndpoints, free_port, timeout
 from tests.redis.conftest import RedisServer
 from tests.redis.helpers import WsClient, agent_event, connect, publish, wait_status
 
 LISTENING = re.compile(r"worker (\d+) \(pid (\d+)\) listening")
 
 
-class ServeProcess:
+class ServeProcess(LocalEndpoints):
     """`python -m autosdlc_ws serve …` with its output collected line by line."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
@@ -49,14 +49,6 @@ class ServeProcess:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             self.lines.append(raw.decode(errors="replace").rstrip())
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def workers(self) -> dict[int, int]:
         """worker index -> pid of its latest incarnation."""

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import JWT_SECRET, free_port, timeout
+from tests.conftest import JWT_SECRET, LocalEndpoints, free_port, timeout
 
 
 async def wait_until(condition: Callable[[], bool], seconds: float = 5.0, step: float = 0.01) -> None:
@@ -131,7 +131,7 @@ async def proxy_factory() -> AsyncIterator[Callable[[int], Awaitable[TcpProxy]]]
         await proxy.close()
 
 
-class ServerProcess:
+class ServerProcess(LocalEndpoints):
     """`python -m autosdlc_ws serve --port P` in a subprocess, started and stopped at will."""
 
     def __init__(self, port: int, **settings: Any) -> None:
@@ -142,14 +142,6 @@ class ServerProcess:
         for key, value in settings.items():
             self.env[f"AUTOSDLC_WS_{key.upper()}"] = str(value)
         self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     async def start(self) -> ServerProcess:
         self.proc = await asyncio.create_subprocess_exec(

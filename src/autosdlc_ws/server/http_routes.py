@@ -199,23 +199,29 @@ async def list_connections(request: web.Request) -> web.Response:
                               "count": len(gateway.connections)})
 
 
-async def get_connection(request: web.Request) -> web.Response:
+def _admin_connection(request: web.Request) -> tuple[Principal, Any] | web.Response:
+    """The admin principal and the connection named in the path, or the error response."""
     principal = _require_admin(request)
     if isinstance(principal, web.Response):
         return principal
     conn = _gateway(request).connections.get(request.match_info["id"])
     if conn is None:
         return json_error(404, "not_found", "no such connection")
-    return web.json_response(_describe(conn))
+    return principal, conn
+
+
+async def get_connection(request: web.Request) -> web.Response:
+    found = _admin_connection(request)
+    if isinstance(found, web.Response):
+        return found
+    return web.json_response(_describe(found[1]))
 
 
 async def close_connection(request: web.Request) -> web.Response:
-    principal = _require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
-    conn = _gateway(request).connections.get(request.match_info["id"])
-    if conn is None:
-        return json_error(404, "not_found", "no such connection")
+    found = _admin_connection(request)
+    if isinstance(found, web.Response):
+        return found
+    principal, conn = found
     await conn.close(1008, f"closed by admin {principal.subject}")
     return web.json_response({"closed": request.match_info["id"]})
 
