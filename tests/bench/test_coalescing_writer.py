@@ -71,8 +71,8 @@ def make_conn(limit: int = 64 * 1024, *, hang: bool = False) -> tuple[Connection
 
 
 def event(i: int, size: int = 0) -> Outgoing:
-    return Outgoing(make_message("agent_log", {"agentId": "a", "level": "info", "message": "x" * size, "i": i},
-                                 now_ms=0, msg_id=f"evt-{i}"), gzip_threshold=1024)
+    data = {"agentId": "a", "level": "info", "message": "x" * size, "i": i}
+    return Outgoing(make_message("agent_log", data, now_ms=0, msg_id=f"evt-{i}"), gzip_threshold=1024)
 
 
 def parse_frames(stream: bytes) -> list[bytes]:

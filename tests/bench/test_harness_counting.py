@@ -76,7 +76,8 @@ def tampered(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_missing_and_duplicated_deliveries_are_detected(gateway: Any, tampered: Any, client: str) -> None:
+async def test_missing_and_duplicated_deliveries_are_detected(gateway: Any, tampered: Any,
+                                                              client: str) -> None:
     result = await run_loadgen(_config("gateway", gateway.http_url, client, token=make_token()))
     assert not result["ok"]
     assert result["errors"] == {"missing": 1, "duplicate": 1}

@@ -210,3 +210,50 @@ async def test_redis_shares_one_log_between_workers(kit: Kit) -> None:
     session = SessionRecord("s", "jwt:bob", [], await a.head())
     await a.save_session(session, 60)
     assert (await b.load_session("s")) == session
+
+
+# --- shared limits: connection slots and token buckets -------------------------------------
+
+
+async def test_connection_slots_per_identity(kit: Kit) -> None:
+    broker = await kit.make()
+    assert await broker.acquire_slot("jwt:alice", "c1", 2)
+    assert await broker.acquire_slot("jwt:alice", "c2", 2)
+    assert not await broker.acquire_slot("jwt:alice", "c3", 2)
+    assert await broker.acquire_slot("jwt:alice", "c2", 2)  # a holder never takes a second slot
+    assert await broker.acquire_slot("jwt:bob", "c4", 2)  # identities are counted apart
+    await broker.release_slot("jwt:alice", "c1")
+    await broker.release_slot("jwt:alice", "c1")  # releasing twice, or what was never held, is harmless
+    await broker.release_slot("jwt:nobody", "cx")
+    assert await broker.acquire_slot("jwt:alice", "c3", 2)
+    assert not await broker.acquire_slot("jwt:alice", "c5", 2)
+    await broker.refresh_slots()
+    assert not await broker.acquire_slot("jwt:alice", "c5", 2)
+    assert not await broker.acquire_slot("jwt:carol", "c6", 0)
+
+
+async def test_token_buckets_by_key(kit: Kit) -> None:
+    broker = await kit.make()
+    waits = [await broker.take_tokens("rate:t:a", 2, 3) for _ in range(4)]
+    assert waits[:3] == [0, 0, 0]
+    assert 400 <= waits[3] <= 500  # one token at 2/s
+    assert await broker.take_tokens("rate:t:b", 2, 3) == 0  # keys are apart
+    await asyncio.sleep(0.55)
+    assert await broker.take_tokens("rate:t:a", 2, 3) == 0  # refilled
+    assert await broker.take_tokens("rate:t:a", 2, 3) > 0
+    assert await broker.take_tokens("rate:t:c", 10, 5, cost=5) == 0  # a cost of several tokens
+    assert 80 <= await broker.take_tokens("rate:t:c", 10, 5) <= 100
+
+
+async def test_redis_shares_slots_and_buckets_between_workers(kit: Kit) -> None:
+    if kit.kind == "memory":
+        pytest.skip("the memory broker lives in one process")
+    a, b = await kit.make(), await kit.make()
+    assert await a.acquire_slot("jwt:alice", "a1", 2)
+    assert await b.acquire_slot("jwt:alice", "b1", 2)
+    assert not await a.acquire_slot("jwt:alice", "a2", 2)
+    assert not await b.acquire_slot("jwt:alice", "b2", 2)
+    await a.release_slot("jwt:alice", "a1")
+    assert await b.acquire_slot("jwt:alice", "b2", 2)
+    waits = [await (a, b)[i % 2].take_tokens("rate:publish:jwt:alice", 1, 4) for i in range(6)]
+    assert waits[:4] == [0, 0, 0, 0] and all(w > 0 for w in waits[4:])

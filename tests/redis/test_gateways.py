@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import RunningGateway, base_settings
-from tests.redis.conftest import RedisServer, make_redis_broker
+from tests.redis.conftest import RedisServer, make_redis_broker, wait_until
 from tests.redis.helpers import agent_event, connect, publish, wait_status
 
 Factory = Callable[..., Any]
@@ -130,7 +130,11 @@ async def test_redis_outage_seen_from_the_wire(persistent_redis: RedisServer, pr
             if error["type"] == "error":
                 break
         assert error["data"]["code"] == "internal" and error["data"]["retryAfterMs"] > 0
-        await asyncio.sleep(0.3)
+        # (a publish in flight when Redis stopped may take the whole retry time to fail:
+        # wait for one begun during the outage to be refused, not for a fixed time)
+        await wait_until(lambda: any(i.startswith("r-during") for i in refused), 10,
+                         "a publish refused during the outage")
+        await asyncio.sleep(0.1)
         persistent_redis.start()
         phase["name"] = "after"
         await wait_status(f"{g1.http_url}/readyz", 200)

@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inflight", type=int, default=2, help="publish requests pipelined (default 2)")
     p.add_argument("--window", type=int, default=0,
                    help="events published ahead of delivery (default max(8, 3 x burst))")
-    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"JSON results (default {DEFAULT_OUT})")
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
+                   help=f"JSON results (default {DEFAULT_OUT})")
     p.add_argument("--plot", default=None,
                    help=f"PNG plot path, 'none' for no plot (default {DEFAULT_PLOT} with --suite, else none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -64,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            "(4 KiB events unless --event-size; outgoing limit 1 MiB)")
     mode.add_argument("--resume", action="store_true", help="replay of 10,000 missed events on resume")
     mode.add_argument("--index", action="store_true", help="benchmarks/bench_index.py")
-    p.add_argument("--quick", action="store_true", help="with --suite: one repeat, short phases (a smoke run)")
+    p.add_argument("--quick", action="store_true",
+                   help="with --suite: one repeat, short phases (a smoke run)")
     p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"),
                    help="with --suite: the Markdown file whose results section is rewritten")
 
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     for target in args.target:
         if target not in TARGETS:
-            print(f"autosdlc-ws bench: unknown target {target!r}; one of {', '.join(TARGETS)}", file=sys.stderr)
+            print(f"autosdlc-ws bench: unknown target {target!r}; one of {', '.join(TARGETS)}",
+                  file=sys.stderr)
             return 2
     if args.suite:
         from autosdlc_ws.bench.suite import run_suite

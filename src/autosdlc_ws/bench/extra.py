@@ -24,7 +24,8 @@ from autosdlc_ws.bench.targets import SERVER_CPU, cpus_available, pin, repo_root
 
 def slow_consumer(*, n: int = 1000, stalled: int = 10, rate: float = 50_000, event_size: int = 4096,
                   duration: float = 4.0, burst_s: float = 6.0, outgoing_buffer: int = 1024 * 1024,
-                  repeat: int = 1, log_dir: Path, progress: bool = True, client: str = "auto") -> dict[str, Any]:
+                  repeat: int = 1, log_dir: Path, progress: bool = True,
+                  client: str = "auto") -> dict[str, Any]:
     """N readers, then the same with `stalled` of them never reading.
 
     The stalled readers are raw sockets with a small receive buffer that upgrade
@@ -56,17 +57,18 @@ def slow_consumer(*, n: int = 1000, stalled: int = 10, rate: float = 50_000, eve
 
     def p99(r: dict[str, Any], label: str) -> float | None:
         ph = phase(r, label)
-        return ph["latency_ms"]["p99"] if ph else None
+        value = ph["latency_ms"]["p99"] if ph else None
+        return float(value) if value is not None else None
 
     def rss_peak_growth(r: dict[str, Any]) -> float | None:
         samples = [s for p in r.get("phases", []) for s in p["rss_samples"]]
         if not samples:
             return None
-        return (max(b for _, b in samples) - samples[0][1]) / 2**20
+        return float(max(b for _, b in samples) - samples[0][1]) / 2**20
 
     def rss_end_growth(r: dict[str, Any]) -> float | None:
         samples = [s for p in r.get("phases", []) for s in p["rss_samples"]]
-        return (samples[-1][1] - samples[0][1]) / 2**20 if samples else None
+        return float(samples[-1][1] - samples[0][1]) / 2**20 if samples else None
 
     out: dict[str, Any] = {
         "n": n, "stalled": stalled, "rate": rate, "event_size": event_size, "duration_s": duration,
@@ -75,7 +77,8 @@ def slow_consumer(*, n: int = 1000, stalled: int = 10, rate: float = 50_000, eve
         "rss_peak_growth_mib_with_stalled": spread(rss_peak_growth(r) for r in slow),
         "rss_end_growth_mib_all_reading": spread(rss_end_growth(r) for r in base),
         "rss_end_growth_mib_with_stalled": spread(rss_end_growth(r) for r in slow),
-        "slow_consumer_disconnects": [(phase(r, "after") or {}).get("slow_consumer_disconnects") for r in slow],
+        "slow_consumer_disconnects": [(phase(r, "after") or {}).get("slow_consumer_disconnects")
+                                      for r in slow],
         "ok": all(r.get("ok") for r in runs),
         "runs": runs,
     }
@@ -110,7 +113,8 @@ def plot_slow(result: dict[str, Any], path: Path) -> Path | None:
                 label=f"{run['case']} (others' p99 steady/burst/after {p99s} ms)")
     ax.set_xlabel("seconds")
     ax.set_ylabel("server RSS, MiB")
-    ax.set_title(f"{result['n']:,} readers, {result['event_size']} B events: {result['rate']:,.0f} deliveries/s, "
+    ax.set_title(f"{result['n']:,} readers, {result['event_size']} B events: "
+                 f"{result['rate']:,.0f} deliveries/s, "
                  f"burst, {result['rate']:,.0f}/s; {result['stalled']} stop reading "
                  f"(limit {result['outgoing_buffer_bytes'] // 1024} KiB)", fontsize=8)
     ax.grid(True, alpha=0.3)

@@ -21,7 +21,8 @@ BASELINE = "bare-aiohttp"
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for dist in ("aiohttp", "orjson", "python-socketio", "python-engineio", "picows", "uvloop", "autosdlc-ws"):
+    for dist in ("aiohttp", "orjson", "python-socketio", "python-engineio", "picows", "uvloop",
+                 "autosdlc-ws"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -229,9 +230,11 @@ def plot(table_rows: Sequence[dict[str, Any]], path: Path, *, title: str = "") -
         ns = [r["n"] for r in items]
         style = "-" if ("1 event" in load or is_rate) else "--"
         if is_rate:
-            vals = [(r["p99_ms"] or {}).get("median") for r in items]
-            lo = [v - (r["p99_ms"] or {}).get("min", v) for r, v in zip(items, vals, strict=True)]
-            hi = [(r["p99_ms"] or {}).get("max", v) - v for r, v in zip(items, vals, strict=True)]
+            items = [r for r in items if r["p99_ms"]]
+            ns = [r["n"] for r in items]
+            vals = [float(r["p99_ms"]["median"]) for r in items]
+            lo = [v - float(r["p99_ms"]["min"]) for r, v in zip(items, vals, strict=True)]
+            hi = [float(r["p99_ms"]["max"]) - v for r, v in zip(items, vals, strict=True)]
             ax2.errorbar(ns, vals, yerr=[lo, hi], marker="o", linestyle=style, capsize=3,
                          color=colors.get(target), label=f"{target}, {load}")
         else:

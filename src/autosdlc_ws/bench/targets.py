@@ -148,7 +148,7 @@ def start_server(target: str, *, log_dir: Path, workers: int = 1, broker: str = 
         cmd = [sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"server-{target}-{port}.log"
-    log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed by the child's exit
+    log: IO[bytes] = open(log_path, "wb")  # the child keeps its copy; ours is closed below
     preexec = (lambda: pin(cpu)) if cpu is not None else None
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             preexec_fn=preexec)

@@ -669,6 +669,11 @@ class RedisBroker(Broker):
             log.warning("redis unreachable for shared limits (%s%s); deciding locally until it returns",
                         what, f": {type(exc).__name__}: {exc}" if exc else "")
 
+    def _limits_recovered(self) -> None:
+        if self._limits_degraded:
+            self._limits_degraded = False
+            log.info("shared limits are counted in redis again")
+
     async def acquire_slot(self, identity: str, holder_id: str, limit: int) -> bool:
         if self._limits_usable():
             try:
@@ -678,7 +683,7 @@ class RedisBroker(Broker):
             except REDIS_FAILURES as exc:
                 self._degraded("connection slot", exc)
             else:
-                self._limits_degraded = False
+                self._limits_recovered()
                 if not int(taken):
                     return False
                 self._slots.setdefault(identity, set()).add(holder_id)
@@ -752,7 +757,7 @@ class RedisBroker(Broker):
             except REDIS_FAILURES as exc:
                 self._degraded("token bucket", exc)
             else:
-                self._limits_degraded = False
+                self._limits_recovered()
                 return int(wait_ms)
         else:
             self._degraded("token bucket", None)

@@ -190,24 +190,26 @@ end
 
 #: KEYS: slots key. ARGV: holder id, limit, lease ms. Returns {taken (1/0), live holders}.
 #:
-#: Holders whose lease has run out (their worker died, or lost Redis for a
-#: whole lease) are dropped before counting. A holder already present keeps
-#: its slot (the call renews its lease), so a retried acquire never takes two.
+#: A holder already present keeps its slot (the call renews its lease), so a
+#: retried acquire never takes two. Below the limit a slot is taken at once
+#: (O(1)); at the limit, holders whose lease has run out (their worker died,
+#: or lost Redis for a whole lease) are dropped first and the rest counted.
 ACQUIRE_SLOT = _LIMITS_PROLOGUE + r"""
 local now = now_ms()
+local limit = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
-local all = redis.call('HGETALL', KEYS[1])
-local live, held = 0, false
-for i = 1, #all, 2 do
-  if tonumber(all[i + 1]) <= now then
-    redis.call('HDEL', KEYS[1], all[i])
-  else
-    live = live + 1
-    if all[i] == ARGV[1] then held = true end
+local live = redis.call('HLEN', KEYS[1])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  if live >= limit then
+    local all = redis.call('HGETALL', KEYS[1])
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) <= now then
+        redis.call('HDEL', KEYS[1], all[i])
+        live = live - 1
+      end
+    end
+    if live >= limit then return {0, live} end
   end
-end
-if not held then
-  if live >= tonumber(ARGV[2]) then return {0, live} end
   live = live + 1
 end
 redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now + lease))
