@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --suite: one repeat, short phases (a smoke run)")
     p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"),
                    help="with --suite: the Markdown file whose results section is rewritten")
+    p.add_argument("--from-json", type=Path, default=None, metavar="SUITE.json",
+                   help="with --suite: run nothing; redo the table, plots and docs from a suite's JSON")
 
 
 def _server_env(items: list[str]) -> dict[str, str]:

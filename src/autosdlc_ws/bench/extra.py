@@ -113,10 +113,9 @@ def plot_slow(result: dict[str, Any], path: Path) -> Path | None:
                 label=f"{run['case']} (others' p99 steady/burst/after {p99s} ms)")
     ax.set_xlabel("seconds")
     ax.set_ylabel("server RSS, MiB")
-    ax.set_title(f"{result['n']:,} readers, {result['event_size']} B events: "
-                 f"{result['rate']:,.0f} deliveries/s, "
-                 f"burst, {result['rate']:,.0f}/s; {result['stalled']} stop reading "
-                 f"(limit {result['outgoing_buffer_bytes'] // 1024} KiB)", fontsize=8)
+    ax.set_title(f"{result['n']:,} readers of {result['event_size']} B events: {result['rate']:,.0f} "
+                 f"deliveries/s, a burst, {result['rate']:,.0f}/s again; {result['stalled']} of them "
+                 f"stop reading (outgoing limit {result['outgoing_buffer_bytes'] // 1024} KiB)", fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -712,19 +712,24 @@ class LoadGen:
         }
         try:
             await self._publisher.start()
-            # Memory per connection is the slope: RSS after the first 1% of the connections
-            # (which also pay the server's one-time warm-up: imports, caches) to RSS after all.
+            # Memory per connection: server RSS before any connection and after all N, over N.
+            # Also the slope from the first 1% (which pay the server's one-time warm-up:
+            # imports, caches) to all, the marginal cost of one more connection.
+            rss_start = self._server_rss()
             first = min(self.n, max(10, self.n // 100)) if self.n > 20 else 0
             connect_s = await self.connect_all(0, first) if first else 0.0
-            await asyncio.sleep(cfg.settle_s)
+            await asyncio.sleep(cfg.settle_s if first else 0.0)
             rss0 = self._server_rss()
             connect_s += await self.connect_all(first, self.n)
             result["connect_s"] = round(connect_s, 3)
             await asyncio.sleep(cfg.settle_s)
             rss1 = self._server_rss()
             counted = self.n - first + cfg.stalled
-            result.update(rss_before=rss0, rss_after=rss1, rss_connections_counted=counted,
-                          rss_per_conn=(rss1 - rss0) / counted if cfg.server_pid and counted else None)
+            known = bool(cfg.server_pid)
+            result.update(
+                rss_before=rss_start, rss_after=rss1,
+                rss_per_conn=(rss1 - rss_start) / (self.n + cfg.stalled) if known else None,
+                rss_per_conn_marginal=(rss1 - rss0) / counted if known and counted else None)
             tasks.append(self.loop.create_task(self._sample_rss()))
             if cfg.warmup_events:
                 await self.run_phase(Phase("warm-up", batch=1, duration=0.0,

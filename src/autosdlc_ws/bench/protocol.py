@@ -11,6 +11,7 @@ duplicate, a gap, a foreign or a corrupted delivery apart.
 from __future__ import annotations
 
 import os
+import random
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ class EventFactory:
 
     def __post_init__(self) -> None:
         probe = orjson.dumps(self._build(10_000, 1_000_000_000_000_000, ""))
-        self._pad = "x" * max(0, self.size - len(probe))
+        self._pad = log_text(max(0, self.size - len(probe)))
 
     def _build(self, seq: int, t_ns: int, pad: str) -> dict[str, Any]:
         return {
@@ -49,6 +50,23 @@ class EventFactory:
 
     def make(self, seq: int, t_ns: int) -> dict[str, Any]:
         return self._build(seq, t_ns, self._pad)
+
+
+_WORDS = ("agent", "task", "build", "test", "passed", "failed", "coverage", "workflow", "step", "retry",
+          "commit", "branch", "merge", "deploy", "error", "warning", "module", "function", "line", "timeout",
+          "queue", "worker", "cache", "request", "response", "latency", "ms", "ok", "status", "phase")
+
+
+def log_text(size: int) -> str:
+    """`size` characters of log-like text (compresses like real logs, unlike one repeated byte)."""
+    rng = random.Random(size)
+    words: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(_WORDS) if rng.random() < 0.8 else str(rng.randrange(100_000))
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words)[:size]
 
 
 def gzip_payload(event: dict[str, Any]) -> bytes:

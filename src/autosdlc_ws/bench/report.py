@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
 import sys
@@ -31,11 +30,9 @@ def versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, Any]:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        affinity = os.cpu_count() or 0
-    return {"nproc": affinity, "cpu_model": cpu_model(), "kernel": platform.release(),
+    from autosdlc_ws.bench.targets import cpus_available  # before this process pinned itself
+
+    return {"nproc": cpus_available(), "cpu_model": cpu_model(), "kernel": platform.release(),
             "machine": platform.machine()}
 
 
@@ -221,7 +218,7 @@ def plot(table_rows: Sequence[dict[str, Any]], path: Path, *, title: str = "") -
               file=sys.stderr)
         return None
     colors = {"gateway": "tab:blue", BASELINE: "tab:orange", "socketio": "tab:green"}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.6))
     series: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
     for r in table_rows:
         series[(r["target"], phase_title(r), bool(r["rate"]))].append(r)
@@ -249,19 +246,19 @@ def plot(table_rows: Sequence[dict[str, Any]], path: Path, *, title: str = "") -
     ax1.set_ylabel("deliveries/s (median, min-max)")
     ax1.set_title("burst fan-out throughput")
     ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     ax2.set_xscale("log")
     ax2.set_yscale("log")
     ax2.set_xlabel("connections (N)")
     ax2.set_ylabel("p99 publish-to-receive, ms")
     ax2.set_title("p99 latency at a fixed rate")
     ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     for ax in (ax1, ax2):
         ticks = sorted({r["n"] for r in table_rows})
         ax.set_xticks(ticks)
         ax.set_xticklabels([f"{t:,}" for t in ticks])
-        ax.minorticks_off() if hasattr(ax, "minorticks_off") else None
+        ax.minorticks_off()
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

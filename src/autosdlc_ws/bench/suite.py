@@ -15,6 +15,7 @@ plots, and the results section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -43,13 +44,14 @@ def _redis_up(port: int = 6379) -> bool:
 
 
 def run_suite(args: argparse.Namespace) -> int:
+    if args.from_json:
+        return _render(json.loads(Path(args.from_json).read_text()), args)
     quick = args.quick
     reps = 1 if quick else 3
     burst_s = 1.5 if quick else 2.0
     rate_s = 2.0 if quick else 3.0
     out: Path = args.out
     log_dir = out / "logs"
-    plot_path = Path(args.plot) if args.plot and args.plot != "none" else Path("docs/benchmarks.png")
     started = time.monotonic()
     kw: dict[str, Any] = {"client": args.client, "progress": not args.no_progress,
                           "uvloop": not args.no_uvloop, "quiet_wait": 0 if quick else 2.0}
@@ -83,7 +85,6 @@ def run_suite(args: argparse.Namespace) -> int:
     slow = slow_consumer(n=1000, stalled=10, rate=RATE, duration=3.0 if quick else 4.0,
                          burst_s=4.0 if quick else 6.0, log_dir=log_dir, progress=not args.no_progress,
                          client=args.client, repeat=1)
-    slow_plot = plot_slow(slow, plot_path.with_name(plot_path.stem + "-slow-consumer.png"))
 
     print("resume: replay of 10,000 missed events", file=sys.stderr)
     resume = resume_replay(events=10_000, repeat=1 if quick else 3, log_dir=log_dir)
@@ -100,44 +101,57 @@ def run_suite(args: argparse.Namespace) -> int:
               "summary": table, "targets": targets, "index": index, "slow_consumer": slow,
               "resume": resume, "workers": workers, "sessions": sessions}
     path = report.write_json(result, out, "suite")
-    plotted = report.plot(table, plot_path, title=_plot_title(result))
+    print(f"\nresults: {path}")
+    return _render(result, args)
 
+
+def _render(result: dict[str, Any], args: argparse.Namespace) -> int:
+    """The terminal tables, the plots and the docs section of one suite's results."""
+    plot_path = Path(args.plot) if args.plot and args.plot != "none" else Path("docs/benchmarks.png")
+    sessions, table, targets, slow = (result["sessions"], result["summary"], result["targets"],
+                                      result["slow_consumer"])
+    plotted = report.plot(table, plot_path, title=_plot_title(result))
+    slow_plot = plot_slow(slow, plot_path.with_name(plot_path.stem + "-slow-consumer.png"))
     print()
     print(report.terminal_table(table, sessions))
     print()
     for row in targets:
         print(f"{row['met']:<5} {row['figure']:<62} {row['measured']}  (target {row['target']})")
-    print(f"\nresults: {path}")
     if plotted:
         print(f"plots: {plotted}" + (f", {slow_plot}" if slow_plot else ""))
     if args.docs:
         update_docs(args.docs, render_markdown(result, plotted, slow_plot, args.docs))
         print(f"docs: {args.docs}")
-    print(f"suite took {duration / 60:.1f} min")
+    print(f"suite took {result['duration_s'] / 60:.1f} min")
     return 0 if all(s.get("ok") for s in sessions) else 1
 
 
-def _workers(log_dir: Path, kw: dict[str, Any]) -> dict[str, Any]:
+def _workers(log_dir: Path, kw: dict[str, Any], ns: tuple[int, ...] = (1000, 5000)) -> dict[str, Any]:
+    """One worker (memory broker) against two workers over Redis, per server CPU-second."""
     prefix = f"{{bench-{os.getpid()}}}:"
     env = {"AUTOSDLC_WS_REDIS_PREFIX": prefix}
     phase = [Phase("burst b=1", batch=1, duration=2.0)]
     runs = []
     for rep in range(3):
-        for label, workers, broker in (("1 worker, memory", 1, "memory"),
-                                       ("2 workers, redis", 2, "redis://127.0.0.1:6379/0")):
-            r = run_session("gateway", 1000, phase, workers=workers, broker=broker, server_env=env,
-                            log_dir=log_dir, label=f"{label} [{rep + 1}/3]", **kw)
-            r["case"], r["repeat"] = label, rep
-            runs.append(r)
+        for n in ns:
+            for label, workers, broker in (("1 worker, memory", 1, "memory"),
+                                           ("2 workers, redis", 2, "redis://127.0.0.1:6379/0")):
+                r = run_session("gateway", n, phase, workers=workers, broker=broker, server_env=env,
+                                log_dir=log_dir, label=f"{label} [{rep + 1}/3]", **kw)
+                r["case"], r["repeat"] = label, rep
+                runs.append(r)
 
-    def per_cpu(case: str) -> list[float]:
+    def per_cpu(case: str, n: int) -> list[float]:
         return [r["phases"][0]["deliveries_per_server_cpu_s"] for r in runs
-                if r["case"] == case and r.get("phases") and r["phases"][0]["deliveries_per_server_cpu_s"]]
+                if r["case"] == case and r["n"] == n and r.get("phases")
+                and r["phases"][0]["deliveries_per_server_cpu_s"]]
 
-    one, two = per_cpu("1 worker, memory"), per_cpu("2 workers, redis")
-    return {"per_cpu_s_1_worker": spread(one), "per_cpu_s_2_workers_redis": spread(two),
-            "ratio": spread(b / a for a, b in zip(one, two, strict=False)),
-            "ok": all(r.get("ok") for r in runs), "runs": runs}
+    out: dict[str, Any] = {"ok": all(r.get("ok") for r in runs), "runs": runs, "by_n": {}}
+    for n in ns:
+        one, two = per_cpu("1 worker, memory", n), per_cpu("2 workers, redis", n)
+        out["by_n"][str(n)] = {"per_cpu_s_1_worker": spread(one), "per_cpu_s_2_workers_redis": spread(two),
+                               "ratio": spread(b / a for a, b in zip(one, two, strict=False))}
+    return out
 
 
 def target_rows(sessions: list[dict[str, Any]], index: dict[str, Any], slow: dict[str, Any],
@@ -184,13 +198,19 @@ def target_rows(sessions: list[dict[str, Any]], index: dict[str, Any], slow: dic
         rows.append({"figure": "publish cost, 10,000 subscriptions (10 match) vs 10 in all",
                      "target": "<= 2x", "measured": f"not measured: {index.get('error', '?')[:80]}",
                      "met": "n/a"})
+    kib = lambda v: f"{v:.1f}"  # noqa: E731
     for n in ns:
-        rss = spread((s.get("rss_per_conn") or 0) / 1024 for s in sessions
-                     if s["target"] == "gateway" and s["n"] == n and s.get("rss_per_conn"))
+        mine = [s for s in sessions if s["target"] == "gateway" and s["n"] == n and s.get("rss_per_conn")]
+        rss = spread(s["rss_per_conn"] / 1024 for s in mine)
+        marginal = spread(s["rss_per_conn_marginal"] / 1024 for s in mine if s.get("rss_per_conn_marginal"))
+        bare = spread(s["rss_per_conn"] / 1024 for s in sessions
+                      if s["target"] == BASELINE and s["n"] == n and s.get("rss_per_conn"))
         held = all(s.get("ok") for s in sessions if s["target"] == "gateway" and s["n"] == n)
         rows.append({"figure": f"RSS per idle authenticated connection, N={n:,}", "target": "<= 20 KiB",
-                     "measured": fmt_spread(rss, " KiB", fn=lambda v: f"{v:.1f}")
-                     + ("" if held else " (some runs failed)"),
+                     "measured": f"{fmt_spread(rss, ' KiB', fn=kib)}; marginal "
+                                 f"{fmt_spread(marginal, ' KiB', fn=kib)}; bare aiohttp "
+                                 f"{fmt_spread(bare, ' KiB', fn=kib)}"
+                                 + ("" if held else " (some runs failed)"),
                      "met": met(rss, lambda m: m <= 20)})
     if 10_000 in ns:
         runs = [bool(s.get("ok")) for s in sessions if s["target"] == "gateway" and s["n"] == 10_000]
@@ -202,9 +222,11 @@ def target_rows(sessions: list[dict[str, Any]], index: dict[str, Any], slow: dic
                  "measured": fmt_spread(rs, " s", fn=lambda v: f"{v:.2f}") if rs else "-",
                  "met": met(rs, lambda m: m < 1.0) if resume.get("ok") else "NO"})
     if workers:
-        rows.append({"figure": "2 workers over Redis vs 1 worker, deliveries per server CPU-s",
-                     "target": ">= 0.8x", "measured": fmt_spread(workers.get("ratio"), fn=x),
-                     "met": met(workers.get("ratio"), lambda m: m >= 0.8)})
+        for n_text, figures in workers["by_n"].items():
+            rows.append({"figure": f"2 workers over Redis vs 1 worker, deliveries per server CPU-s, "
+                                   f"N={int(n_text):,}",
+                         "target": ">= 0.8x", "measured": fmt_spread(figures.get("ratio"), fn=x),
+                         "met": met(figures.get("ratio"), lambda m: m >= 0.8)})
     else:
         rows.append({"figure": "2 workers over Redis vs 1 worker, deliveries per server CPU-s",
                      "target": ">= 0.8x", "measured": "not run (no Redis on 127.0.0.1:6379)", "met": "n/a"})
@@ -286,10 +308,13 @@ def render_markdown(result: dict[str, Any], plot: Path | None, slow_plot: Path |
     workers = result.get("workers")
     if workers:
         lines += ["### Workers", "",
-                  f"Deliveries per server CPU-second, N=1,000, one event per tick: 1 worker (memory "
-                  f"broker) {fmt_spread(workers['per_cpu_s_1_worker'])}, 2 workers over Redis "
-                  f"{fmt_spread(workers['per_cpu_s_2_workers_redis'])}; ratio "
-                  f"{fmt_spread(workers['ratio'], fn=x)}.", ""]
+                  "Deliveries per server CPU-second (the server's whole process tree, both workers "
+                  "pinned to core 0; the Redis server's own CPU is not counted), one event per tick:", "",
+                  "| N | 1 worker, memory broker | 2 workers over Redis | ratio |", "|---|---|---|---|"]
+        for n_text, f in workers["by_n"].items():
+            lines.append(f"| {int(n_text):,} | {fmt_spread(f['per_cpu_s_1_worker'])} | "
+                         f"{fmt_spread(f['per_cpu_s_2_workers_redis'])} | {fmt_spread(f['ratio'], fn=x)} |")
+        lines.append("")
     return "\n".join(lines)
 
 
