@@ -57,3 +57,18 @@ async def test_message_logging_switches_at_runtime(server: RunningGateway, caplo
         assert status == 422 and body["error"]["code"] == "invalid_message"
         status, config = await _admin(http, "GET", f"{server.http_url}/api/v1/logging")
         assert config["types"] == ["ping", "pong"]
+
+
+async def test_sent_counters_include_closed_connections(server: RunningGateway) -> None:
+    async with websockets.connect(f"{server.ws_url}?token={make_token()}") as ws:
+        for _ in range(2):
+            await ws.recv()
+        await ws.send(json.dumps({"type": "ping"}))
+        await ws.recv()
+    for _ in range(100):  # until the server has unregistered the closed connection
+        if not server.gateway.connections:
+            break
+        await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as http, http.get(f"{server.http_url}/metrics") as resp:
+        text = await resp.text()
+    assert "autosdlc_ws_messages_sent_total 3.0" in text  # connect, auth_success, pong

@@ -79,6 +79,10 @@ class Resource:
 SYSTEM = Resource("system")
 
 
+_GRANTS_CACHE_SIZE = 4096
+_GRANTS_CACHE: dict[tuple[str, ...], Grants] = {}
+
+
 @dataclass(slots=True)
 class Grants:
     """The permissions of one principal, indexed for O(1) checks per resource."""
@@ -95,7 +99,16 @@ class Grants:
 
     @classmethod
     def from_strings(cls, items: Iterable[str]) -> Grants:
-        return cls(parse_permissions(items))
+        """Grants for a permission list; equal lists share one (read-only) object,
+        so 10,000 connections holding the same token's permissions cost one."""
+        key = tuple(items)
+        grants = _GRANTS_CACHE.get(key)
+        if grants is None:
+            grants = cls(parse_permissions(key))
+            if len(_GRANTS_CACHE) >= _GRANTS_CACHE_SIZE:
+                _GRANTS_CACHE.pop(next(iter(_GRANTS_CACHE)))
+            _GRANTS_CACHE[key] = grants
+        return grants
 
     def allows(self, action: str, resource: Resource) -> bool:
         granted = self._by_action.get(action)

@@ -95,13 +95,22 @@ class Gateway:
         self.registry.register(self.collector)
         self.started_at_ms = self.now_ms()
         self.draining = False
+        self._retired_frames = 0  # frames/bytes sent by connections that have closed
+        self._retired_bytes = 0
         self.error_groups = ErrorAggregator(alert_per_min=settings.alert_error_rate_per_min)
         self.alert_sink: Callable[[dict[str, Any]], Coroutine[Any, Any, None]] | None = None  # the system monitor
         self._session_saves: dict[str, asyncio.Task[None]] = {}
         #: session id -> the live connection that holds it (for take-over on resume)
         self.session_owners: dict[str, Connection] = {}
 
+    def _fold_connection_counters(self) -> None:
+        """Frames and bytes sent: closed connections' totals plus the live ones'."""
+        live = self.connections.values()
+        self.stats.messages_sent = self._retired_frames + sum(c.frames_out for c in live)
+        self.stats.bytes_sent = self._retired_bytes + sum(c.bytes_out for c in live)
+
     def _gauges(self) -> dict[str, float]:
+        self._fold_connection_counters()
         gauges: dict[str, float] = {
             "connections_active": len(self.connections),
             "subscriptions_active": len(self.hub.index),
@@ -227,7 +236,9 @@ class Gateway:
         self.stats.connections_opened[principal.kind] += 1
 
     async def unregister(self, conn: Connection) -> None:
-        self.connections.pop(conn.core.connection_id, None)
+        if self.connections.pop(conn.core.connection_id, None) is not None:
+            self._retired_frames += conn.frames_out
+            self._retired_bytes += conn.bytes_out
         self.hub.index.remove_owner(conn)
         if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
             del self.session_owners[conn.session_key]

@@ -44,6 +44,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             return json_error(401, "unauthorized", exc.message)
         if not principal.grants.has_any("read"):
             return json_error(403, "forbidden", "credentials carry no read permission")
+        del credentials  # this frame lives as long as the connection: keep only what it needs
         if not await gateway.acquire_identity_slot(principal, connection_id):
             return json_error(429, "too_many_connections",
                               f"at most {settings.max_connections_per_identity} connections per identity",

@@ -1,0 +1,109 @@
+"""What the metrics cost on the fan-out hot path: the same deliveries with and without them.
+
+Runs the kernel-free hot path of `bench_hotpath.py` (real Gateway, Hub and N
+real Connections writing to byte-counting transports) twice, interleaved:
+once as shipped, once with `Hub.on_broker_event` and `Connection._flush`
+replaced by copies that skip every metrics line (counters, histograms, the
+latency callback). Since the system call is left out, the ratio overstates
+what metrics cost end to end, where `send()` dominates.
+
+    .venv/bin/python benchmarks/bench_metrics.py [--n 1000] [--events 1000] [--runs 7] [--cpu 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_hotpath import build, measure  # noqa: E402
+
+from autosdlc_ws.broker.base import BrokerEvent  # noqa: E402
+from autosdlc_ws.core.envelope import Outgoing  # noqa: E402
+from autosdlc_ws.server.connection import Connection  # noqa: E402
+from autosdlc_ws.server.hub import Hub  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "metrics-latest.json"
+
+
+def hub_without_metrics(self: Hub, record: BrokerEvent) -> None:
+    event = record.event
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return
+    owners = self.index.match(event["type"], data)
+    if not owners:
+        return
+    out = Outgoing(event, gzip_threshold=self._gzip_threshold)
+    for conn in owners:
+        conn.deliver(out, record.offset)
+
+
+def flush_without_metrics(self: Connection) -> None:
+    self._flush_scheduled = False
+    pending = self._pending
+    if self.closing or not pending:
+        return
+    transport = self.transport
+    if transport.is_closing():
+        pending.clear()
+        self._pending_bytes = 0
+        return
+    if transport.get_write_buffer_size() > self._limit:
+        self._slow_consumer()
+        return
+    data = pending[0] if len(pending) == 1 else b"".join(pending)
+    self.bytes_out += len(data)  # per-connection figure for /api/v1/connections
+    pending.clear()
+    self._pending_bytes = 0
+    transport.write(data)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    gateway, _ = build(args.n)
+    shipped = (Hub.on_broker_event, Connection._flush)
+    stripped = (hub_without_metrics, flush_without_metrics)
+    samples: dict[str, dict[int, list[float]]] = {"on": {1: [], 50: []}, "off": {1: [], 50: []}}
+    await measure(gateway, max(50, args.events // 10), 1)
+    for _ in range(args.runs):
+        for label, (hub_fn, flush_fn) in (("on", shipped), ("off", stripped)):
+            Hub.on_broker_event = hub_fn  # type: ignore[method-assign]
+            Connection._flush = flush_fn  # type: ignore[method-assign]
+            for per_tick in (1, 50):
+                samples[label][per_tick].append(await measure(gateway, args.events, per_tick))
+    Hub.on_broker_event, Connection._flush = shipped  # type: ignore[method-assign]
+    out: dict[str, Any] = {}
+    for per_tick in (1, 50):
+        on = statistics.median(samples["on"][per_tick]) * 1e9
+        off = statistics.median(samples["off"][per_tick]) * 1e9
+        out[f"{per_tick}_per_tick"] = {"on_ns": on, "off_ns": off, "overhead": on / off - 1}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--cpu", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    result = asyncio.run(main_async(args))
+    for key, r in result.items():
+        print(f"{key:<12} metrics on {r['on_ns']:6.0f} ns/delivery, off {r['off_ns']:6.0f} "
+              f"-> overhead {r['overhead'] * 100:+.1f}% (Python only, no send())")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"n": args.n, "events": args.events, "runs": args.runs, **result}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
