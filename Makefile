@@ -12,7 +12,7 @@ DASH_INDEX := src/autosdlc_ws/static/index.html
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,bench]'  # bench: the harness's own tests use its peers
 	touch $(STAMP)
 
 $(TS_DIR)/node_modules/.package-lock.json: $(TS_DIR)/package-lock.json
@@ -38,7 +38,7 @@ run: $(STAMP) dashboard-if-missing
 	$(PY) -m autosdlc_ws demo
 
 ## test: every test (Python, TypeScript client, dashboard end to end in headless Chromium)
-test: test-python test-ts test-dashboard
+test: lint test-python test-ts test-dashboard
 
 test-python: $(STAMP)
 	$(PY) -m pytest -q
@@ -51,9 +51,10 @@ test-ts: $(STAMP) $(TS_DIR)/node_modules/.package-lock.json
 test-dashboard: $(STAMP) $(DASH_DIR)/node_modules/.package-lock.json
 	cd $(DASH_DIR) && npm test
 
+## lint: mypy --strict on the package, ruff on code and tests (part of `make test`)
 lint: $(STAMP)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 
 ## schemas: regenerate JSON Schemas and docs/asyncapi.yaml from the models
 schemas: $(STAMP)

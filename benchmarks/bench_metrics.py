@@ -23,12 +23,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_hotpath import build, measure  # noqa: E402
+from bench_hotpath import build, measure
 
-from autosdlc_ws.broker.base import BrokerEvent  # noqa: E402
-from autosdlc_ws.core.envelope import Outgoing  # noqa: E402
-from autosdlc_ws.server.connection import Connection  # noqa: E402
-from autosdlc_ws.server.hub import Hub  # noqa: E402
+from autosdlc_ws.broker.base import BrokerEvent
+from autosdlc_ws.core.envelope import Outgoing
+from autosdlc_ws.server.connection import Connection
+from autosdlc_ws.server.hub import Hub
 
 RESULTS = Path(__file__).resolve().parent / "results" / "metrics-latest.json"
 

@@ -48,7 +48,8 @@ async def test_fixture_delivery(server: RunningGateway, path: Path) -> None:
     async with websockets.connect(f"{server.ws_url}?token={token}") as ws:
         for _ in range(2):
             await ws.recv()
-        await ws.send(json.dumps({"id": "s", "type": "subscribe", "data": {"events": ["github_*", "deployment_status"]}}))
+        events = ["github_*", "deployment_status"]
+        await ws.send(json.dumps({"id": "s", "type": "subscribe", "data": {"events": events}}))
         assert json.loads(await ws.recv())["data"]["status"] == "active"
         status, answer = await deliver(server, event_name, body)
         if event_name == "ping":

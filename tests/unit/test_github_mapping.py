@@ -25,7 +25,8 @@ from autosdlc_ws.sources.github import (
 )
 
 FIXTURES = (
-    Path(os.environ.get("AUTOSDLC_WS_SHARED_FIXTURES", str(Path(__file__).resolve().parents[3] / "shared" / "fixtures")))
+    Path(os.environ.get("AUTOSDLC_WS_SHARED_FIXTURES",
+                        str(Path(__file__).resolve().parents[3] / "shared" / "fixtures")))
     / "github-webhooks"
 )
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
@@ -442,7 +443,7 @@ def test_any_field_nulled_or_missing_is_envelope_or_valueerror(name: str) -> Non
     ids=["empty", "null", "no-full-name", "blank", "not-a-string"],
 )
 def test_missing_repository_is_valueerror(event: str, payload: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="repository.full_name"):
+    with pytest.raises(ValueError, match=r"repository\.full_name"):
         map_webhook(event, payload, delivery_id="x", now_ms=NOW)
 
 

@@ -245,7 +245,7 @@ class ConnectionCore:
             if self.principal is None and type_ != "auth_request":
                 raise Unauthorized("authenticate first: send auth_request with a token or apiKey")
             return self._dispatch(type_, msg, correlation, now_ms)
-        except ProtocolError as exc:
+        except ProtocolError:
             if not charged:  # frames that never parsed still cost a control token
                 try:
                     limited = self._rate_limit("ping", mono_s)

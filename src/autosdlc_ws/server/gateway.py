@@ -24,12 +24,12 @@ from autosdlc_ws.broker.base import Broker, HistoryResult, Position, PublishRece
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Authenticator, Principal
 from autosdlc_ws.core.envelope import make_message, new_id
-from autosdlc_ws.core.session import AuthAccepted, SubscriptionRecord
-from autosdlc_ws.errors import CloseCode
-from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.permissions import KIND_OF_KEY
 from autosdlc_ws.core.ratelimit import KeyedBuckets
+from autosdlc_ws.core.session import AuthAccepted, SubscriptionRecord
+from autosdlc_ws.errors import CloseCode
+from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
 from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import GatewayStats, StatsCollector

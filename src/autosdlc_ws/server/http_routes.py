@@ -19,8 +19,8 @@ from autosdlc_ws.core.session import prepare_event
 from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolError
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.gateway import Gateway
-from autosdlc_ws.server.logs import MessageLogConfig
 from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP
+from autosdlc_ws.server.logs import MessageLogConfig
 from autosdlc_ws.sources.github import map_webhook, verify_signature
 
 log = logging.getLogger("autosdlc_ws.http")

@@ -123,7 +123,7 @@ def map_webhook(
         return None
     if not isinstance(payload, Mapping):
         # ValueError, not TypeError: bad input the HTTP layer answers with 422.
-        raise ValueError(f"GitHub {event_name!r} payload must be a JSON object")  # noqa: TRY004
+        raise ValueError(f"GitHub {event_name!r} payload must be a JSON object")
     repository = _repository(event_name, payload)
     if event_name in ISSUE_EVENTS:
         event_type, data = "github_issue_update", _issue_data(event_name, payload, repository)
@@ -190,7 +190,7 @@ def _repository(event_name: str, payload: Mapping[str, Any]) -> str:
 def _main_object(event_name: str, payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = payload.get(key)
     if not isinstance(value, Mapping):
-        raise ValueError(f"GitHub {event_name!r} payload has no {key!r} object")  # noqa: TRY004
+        raise ValueError(f"GitHub {event_name!r} payload has no {key!r} object")
     return value
 
 
