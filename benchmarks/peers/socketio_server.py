@@ -9,10 +9,6 @@ room="bench")`, the way a python-socketio application broadcasts.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import signal
-
 import orjson
 import socketio
 from aiohttp import web
@@ -45,22 +41,8 @@ def build_app() -> web.Application:
     return app
 
 
-async def main(host: str, port: int) -> None:
-    runner = web.AppRunner(build_app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    print(f"socketio listening on http://{host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8802)
-    args = parser.parse_args()
-    asyncio.run(main(args.host, args.port))
+    from serve_peer import run_peer  # the script's own folder is on sys.path
+
+    run_peer(build_app, "socketio", 8802)
