@@ -245,16 +245,17 @@ class ConnectionCore:
             if self.principal is None and type_ != "auth_request":
                 raise Unauthorized("authenticate first: send auth_request with a token or apiKey")
             return self._dispatch(type_, msg, correlation, now_ms)
-        except ProtocolError:
+        except ProtocolError as exc:
+            error: ProtocolError = exc
             if not charged:  # frames that never parsed still cost a control token
                 try:
                     limited = self._rate_limit("ping", mono_s)
                 except RateLimited as limit:
-                    exc = limit
+                    error = limit  # answer the limit rather than the parse error
                 else:
                     if limited:
                         return limited
-            return [Send(make_message("error", exc.to_data(), now_ms=now_ms, correlation_id=correlation))]
+            return [Send(make_message("error", error.to_data(), now_ms=now_ms, correlation_id=correlation))]
 
     def _rate_limit(self, type_: str, mono_s: float) -> list[Action]:
         assert self._limits is not None
