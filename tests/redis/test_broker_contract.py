@@ -68,15 +68,28 @@ class Kit:
         return broker
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
+async def _kit(kind: str, request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
     server: RedisServer | None = None
-    if request.param == "redis":
+    if kind == "redis":
         server = request.getfixturevalue("redis_server")
-    k = Kit(request.param, server, prefix)
+    k = Kit(kind, server, prefix)
     yield k
     for broker in k.brokers:
         await broker.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
+    """The contract every broker keeps: each test runs on both."""
+    async for k in _kit(request.param, request, prefix):
+        yield k
+
+
+@pytest.fixture
+async def redis_kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
+    """For what only a shared broker can do (several workers on one log)."""
+    async for k in _kit("redis", request, prefix):
+        yield k
 
 
 async def test_offsets_grow_by_one_and_live_delivery_is_in_order(kit: Kit) -> None:
@@ -195,9 +208,8 @@ async def test_sessions_round_trip_and_expire(kit: Kit) -> None:
     assert await broker.load_session("sess-1") is None
 
 
-async def test_redis_shares_one_log_between_workers(kit: Kit) -> None:
-    if kit.kind == "memory":
-        pytest.skip("the memory broker lives in one process")
+async def test_redis_shares_one_log_between_workers(redis_kit: Kit) -> None:
+    kit = redis_kit
     a, b = await kit.make(), await kit.make()
     assert isinstance(a, RedisBroker) and isinstance(b, RedisBroker)
     await a.publish([ev(1), ev(2)])
@@ -245,9 +257,8 @@ async def test_token_buckets_by_key(kit: Kit) -> None:
     assert 80 <= await broker.take_tokens("rate:t:c", 10, 5) <= 100
 
 
-async def test_redis_shares_slots_and_buckets_between_workers(kit: Kit) -> None:
-    if kit.kind == "memory":
-        pytest.skip("the memory broker lives in one process")
+async def test_redis_shares_slots_and_buckets_between_workers(redis_kit: Kit) -> None:
+    kit = redis_kit
     a, b = await kit.make(), await kit.make()
     assert await a.acquire_slot("jwt:alice", "a1", 2)
     assert await b.acquire_slot("jwt:alice", "b1", 2)

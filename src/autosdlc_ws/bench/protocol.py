@@ -10,6 +10,7 @@ duplicate, a gap, a foreign or a corrupted delivery apart.
 
 from __future__ import annotations
 
+import abc
 import os
 import random
 import zlib
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from autosdlc_ws.core.envelope import compress_message
 
 TARGETS = ("gateway", "bare-aiohttp", "socketio")
 EVENT_TYPE = "agent_log"
@@ -71,14 +74,10 @@ def log_text(size: int) -> str:
 
 def gzip_payload(event: dict[str, Any]) -> bytes:
     """The gateway's gzip form of an event (`metadata.compressed: true` inside)."""
-    metadata = dict(event.get("metadata") or {})
-    metadata["compressed"] = True
-    body = orjson.dumps({**event, "metadata": metadata})
-    deflater = zlib.compressobj(6, zlib.DEFLATED, 31)
-    return deflater.compress(body) + deflater.flush()
+    return compress_message(event)
 
 
-class Protocol:
+class Protocol(abc.ABC):
     """One target's wire protocol, from the client side."""
 
     name = ""
@@ -88,8 +87,8 @@ class Protocol:
         self.compression = compression
         self.gzip_threshold = 1024
 
-    def ws_url(self, base_http: str) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ws_url(self, base_http: str) -> str: ...
 
     def headers(self, token: str | None) -> dict[str, str]:
         return {}
@@ -98,14 +97,14 @@ class Protocol:
         """The payload of the frame the server sends for `event`."""
         return event_json
 
+    @abc.abstractmethod
     def decode(self, payload: bytes, binary: bool) -> tuple[str, Any]:
         """("event", envelope) or ("control", message) or ("ignore", None)."""
-        raise NotImplementedError
 
-    def on_control(self, conn: Any, message: Any) -> None:
+    def on_control(self, conn: Any, message: Any) -> None:  # noqa: B027 - optional hook
         """Handshake steps; calls `conn.ready()` when the connection receives events."""
 
-    def on_open(self, conn: Any) -> None:
+    def on_open(self, conn: Any) -> None:  # noqa: B027 - optional hook
         """Right after the WebSocket upgrade."""
 
 
