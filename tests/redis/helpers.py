@@ -119,3 +119,18 @@ async def wait_status(url: str, status: int, seconds: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{url} answered {last}, expected {status}")
+
+
+async def publish_until(stop: asyncio.Event, http_url: str, accepted: list[str], maybe: list[str]) -> None:
+    """Publish batches of 10 until `stop`, sorting ids into accepted (202) and maybe
+    (the request failed mid-fault: the event may or may not be in the log)."""
+    n = 0
+    while not stop.is_set():
+        batch = [agent_event(f"{n}-{k}") for k in range(10)]
+        try:
+            status, _, _ = await publish(http_url, batch, expect=0)
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            status = 0  # the request hit the worker or host being killed
+        (accepted if status == 202 else maybe).extend(e["id"] for e in batch)
+        n += 1
+        await asyncio.sleep(0.005)

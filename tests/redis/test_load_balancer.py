@@ -22,7 +22,7 @@ import websockets
 
 from tests.conftest import REPO, free_port, timeout
 from tests.redis.conftest import RedisServer
-from tests.redis.helpers import WsClient, agent_event, connect, publish, wait_status
+from tests.redis.helpers import WsClient, connect, publish_until, wait_status
 from tests.redis.test_workers import ServeProcess, reconnect
 
 DEPLOY = REPO / "deploy"
@@ -146,16 +146,7 @@ async def test_sticky_sessions_and_failover(cluster: tuple[LoadBalancer, list[Se
     stop = asyncio.Event()
 
     async def publisher() -> None:
-        n = 0
-        while not stop.is_set():
-            batch = [agent_event(f"{n}-{k}") for k in range(10)]
-            try:
-                status, _, _ = await publish(lb.http_url, batch, expect=0)
-            except Exception:
-                status = 0
-            (accepted if status == 202 else maybe).extend(e["id"] for e in batch)
-            n += 1
-            await asyncio.sleep(0.005)
+        await publish_until(stop, lb.http_url, accepted, maybe)
 
     async def subscriber(client: WsClient) -> str:
         while True:

@@ -15,14 +15,13 @@ import threading
 import time
 from collections.abc import Iterator
 
-import aiohttp
 import pytest
 import websockets
 
 from autosdlc_ws.core.auth import hash_api_key
 from tests.conftest import JWT_SECRET, PUBLISHER_KEY, REPO, LocalEndpoints, free_port, timeout
 from tests.redis.conftest import RedisServer
-from tests.redis.helpers import WsClient, agent_event, connect, publish, wait_status
+from tests.redis.helpers import WsClient, agent_event, connect, publish, publish_until, wait_status
 
 LISTENING = re.compile(r"worker (\d+) \(pid (\d+)\) listening")
 
@@ -135,16 +134,7 @@ async def test_kill_9_of_a_worker_mid_stream(serve2: ServeProcess) -> None:
     stop = asyncio.Event()
 
     async def publisher() -> None:
-        n = 0
-        while not stop.is_set():
-            batch = [agent_event(f"{n}-{k}") for k in range(10)]
-            try:
-                status, _, _ = await publish(serve2.http_url, batch, expect=0)
-            except aiohttp.ClientError:
-                status = 0  # the request hit the worker being killed
-            (accepted if status == 202 else maybe).extend(e["id"] for e in batch)
-            n += 1
-            await asyncio.sleep(0.005)
+        await publish_until(stop, serve2.http_url, accepted, maybe)
 
     received: dict[int, list[str]] = {i: [] for i in range(len(clients))}
     reconnected: list[int] = []
