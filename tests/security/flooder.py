@@ -1,6 +1,9 @@
 """A hostile client for the flood test, run as its own process:
 
-    python tests/security/flooder.py WS_URL TOKEN SECONDS
+    python tests/security/flooder.py WS_URL TOKEN MAX_SECONDS [STOP_FILE]
+
+It stops when STOP_FILE appears (the test creates it once it has measured) or
+after MAX_SECONDS, whichever comes first.
 
 Sends publishes and pings as fast as it can, reading what comes back (so the
 server cannot drop it as a slow consumer), reconnects whenever it is closed,
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -20,8 +24,12 @@ import websockets
 BATCH = 200  # frames written before giving the reader a turn
 
 
-async def flood(url: str, token: str, seconds: float) -> dict[str, object]:
+async def flood(url: str, token: str, seconds: float, stop_file: str | None = None) -> dict[str, object]:
     end = time.monotonic() + seconds
+
+    def going() -> bool:
+        return time.monotonic() < end and not (stop_file and os.path.exists(stop_file))
+
     sent = 0
     answers: Counter[str] = Counter()
     closes: Counter[str] = Counter()
@@ -38,7 +46,7 @@ async def flood(url: str, token: str, seconds: float) -> dict[str, object]:
         except websockets.ConnectionClosed:
             pass
 
-    while time.monotonic() < end:
+    while going():
         try:
             ws = await websockets.connect(f"{url}?token={token}", max_size=None, compression=None,
                                           open_timeout=5)
@@ -52,7 +60,7 @@ async def flood(url: str, token: str, seconds: float) -> dict[str, object]:
         connections += 1
         reader = asyncio.get_running_loop().create_task(read(ws))
         try:
-            while time.monotonic() < end and not reader.done():
+            while going() and not reader.done():
                 for n in range(BATCH):
                     await ws.send(ping if n % 4 == 0 else publish)
                     sent += 1
@@ -69,4 +77,5 @@ async def flood(url: str, token: str, seconds: float) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(flood(sys.argv[1], sys.argv[2], float(sys.argv[3])))), flush=True)
+    stop = sys.argv[4] if len(sys.argv) > 4 else None
+    print(json.dumps(asyncio.run(flood(sys.argv[1], sys.argv[2], float(sys.argv[3]), stop))), flush=True)

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("autosdlc_ws.connection")
 
 REPLAY_CHUNK = 512
+#: Frames one connection handles before letting the loop serve the others.
+YIELD_EVERY = 16
 
 
 class _Flusher:
@@ -248,6 +250,7 @@ class Connection:
     async def run(self) -> None:
         self.set_log_context()
         self._schedule_deadline()
+        handled = 0
         try:
             async for msg in self.ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -265,6 +268,12 @@ class Connection:
                     await self.execute(actions)
                     if self.closing:
                         break
+                    handled += 1
+                    if handled % YIELD_EVERY == 0:
+                        # Frames already buffered are handed out without suspending:
+                        # a client sending as fast as it can would otherwise hold the
+                        # loop for its whole read buffer while everyone else waits.
+                        await asyncio.sleep(0)
                     # Idle connections wait here for their next frame: keep no
                     # reference to the last one (its text, parsed request, replies).
                     msg = actions = None  # type: ignore[assignment]
