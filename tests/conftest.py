@@ -34,6 +34,15 @@ PUBLISHER_KEY = "ask_test_publisher_key"
 READER_KEY = "ask_test_reader_key"
 
 
+def missing(what: str, install: str) -> None:
+    """A test needs something not installed: skip on a developer's machine, fail in CI
+    (where `.ci/run` installs it, so its absence is a broken setup, not a reason to skip)."""
+    message = f"{what} is not installed ({install})"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 def timeout(seconds: float) -> float:
     return seconds * TIMEOUT_FACTOR
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from autosdlc_ws.bench.loadgen import HAVE_PICOWS, LoadConfig, Phase, run_loadgen
+from autosdlc_ws.bench.loadgen import LoadConfig, Phase, run_loadgen
 from autosdlc_ws.broker.memory import MemoryBroker
 from autosdlc_ws.core.envelope import Outgoing, make_message
 from autosdlc_ws.core.session import ConnectionCore
@@ -186,8 +186,7 @@ async def test_a_slow_consumer_that_ignores_the_close_is_aborted() -> None:
     assert transport.aborted
 
 
-@pytest.mark.parametrize("client", ["aiohttp", pytest.param(
-    "picows", marks=pytest.mark.skipif(not HAVE_PICOWS, reason="picows not installed"))])
+@pytest.mark.parametrize("client", ["aiohttp", "picows"])
 async def test_a_real_stalled_reader_is_closed_and_the_others_get_everything(client: str) -> None:
     """Through real sockets: two readers and one raw socket that never reads."""
     running = await start_gateway(base_settings(outgoing_buffer_bytes=64 * 1024,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from autosdlc_ws.bench.loadgen import HAVE_PICOWS, LoadConfig, LoadGen, Phase, run_loadgen
+from autosdlc_ws.bench.loadgen import LoadConfig, LoadGen, Phase, run_loadgen
 from autosdlc_ws.bench.protocol import EventFactory, make_protocol
 from autosdlc_ws.bench.targets import peers_dir
 from autosdlc_ws.server.connection import Connection
@@ -20,8 +20,7 @@ from tests.conftest import base_settings, make_token, start_gateway, timeout
 N = 5
 EVENTS = 20
 
-CLIENTS = ["aiohttp", pytest.param("picows", marks=pytest.mark.skipif(not HAVE_PICOWS,
-                                                                       reason="picows not installed"))]
+CLIENTS = ["aiohttp", "picows"]  # picows comes with the bench extra, which `make test` installs
 
 
 def _config(target: str, base_url: str, client: str, **kw: Any) -> LoadConfig:

@@ -21,14 +21,16 @@ from pathlib import Path
 import pytest
 
 from autosdlc_ws.broker.redis import RedisBroker
-from tests.conftest import free_port, timeout
+from tests.conftest import free_port, missing, timeout
 
 REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server"
                                                  if os.path.exists("/usr/bin/redis-server") else None)
 
-if REDIS_SERVER is None:
-    pytest.skip("redis-server binary not found: install redis (apt-get install redis-server) "
-                "to run the Redis broker tests", allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _needs_redis_server() -> None:
+    if REDIS_SERVER is None:
+        missing("redis-server", "apt-get install -y redis-server")
 
 
 class RedisServer:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.conftest import REPO, free_port, timeout
+from tests.conftest import REPO, free_port, missing, timeout
 from tests.redis.conftest import RedisServer
 from tests.redis.helpers import WsClient, connect, publish_until, wait_status
 from tests.redis.test_workers import ServeProcess, reconnect
@@ -82,7 +82,7 @@ def cluster(request: pytest.FixtureRequest, redis_server: RedisServer, prefix: s
             tmp_path: Path) -> Iterator[tuple[LoadBalancer, list[ServeProcess]]]:
     kind = request.param
     if shutil.which(kind) is None and not os.path.exists(f"/usr/sbin/{kind}"):
-        pytest.skip(f"{kind} not installed (apt-get install -y {kind}); load-balancer test skipped")
+        missing(kind, f"apt-get install -y {kind}")
     gateways = [ServeProcess("--broker", redis_server.url, env={"AUTOSDLC_WS_REDIS_PREFIX": prefix})
                 for _ in range(2)]
     lb = LoadBalancer(kind, tmp_path / kind, [g.port for g in gateways])

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { binaryFrameToText } from '../src/codec.js';
 import { FakeWebSocket } from './helpers/fake-websocket.js';
-import { event, handshake, makeClient } from './helpers/frames.js';
+import { event, handshake, makeClient, openClient } from './helpers/frames.js';
 
 // Real timers: DecompressionStream schedules its work on the event loop.
 beforeEach(() => FakeWebSocket.reset());
@@ -21,17 +21,10 @@ function bigEvent(id: string, kb: number) {
   };
 }
 
-async function openClient() {
-  const client = makeClient({ compression: 'gzip' });
-  const connected = client.connect();
-  const ws = handshake();
-  await connected;
-  return { client, ws };
-}
 
 describe('gzip frames', () => {
   it('decodes binary gzip frames and keeps arrival order with text frames in between', async () => {
-    const { client, ws } = await openClient();
+    const { client, ws } = await openClient({ compression: 'gzip' });
     const seen: string[] = [];
     client.on('*', (e) => seen.push(e.id));
     // A large compressed frame takes longer to inflate than the small ones after it.
@@ -48,7 +41,7 @@ describe('gzip frames', () => {
   });
 
   it('delivers the whole envelope of a compressed frame', async () => {
-    const { client, ws } = await openClient();
+    const { client, ws } = await openClient({ compression: 'gzip' });
     const got: unknown[] = [];
     client.on('agent_log', (e) => got.push(e));
     const original = bigEvent('g1', 4);
@@ -59,7 +52,7 @@ describe('gzip frames', () => {
   });
 
   it('reports a corrupt gzip frame and keeps going, in order', async () => {
-    const { client, ws } = await openClient();
+    const { client, ws } = await openClient({ compression: 'gzip' });
     const seen: string[] = [];
     const errors: string[] = [];
     client.on('*', (e) => seen.push(e.id));
@@ -78,7 +71,7 @@ describe('gzip frames', () => {
 
   it('processes a close after the frames that arrived before it', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.5);
-    const { client, ws } = await openClient();
+    const { client, ws } = await openClient({ compression: 'gzip' });
     const seen: string[] = [];
     client.on('*', (e) => seen.push(e.id));
     ws.push(gz(bigEvent('last-words', 256)));

@@ -1,19 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { FakeWebSocket } from './helpers/fake-websocket.js';
-import { envelope, event, handshake, makeClient, reply } from './helpers/frames.js';
+import { envelope, event, handshake, makeClient, reply, openClient } from './helpers/frames.js';
 import type { Envelope } from '../src/types.js';
 
 beforeEach(() => FakeWebSocket.reset());
 afterEach(() => FakeWebSocket.reset());
 
-async function openClient() {
-  const client = makeClient();
-  const connected = client.connect();
-  const ws = handshake();
-  await connected;
-  return { client, ws };
-}
 
 describe('on(pattern, handler)', () => {
   it('routes exact types, prefix globs and * to the right handlers with the whole envelope', async () => {

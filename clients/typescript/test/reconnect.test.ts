@@ -5,7 +5,7 @@ import { DEFAULTS } from '../src/client.js';
 import { closeAction } from '../src/close-codes.js';
 import { ConnectionClosedError, ReconnectFailedError } from '../src/errors.js';
 import { FakeWebSocket } from './helpers/fake-websocket.js';
-import { advanceAnsweringPings, envelope, handshake, makeClient, reply } from './helpers/frames.js';
+import { advanceAnsweringPings, envelope, handshake, makeClient, reply, openClient } from './helpers/frames.js';
 
 beforeEach(() => {
   FakeWebSocket.reset();
@@ -16,13 +16,6 @@ afterEach(() => {
   FakeWebSocket.reset();
 });
 
-async function openClient(config = {}) {
-  const client = makeClient(config);
-  const connected = client.connect();
-  const ws = handshake();
-  await connected;
-  return { client, ws };
-}
 
 describe('backoffDelay (full jitter)', () => {
   const opts = { baseMs: 500, maxMs: 30_000 };

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { InvalidArgumentError, ServerError } from '../src/errors.js';
 import { FakeWebSocket } from './helpers/fake-websocket.js';
-import { acceptSubscribe, authSuccess, connectFrame, envelope, flush, handshake, makeClient, reply } from './helpers/frames.js';
+import { acceptSubscribe, authSuccess, connectFrame, envelope, flush, handshake, makeClient, reply, openClient } from './helpers/frames.js';
 
 beforeEach(() => FakeWebSocket.reset());
 afterEach(() => {
@@ -10,13 +10,6 @@ afterEach(() => {
   FakeWebSocket.reset();
 });
 
-async function openClient(config = {}) {
-  const client = makeClient(config);
-  const connected = client.connect();
-  const ws = handshake();
-  await connected;
-  return { client, ws };
-}
 
 describe('subscribe', () => {
   it('resolves with the subscriptionId from the correlated subscription_update', async () => {

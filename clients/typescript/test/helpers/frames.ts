@@ -83,3 +83,14 @@ export async function advanceAnsweringPings(ws: FakeWebSocket, ms: number, stepM
     for (; answered < pings.length; answered += 1) ws.push(reply(pings[answered]!, 'pong', {}));
   }
 }
+
+/** A client connected through the scripted handshake, and its fake socket. */
+export async function openClient(
+  config: Partial<ClientConfig> = {},
+): Promise<{ client: AutoSDLCWebSocketClient; ws: FakeWebSocket }> {
+  const client = makeClient(config);
+  const connected = client.connect();
+  const ws = handshake();
+  await connected;
+  return { client, ws };
+}
