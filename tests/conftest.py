@@ -26,7 +26,7 @@ from autosdlc_ws.server.app import build_app
 from autosdlc_ws.server.gateway import Gateway
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+FIXTURES = REPO / "tests" / "fixtures"  # copied into the repository: a clone tests alone
 TIMEOUT_FACTOR = float(os.environ.get("AUTOSDLC_WS_TEST_TIMEOUT_FACTOR", "1"))
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 ADMIN_KEY = "ask_test_admin_key"

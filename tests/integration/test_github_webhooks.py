@@ -15,9 +15,9 @@ import pytest
 import websockets
 
 from autosdlc_ws.sources.github import MAPPED_EVENTS
-from tests.conftest import SHARED, RunningGateway, make_token, timeout
+from tests.conftest import FIXTURES, RunningGateway, make_token, timeout
 
-FIXTURES = sorted((SHARED / "fixtures" / "github-webhooks").glob("*.json"))
+WEBHOOK_FILES = sorted((FIXTURES / "github-webhooks").glob("*.json"))
 SECRET = b"gh-test-secret"  # conftest.base_settings
 
 
@@ -37,10 +37,10 @@ async def deliver(server: RunningGateway, event: str, body: bytes, *, delivery: 
 
 
 def test_every_fixture_is_covered() -> None:
-    assert len(FIXTURES) >= 15, f"fixtures missing under {SHARED}"
+    assert len(WEBHOOK_FILES) >= 15, f"fixtures missing under {FIXTURES}"
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WEBHOOK_FILES, ids=lambda p: p.name)
 async def test_fixture_delivery(server: RunningGateway, path: Path) -> None:
     event_name = path.name.split(".")[0]
     body = path.read_bytes()
@@ -66,7 +66,7 @@ async def test_fixture_delivery(server: RunningGateway, path: Path) -> None:
 
 
 async def test_bad_signature_publishes_nothing(server: RunningGateway) -> None:
-    body = (SHARED / "fixtures" / "github-webhooks" / "issues.opened.json").read_bytes()
+    body = (FIXTURES / "github-webhooks" / "issues.opened.json").read_bytes()
     before = server.gateway.stats.events_published
     for signature in ("", "sha256=" + "0" * 64, sign(body, b"wrong-secret"), sign(body + b" ")):
         status, answer = await deliver(server, "issues", body, signature=signature)
@@ -75,7 +75,7 @@ async def test_bad_signature_publishes_nothing(server: RunningGateway) -> None:
 
 
 async def test_redelivery_is_published_once(server: RunningGateway) -> None:
-    body = (SHARED / "fixtures" / "github-webhooks" / "pull_request.opened.json").read_bytes()
+    body = (FIXTURES / "github-webhooks" / "pull_request.opened.json").read_bytes()
     before = server.gateway.stats.events_published
     first = await deliver(server, "pull_request", body, delivery="d-1")
     again = await deliver(server, "pull_request", body, delivery="d-1")

@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_KEY, PUBLISHER_KEY, READER_KEY, REPO, SHARED, RunningGateway, make_token
+from tests.conftest import ADMIN_KEY, FIXTURES, PUBLISHER_KEY, READER_KEY, REPO, RunningGateway, make_token
 from tests.integration.helpers import agent_status, open_authed, publish
 
-WEBHOOKS = SHARED / "fixtures" / "github-webhooks"
+WEBHOOKS = FIXTURES / "github-webhooks"
 GH_SECRET = b"gh-test-secret"  # base_settings()' github_webhook_secret
 
 

@@ -1,6 +1,6 @@
 """GitHub webhook signature, mapping and dedup, driven by real octokit payloads.
 
-Every file in the shared fixture directory is signed, verified and mapped; the
+Every file in tests/fixtures/github-webhooks is signed, verified and mapped; the
 expected values below were read from those files by hand, so a mapping that
 reads the wrong field fails here rather than on a dashboard.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,9 @@ from autosdlc_ws.sources.github import (
     map_webhook,
     verify_signature,
 )
+from tests.conftest import FIXTURES as REPO_FIXTURES
 
-FIXTURES = (
-    Path(os.environ.get("AUTOSDLC_WS_SHARED_FIXTURES",
-                        str(Path(__file__).resolve().parents[3] / "shared" / "fixtures")))
-    / "github-webhooks"
-)
+FIXTURES = REPO_FIXTURES / "github-webhooks"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
 SECRET = b"test-webhook-secret"
 NOW = 1_703_775_135_000

@@ -17,11 +17,12 @@ import autosdlc_ws
 from autosdlc_ws.core import messages as m
 from autosdlc_ws.core.schema_export import build_asyncapi
 from autosdlc_ws.errors import InvalidMessage, UnknownType
+from tests.conftest import FIXTURES as REPO_FIXTURES
 
 SCHEMA_DIR = Path(autosdlc_ws.__file__).parent / "schemas"
-SHARED_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "events"
+EVENT_FIXTURES = REPO_FIXTURES / "events"
 
-# The design document's two examples, unchanged (see test_fixture_copies_match_shared).
+# The design document's two examples, unchanged (see test_fixture_copies_match_the_files).
 FIXTURES: dict[str, dict[str, Any]] = {
     "agent_status": {
         "id": "evt-123",
@@ -257,11 +258,11 @@ def test_required_resource_key_is_required_by_model() -> None:
 # -------------------------------------------------------------------------- fixtures
 
 
-def test_fixture_copies_match_shared() -> None:
-    assert SHARED_FIXTURES.is_dir(), f"shared fixtures missing at {SHARED_FIXTURES}"
+def test_fixture_copies_match_the_files() -> None:
+    assert EVENT_FIXTURES.is_dir(), f"fixtures missing at {EVENT_FIXTURES}"
     for name, fixture in FIXTURES.items():
-        shared = json.loads((SHARED_FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
-        assert shared == fixture
+        on_disk = json.loads((EVENT_FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+        assert on_disk == fixture
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURES))

@@ -16,12 +16,12 @@ import type {
   TddPhaseChangeData,
 } from '../src/types.js';
 import { EVENT_TYPES, CONTROL_TYPES } from '../src/types.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-// The design document's examples (shared/fixtures/events/), written out so
+// The design document's examples (tests/fixtures/events/), written out so
 // the type check does not depend on files outside the package; the last test
-// checks they still match the fixtures when those are present.
+// checks they still match the fixture files.
 const agentStatusExample: EnvelopeOf<'agent_status'> = {
   id: 'evt-123',
   type: 'agent_status',
@@ -48,13 +48,9 @@ const tddExample: EnvelopeOf<'tdd_phase_change'> = {
   },
 };
 
-function findFixture(name: string): string | null {
-  // shared/ sits next to the repository checkout (and inside /work for sessions).
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  for (const candidate of [`${here}../../../../shared/fixtures/events/${name}`, `/work/shared/fixtures/events/${name}`]) {
-    if (existsSync(candidate)) return candidate;
-  }
-  return null;
+function fixturePath(name: string): string {
+  // The repository keeps the fixtures (tests/fixtures/); nothing outside it is read.
+  return fileURLToPath(new URL(`../../../tests/fixtures/events/${name}`, import.meta.url));
 }
 
 describe('types', () => {
@@ -105,8 +101,7 @@ describe('types', () => {
       ['agent_status.json', agentStatusExample],
       ['tdd_phase_change.json', tddExample],
     ] as const) {
-      const path = findFixture(name);
-      if (path) expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(example);
+      expect(JSON.parse(readFileSync(fixturePath(name), 'utf8'))).toEqual(example);
     }
   });
 
