@@ -7,7 +7,7 @@ TS_DIR := clients/typescript
 DASH_DIR := dashboard
 DASH_INDEX := src/autosdlc_ws/static/index.html
 
-.PHONY: bench run test test-python test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
+.PHONY: bench dist run test test-python test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,14 +54,22 @@ test-dashboard: $(STAMP) $(DASH_DIR)/node_modules/.package-lock.json
 ## lint: mypy --strict on the package, ruff on code and tests (part of `make test`)
 lint: $(STAMP)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks setup.py build_dashboard.py
 
 ## schemas: regenerate JSON Schemas and docs/asyncapi.yaml from the models
 schemas: $(STAMP)
 	$(PY) -m autosdlc_ws.core.schema_export --write
 
+## dist: release artefacts in dist/: sdist and wheel (both carry the dashboard, built fresh by
+## setup.py's hook; the wheel is built from the sdist) and the npm client's tarball (its prepack builds it)
+dist: $(STAMP) $(TS_DIR)/node_modules/.package-lock.json
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	cd $(TS_DIR) && npm pack --pack-destination ../../dist
+	@ls -l dist
+
 clean:
-	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist
+	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist dist build
 
 ## docs: regenerate the README configuration table, JSON Schemas and AsyncAPI
 docs: $(STAMP)
