@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 TS_DIR := clients/typescript
 DASH_DIR := dashboard
 DASH_INDEX := src/autosdlc_ws/static/index.html
+ASYNCAPI_DIR := tools/asyncapi-check
 
-.PHONY: bench run test test-python test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
+.PHONY: bench dist run test test-python test-asyncapi test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ $(TS_DIR)/node_modules/.package-lock.json: $(TS_DIR)/package-lock.json
 
 $(DASH_DIR)/node_modules/.package-lock.json: $(DASH_DIR)/package-lock.json
 	cd $(DASH_DIR) && npm ci --no-audit --no-fund
+
+$(ASYNCAPI_DIR)/node_modules/.package-lock.json: $(ASYNCAPI_DIR)/package-lock.json
+	cd $(ASYNCAPI_DIR) && npm ci --no-audit --no-fund
 
 ## dashboard: build the web dashboard (dashboard/, Vite) into src/autosdlc_ws/static/, served at /
 dashboard:
@@ -37,11 +41,16 @@ dashboard-if-missing:
 run: $(STAMP) dashboard-if-missing
 	$(PY) -m autosdlc_ws demo
 
-## test: every test (Python, TypeScript client, dashboard end to end in headless Chromium)
-test: lint test-python test-ts test-dashboard
+## test: every test (Python, AsyncAPI document, TypeScript client, dashboard end to end in headless Chromium)
+test: lint test-python test-asyncapi test-ts test-dashboard
 
 test-python: $(STAMP)
 	$(PY) -m pytest -q
+
+# docs/asyncapi.yaml through the official parser (@asyncapi/parser): errors fail, warnings are printed.
+# That the document matches the models is tests/unit/test_schemas_current.py's job.
+test-asyncapi: $(ASYNCAPI_DIR)/node_modules/.package-lock.json
+	cd $(ASYNCAPI_DIR) && npm test
 
 test-ts: $(STAMP) $(TS_DIR)/node_modules/.package-lock.json
 	cd $(TS_DIR) && npm test
@@ -54,14 +63,22 @@ test-dashboard: $(STAMP) $(DASH_DIR)/node_modules/.package-lock.json
 ## lint: mypy --strict on the package, ruff on code and tests (part of `make test`)
 lint: $(STAMP)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks setup.py build_dashboard.py
 
 ## schemas: regenerate JSON Schemas and docs/asyncapi.yaml from the models
 schemas: $(STAMP)
 	$(PY) -m autosdlc_ws.core.schema_export --write
 
+## dist: release artefacts in dist/: sdist and wheel (both carry the dashboard, built fresh by
+## setup.py's hook; the wheel is built from the sdist) and the npm client's tarball (its prepack builds it)
+dist: $(STAMP) $(TS_DIR)/node_modules/.package-lock.json
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	cd $(TS_DIR) && npm pack --pack-destination ../../dist
+	@ls -l dist
+
 clean:
-	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist
+	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist $(ASYNCAPI_DIR)/node_modules dist build
 
 ## docs: regenerate the README configuration table, JSON Schemas and AsyncAPI
 docs: $(STAMP)

@@ -9,7 +9,8 @@ from tests.conftest import FIXTURES, REPO
 
 # Where tests and build scripts live; node_modules and generated output are not ours.
 SCANNED = ["tests", "clients/typescript/test", "clients/typescript/scripts", "dashboard/test",
-           "dashboard/scripts", "scripts", "benchmarks", "Makefile", ".ci"]
+           "dashboard/scripts", "scripts", "benchmarks", "tools", "Makefile", ".ci", "setup.py",
+           "build_dashboard.py"]
 SUFFIXES = {".py", ".ts", ".tsx", ".mjs", ".js", ".sh", ""}
 # `../shared`, `/work/...` or climbing past the repository root by `parents[N]`
 OUTSIDE = re.compile(r"""\.\./shared|["'/]work/|/shared/fixtures|parents\[[3-9]\]""")
