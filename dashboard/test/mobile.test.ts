@@ -6,7 +6,7 @@
  * - the web app manifest is served and valid, its icons load;
  * - the service worker registers, controls the page, keeps the shell for
  *   offline use, and after events flowed its cache holds only the shell:
- *   no /api, /ws, /schemas entry, no credential;
+ *   no /api, /ws, /schemas entry, no credential; the sign-in form fits too;
  * - at 1280 px the desktop layout is as before (two columns, one header row).
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -261,8 +261,16 @@ describe.skipIf(missing !== null)('dashboard on a phone, installable', () => {
       await phone.setOffline(true);
       const res = await offline.goto(`${base}/`);
       expect(res?.fromServiceWorker()).toBe(true);
-      // The shell renders (the credential is per tab, so a new tab asks to sign in).
+      // The shell renders (the credential is per tab, so a new tab asks to sign in),
+      // and the sign-in form fits the phone with touch-sized choices.
       await offline.waitForSelector('form[aria-label="Sign in"]');
+      expect(await offline.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+      const choices = await boxes(offline, '.login-kind label, .login-remember, .login-card button');
+      expect(choices.length).toBe(5);
+      for (const b of choices) {
+        expect(b.height, b.what).toBeGreaterThanOrEqual(44);
+        expect(b.right, b.what).toBeLessThanOrEqual(PHONE.width);
+      }
     } finally {
       await phone.setOffline(false);
       await offline.close();

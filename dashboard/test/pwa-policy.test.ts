@@ -1,7 +1,15 @@
 /** The service worker's caching policy (src/pwa/policy.ts), on plain values. */
 import { describe, expect, it } from 'vitest';
 
-import { cacheName, isCacheable, PAGE_CACHE_KEY, routeRequest, staleCaches, type RequestFacts } from '../src/pwa/policy';
+import {
+  cacheName,
+  isCacheable,
+  PAGE_CACHE_KEY,
+  preferCachedPage,
+  routeRequest,
+  staleCaches,
+  type RequestFacts,
+} from '../src/pwa/policy';
 
 const ORIGIN = 'https://gateway.example:8443';
 const SHELL = new Set(['/assets/index-abc123.js', '/assets/index-def456.css', '/assets/manifest.webmanifest', '/assets/icons/icon-192.png']);
@@ -74,6 +82,13 @@ describe('isCacheable', () => {
     expect(isCacheable({ status: 200, type: 'cors', cacheControl: null })).toBe(false);
     expect(isCacheable({ status: 200, type: 'basic', cacheControl: 'no-store' })).toBe(false);
     expect(isCacheable({ status: 200, type: 'basic', cacheControl: 'max-age=0, Private' })).toBe(false);
+  });
+});
+
+describe('preferCachedPage', () => {
+  it('keeps the shell over a server error, not over an answer the user should see', () => {
+    for (const status of [500, 502, 503, 504]) expect(preferCachedPage(status), String(status)).toBe(true);
+    for (const status of [200, 304, 401, 403, 404]) expect(preferCachedPage(status), String(status)).toBe(false);
   });
 });
 

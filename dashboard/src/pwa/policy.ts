@@ -64,6 +64,15 @@ export function isCacheable(res: { status: number; type: string; cacheControl: s
   return !/(^|,)\s*(no-store|private)\s*(,|$)/i.test(res.cacheControl ?? '');
 }
 
+/**
+ * Whether a fresh answer for the page is worse than the cached shell: a
+ * server error (a proxy's 502 while the gateway restarts) would replace the
+ * app with an error page, where the shell shows "Reconnecting" and recovers.
+ */
+export function preferCachedPage(status: number): boolean {
+  return status >= 500;
+}
+
 /** The name of this build's cache; older `autosdlc-shell-…` caches are deleted on activation. */
 export const CACHE_PREFIX = 'autosdlc-shell-';
 

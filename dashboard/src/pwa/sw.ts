@@ -4,7 +4,7 @@
  * handled how is decided by ./policy; this file only moves requests, responses
  * and cache entries.
  */
-import { cacheName, isCacheable, PAGE_CACHE_KEY, routeRequest, staleCaches } from './policy';
+import { cacheName, isCacheable, PAGE_CACHE_KEY, preferCachedPage, routeRequest, staleCaches } from './policy';
 
 /** Written in by the build (vite.config.ts): this build's shell files and a version of their contents. */
 declare const __AUTOSDLC_SHELL__: { version: string; files: string[] };
@@ -65,19 +65,21 @@ worker.addEventListener('fetch', (event) => {
   // 'network-only': no respondWith, the browser fetches it as without a worker.
 });
 
-/** The page from the network (so a new deploy shows up at once); the last copy when offline. */
+/** The page from the network (so a new deploy shows up at once); the last copy when offline or failing. */
 async function pageNetworkFirst(event: FetchEvent): Promise<Response> {
   const cache = await caches.open(CACHE);
+  let response: Response;
   try {
-    const response = await fetch(event.request);
-    // Stored under `/`, never under the request URL: that may end in `#token=…`.
-    if (isCacheable(cacheFacts(response))) event.waitUntil(cache.put(PAGE_CACHE_KEY, response.clone()));
-    return response;
+    response = await fetch(event.request);
   } catch (offline) {
     const cached = await cache.match(PAGE_CACHE_KEY);
     if (cached) return cached;
     throw offline;
   }
+  // Stored under `/`, never under the request URL: that may end in `#token=…`.
+  if (isCacheable(cacheFacts(response))) event.waitUntil(cache.put(PAGE_CACHE_KEY, response.clone()));
+  else if (preferCachedPage(response.status)) return (await cache.match(PAGE_CACHE_KEY)) ?? response;
+  return response;
 }
 
 /** Shell files have content-hashed or build-versioned names: the cached copy is the right one. */
