@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Takes docs/dashboard.png: a gateway and the simulator on a free port, the
 // built dashboard in headless Chromium, a screenshot once every panel has data.
-//   npm run build && npm run screenshot [-- out.png]
+// With --phone, docs/dashboard-phone.png: what a 390x844 phone shows first.
+//   npm run build && npm run screenshot [-- [--phone] out.png]
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -17,7 +18,13 @@ import {
   stopProcess,
 } from './harness.mjs';
 
-const out = path.resolve(process.argv[2] ?? path.join(REPO, 'docs', 'dashboard.png'));
+const args = process.argv.slice(2);
+const phone = args.includes('--phone');
+/** The whole page on a desktop, or a phone's first screen (device scale 2 for a sharp picture). */
+const view = phone
+  ? { file: 'dashboard-phone.png', page: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }, fullPage: false }
+  : { file: 'dashboard.png', page: { viewport: { width: 1440, height: 1000 }, deviceScaleFactor: 1 }, fullPage: true };
+const out = path.resolve(args.find((a) => !a.startsWith('--')) ?? path.join(REPO, 'docs', view.file));
 const missing = missingPrerequisites();
 if (missing) {
   console.error(`screenshot: missing ${missing.join(', ')}`);
@@ -33,7 +40,7 @@ try {
   gateway = await startGateway({ port, secret });
   sim = startSimulator({ base: gateway.base, token: mintToken(secret, 'simulator', ['publish:*']), rate: 5, seed: 7 });
   browser = await launchBrowser();
-  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 }, deviceScaleFactor: 1 });
+  const page = await browser.newPage(view.page);
   const token = mintToken(secret, 'dashboard', ['read:*']);
   await page.goto(`${gateway.base}/#token=${token}`);
   await page.waitForSelector('[data-testid=connection][data-state=open]', { timeout: 15_000 });
@@ -51,8 +58,10 @@ try {
       system: document.querySelectorAll('[data-testid=system-item]').length,
       github: document.querySelectorAll('[data-testid=github-item]').length,
     }));
+  // A phone's first screen shows the header, the filters and the agents.
   const ready = (c) =>
-    c.agents >= 3 && c.working >= 2 && c.phases >= 4 && c.running >= 1 && c.finished >= 1 && c.system >= 2 && c.github >= 3;
+    c.agents >= 3 && c.working >= 2 &&
+    (phone || (c.phases >= 4 && c.running >= 1 && c.finished >= 1 && c.system >= 2 && c.github >= 3));
   const deadline = Date.now() + 60_000;
   let shot;
   for (;;) {
@@ -61,7 +70,7 @@ try {
       await page.waitForTimeout(400); // what was already in flight
       const c = await counts();
       if (ready(c) || Date.now() > deadline) {
-        shot = await page.screenshot({ fullPage: true });
+        shot = await page.screenshot({ fullPage: view.fullPage });
         console.log(`screenshot: ${JSON.stringify(c)}${ready(c) ? '' : ' (deadline reached)'}`);
         sim.kill('SIGCONT');
         break;

@@ -3,6 +3,7 @@ import { createRoot } from 'react-dom/client';
 
 import { App } from './App';
 import { loadCredential, saveCredential, takeFragmentCredential } from './credentials';
+import { registerServiceWorker } from './pwa/register';
 import './styles.css';
 
 // Before anything renders: take `#token=…` out of the address bar.
@@ -14,3 +15,5 @@ createRoot(document.getElementById('root')!).render(
     <App initial={fromFragment ?? loadCredential()} />
   </StrictMode>,
 );
+
+registerServiceWorker();

@@ -1,4 +1,4 @@
-"""Health, metrics, schemas, the connections API and GitHub webhooks (CONTRACT.md section 2)."""
+"""Health, metrics, schemas, the connections API, GitHub webhooks (CONTRACT.md section 2), /sw.js."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import hashlib
 import hmac
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from autosdlc_ws.server import app as app_module
 from tests.conftest import ADMIN_KEY, FIXTURES, PUBLISHER_KEY, READER_KEY, REPO, RunningGateway, make_token
 from tests.integration.helpers import agent_status, open_authed, publish
 
@@ -72,6 +74,19 @@ async def test_schemas(server: RunningGateway) -> None:
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
     status, body, _ = await get(server, "/schemas/")
     assert status == 200 and "/schemas/tdd_phase_change.json" in json.loads(body)["schemas"]
+
+
+async def test_service_worker_served_from_the_root(server: RunningGateway, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # At the root so its scope covers the page at `/`; revalidated on every check.
+    monkeypatch.setattr(app_module, "STATIC_DIR", tmp_path)
+    status, _, _ = await get(server, "/sw.js")
+    assert status == 404  # dashboard not built: no worker
+    (tmp_path / "sw.js").write_text("self.addEventListener('fetch', () => {});\n")
+    status, body, headers = await get(server, "/sw.js")
+    assert status == 200 and body.startswith(b"self.addEventListener")
+    assert headers["Content-Type"].startswith("text/javascript")
+    assert headers["Cache-Control"] == "no-cache"
 
 
 async def test_connections_api_needs_admin(server: RunningGateway) -> None:

@@ -68,6 +68,22 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     return web.Response(text=FALLBACK_PAGE, content_type="text/html")
 
 
+async def service_worker(_: web.Request) -> web.StreamResponse:
+    """The dashboard's service worker (dashboard/src/pwa/sw.ts, built to static/sw.js).
+
+    Served from the root because a worker cannot control pages above its own
+    path: from /assets/ it could not keep the page at `/` for offline use."""
+    script = STATIC_DIR / "sw.js"
+    if not script.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(script, headers={
+        "Content-Type": "text/javascript; charset=utf-8",
+        # A new deploy's worker must reach browsers at once, not after a cache expiry.
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+    })
+
+
 def build_app(gateway: Gateway) -> web.Application:
     settings = gateway.settings
     app = web.Application(client_max_size=max(settings.http_publish_max_bytes,
@@ -90,6 +106,7 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/schemas/{type}.json", http_routes.schema)
     if settings.dashboard:
         app.router.add_get("/", dashboard)
+        app.router.add_get("/sw.js", service_worker)
         if STATIC_DIR.is_dir() and (STATIC_DIR / "assets").is_dir():
             app.router.add_static("/assets", STATIC_DIR / "assets")
 
