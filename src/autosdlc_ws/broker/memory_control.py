@@ -81,13 +81,13 @@ class MemoryControlChannel(ControlChannel):
         self._node = node
         self._handler = handler
         self._connections, self._gauges = node.connections, dict(node.gauges)
-        self.heartbeat()
+        await self.heartbeat()
         self._task = asyncio.get_running_loop().create_task(self._beat_forever(), name="memory-control")
 
     def update(self, connections: int, gauges: Mapping[str, float]) -> None:
         self._connections, self._gauges = connections, dict(gauges)
 
-    def heartbeat(self) -> None:
+    async def heartbeat(self) -> None:
         """Write this node's entry now (the loop does it every `heartbeat_s`)."""
         if self._node is None or self._handler is None:
             return
@@ -98,7 +98,7 @@ class MemoryControlChannel(ControlChannel):
     async def _beat_forever(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_s)
-            self.heartbeat()
+            await self.heartbeat()
 
     async def nodes(self) -> list[NodeInfo]:
         return self.hub.live(self._ttl_ms)
