@@ -16,8 +16,11 @@ import pytest
 
 from autosdlc_ws.broker.control import ENTRY_TTL_S, NodeInfo, NodeUnavailable
 from autosdlc_ws.broker.redis_control import RedisControlChannel
+from autosdlc_ws.server import admin_view
+from autosdlc_ws.server.admin_view import UnknownConnection, register_commands
 from tests.conftest import REPO, timeout
 from tests.redis.conftest import RedisServer
+from tests.unit.test_admin_view import FakeLocalAdmin, conn
 
 #: The contract: a process that stops, even by SIGKILL, leaves the node list within 15 s.
 LEAVES_WITHIN_S = 15.0
@@ -147,3 +150,26 @@ async def test_a_node_started_while_redis_is_down_joins_when_it_returns(
     private_redis.start()
     await wait_for(lambda: late.reachable, 10, "the late node to connect")
     assert private_redis.command("HKEYS", f"{prefix}nodes").count(b"late") == 1
+
+
+async def test_the_admin_view_works_across_nodes_as_json(
+        redis_server: RedisServer, prefix: str, channels: list[RedisControlChannel]) -> None:
+    """Answers travel as JSON between nodes: the merged bodies must survive the trip."""
+    a_admin = FakeLocalAdmin(conns=[conn("c1", "alice", 20)], resources={"agent:a1": 1}, types={"agent_status": 1})
+    b_admin = FakeLocalAdmin(conns=[conn("c2", "bob", 10)], resources={"agent:a1": 2}, types={"agent_status": 2})
+    for node_id, admin in (("node-a", a_admin), ("node-b", b_admin)):
+        channel = RedisControlChannel(redis_server.url, prefix=prefix, connect_timeout_s=0.5)
+        channels.append(channel)
+        await channel.start(node(node_id), register_commands(admin))
+    a = channels[0]
+    listed = await admin_view.list_connections(a)
+    assert [(c["connectionId"], c["nodeId"]) for c in listed["connections"]] == [("c2", "node-b"), ("c1", "node-a")]
+    assert await admin_view.subscription_counts(a) == {
+        "resources": [{"resource": "agent:a1", "subscribers": 3}],
+        "types": [{"type": "agent_status", "subscribers": 3}]}
+    assert await admin_view.close_connection(a, "c2", "root") == {"closed": "c2"}
+    assert b_admin.closed == [("c2", "root")]
+    with pytest.raises(UnknownConnection):
+        await admin_view.find_connection(a, "c2")
+    await admin_view.set_logging(a, {"enabled": True})
+    assert b_admin.log_config.enabled

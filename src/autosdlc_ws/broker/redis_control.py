@@ -326,10 +326,16 @@ class RedisControlChannel(ControlChannel):
         rid, pending = self._expect({node_id})
         try:
             receivers = await self._send(self._node_channel(node_id), rid, command, args, timeout_s)
-            if not receivers:
+            # No subscriber on this Redis: unknown or dead, unless the registry still lists
+            # it (on Redis Cluster PUBLISH counts only the subscribers of one shard).
+            if not receivers and node_id not in {n.node_id for n in await self._nodes(
+                    max(0.001, deadline - time.monotonic()))}:
                 raise NodeUnavailable(node_id, "no such live node")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(pending.done.wait(), max(0.0, deadline - time.monotonic()))
+        except REDIS_FAILURES as exc:
+            self._unreachable("request", exc)
+            raise NodeUnavailable(node_id, f"redis: {type(exc).__name__}: {exc}") from exc
         finally:
             self._pending.pop(rid, None)
         if node_id in pending.replies:
@@ -344,26 +350,34 @@ class RedisControlChannel(ControlChannel):
         deadline = time.monotonic() + timeout_s
         me = self.node_id
         local = asyncio.ensure_future(answer(me, self._handler, command, args, timeout_s))
-        asked = [n.node_id for n in await self._nodes(min(self._command_timeout_s, timeout_s))]
-        peers = {node_id for node_id in asked if node_id != me}
-        reachable = self.reachable
-        replies: dict[str, dict[str, Any]] = {}
-        if reachable and peers:
-            rid, pending = self._expect(peers)
-            try:
-                await self._send(self._all_channel, rid, command, args, deadline - time.monotonic())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(pending.done.wait(), max(0.0, deadline - time.monotonic()))
-            except REDIS_FAILURES as exc:
-                self._unreachable("broadcast", exc)
-            finally:
-                self._pending.pop(rid, None)
-            replies.update(pending.replies)
-        elif not reachable:
-            asked = [me, *self._known_peers]
-        with contextlib.suppress(Exception):
-            replies[me] = await local
+        try:
+            asked, replies, reachable = await self._ask_peers(command, args, deadline)
+            with contextlib.suppress(Exception):
+                replies[me] = await local
+        finally:
+            local.cancel()
         return collect_broadcast(asked, replies, reachable=reachable)
+
+    async def _ask_peers(self, command: str, args: Mapping[str, Any], deadline: float
+                         ) -> tuple[list[str], dict[str, dict[str, Any]], bool]:
+        """(nodes asked, their replies, registry reachable) of the remote part of a broadcast."""
+        me = self.node_id
+        asked = [n.node_id for n in await self._nodes(min(self._command_timeout_s, deadline - time.monotonic()))]
+        if not self.reachable:
+            return [me, *self._known_peers], {}, False
+        peers = {node_id for node_id in asked if node_id != me}
+        if not peers:
+            return asked, {}, True
+        rid, pending = self._expect(peers)
+        try:
+            await self._send(self._all_channel, rid, command, args, deadline - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pending.done.wait(), max(0.0, deadline - time.monotonic()))
+        except REDIS_FAILURES as exc:
+            self._unreachable("broadcast", exc)
+        finally:
+            self._pending.pop(rid, None)
+        return asked, dict(pending.replies), True
 
     def _expect(self, nodes: set[str]) -> tuple[str, _Pending]:
         rid = uuid.uuid4().hex
