@@ -177,12 +177,39 @@ async def answer(node_id: str, handler: CommandHandler, command: str, args: Mapp
 
 
 class ControlChannel(abc.ABC):
-    """How this node sees and talks to the other gateway processes of its deployment."""
+    """How this node sees and talks to the other gateway processes of its deployment.
+
+    The base class keeps what every implementation knows about this node
+    (its entry, its handler, what the next heartbeat carries)."""
+
+    def __init__(self) -> None:
+        self._node: NodeInfo | None = None
+        self._handler: CommandHandler | None = None
+        self._connections = 0
+        self._gauges: dict[str, float] = {}
 
     @property
-    @abc.abstractmethod
     def node_id(self) -> str:
         """This node's id (valid after `start`)."""
+        if self._node is None:
+            raise RuntimeError("control channel not started")
+        return self._node.node_id
+
+    def update(self, connections: int, gauges: Mapping[str, float]) -> None:
+        """What the next heartbeat carries. No I/O: cheap enough for any caller."""
+        self._connections, self._gauges = connections, dict(gauges)
+
+    def _adopt(self, node: NodeInfo, handler: CommandHandler) -> None:
+        """Take on `node` and `handler` at start."""
+        self._node, self._handler = node, handler
+        self.update(node.connections, node.gauges)
+
+    def _entry_at(self, now_ms: int) -> NodeInfo:
+        """This node's entry as a heartbeat at `now_ms` writes it."""
+        if self._node is None:
+            raise RuntimeError("control channel not started")
+        self._node = self._node.seen(now_ms, self._connections, self._gauges)
+        return self._node
 
     @property
     @abc.abstractmethod
@@ -192,10 +219,6 @@ class ControlChannel(abc.ABC):
     @abc.abstractmethod
     async def start(self, node: NodeInfo, handler: CommandHandler) -> None:
         """Register `node`, start heartbeating, and answer commands with `handler`."""
-
-    @abc.abstractmethod
-    def update(self, connections: int, gauges: Mapping[str, float]) -> None:
-        """What the next heartbeat carries. No I/O: cheap enough for any caller."""
 
     @abc.abstractmethod
     async def nodes(self) -> list[NodeInfo]:

@@ -58,42 +58,28 @@ class MemoryControlHub:
 class MemoryControlChannel(ControlChannel):
     def __init__(self, hub: MemoryControlHub | None = None, *, heartbeat_s: float = HEARTBEAT_S,
                  ttl_s: float = ENTRY_TTL_S) -> None:
+        super().__init__()
         self.hub = hub or MemoryControlHub()
         self._heartbeat_s = heartbeat_s
         self._ttl_ms = int(ttl_s * 1000)
-        self._node: NodeInfo | None = None
-        self._handler: CommandHandler | None = None
-        self._connections = 0
-        self._gauges: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def node_id(self) -> str:
-        if self._node is None:
-            raise RuntimeError("control channel not started")
-        return self._node.node_id
 
     @property
     def reachable(self) -> bool:
         return True  # the hub lives in this process
 
     async def start(self, node: NodeInfo, handler: CommandHandler) -> None:
-        self._node = node
-        self._handler = handler
-        self._connections, self._gauges = node.connections, dict(node.gauges)
+        self._adopt(node, handler)
         await self.heartbeat()
         self._task = asyncio.get_running_loop().create_task(self._beat_forever(), name="memory-control")
 
-    def update(self, connections: int, gauges: Mapping[str, float]) -> None:
-        self._connections, self._gauges = connections, dict(gauges)
-
     async def heartbeat(self) -> None:
         """Write this node's entry now (the loop does it every `heartbeat_s`)."""
-        if self._node is None or self._handler is None:
+        if self._handler is None:
             return
-        self._node = self._node.seen(self.hub.now_ms(), self._connections, self._gauges)
-        self.hub.entries[self._node.node_id] = self._node
-        self.hub.handlers[self._node.node_id] = self._handler
+        entry = self._entry_at(self.hub.now_ms())
+        self.hub.entries[entry.node_id] = entry
+        self.hub.handlers[entry.node_id] = self._handler
 
     async def _beat_forever(self) -> None:
         while True:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -48,7 +47,6 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -67,6 +65,7 @@ from autosdlc_ws.broker.control import (
     collect_broadcast,
 )
 from autosdlc_ws.broker.redis import REDIS_FAILURES, redact_url
+from autosdlc_ws.broker.redis_pubsub import ReaderTimings, read_forever
 
 log = logging.getLogger("autosdlc_ws.broker.control")
 
@@ -144,6 +143,7 @@ class RedisControlChannel(ControlChannel):
                  reconnect_min_s: float = 0.05, reconnect_max_s: float = 5.0, idle_ping_s: float = 2.0) -> None:
         if not 0 < heartbeat_s < ttl_s:
             raise ValueError("heartbeat_s must be positive and shorter than ttl_s")
+        super().__init__()
         self.url = url
         self.prefix = prefix
         self._heartbeat_s = heartbeat_s
@@ -154,10 +154,6 @@ class RedisControlChannel(ControlChannel):
         self._idle_ping_s = idle_ping_s
         self._registry_keys = [f"{prefix}nodes", f"{prefix}nodes:seen"]
         self._all_channel = f"{prefix}control:all"
-        self._node: NodeInfo | None = None
-        self._handler: CommandHandler | None = None
-        self._connections = 0
-        self._gauges: dict[str, float] = {}
         self._client: Redis | None = None
         self._sub_client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
@@ -168,18 +164,13 @@ class RedisControlChannel(ControlChannel):
         self._known_peers: list[str] = []  # other live nodes at the last successful listing
         self._pubsub_up = False
         self._registry_ok = False
+        self._ever_up = False
         self._closed = False
         self._subscribed: asyncio.Event | None = None
         #: Times the reader resubscribed after losing Redis (for tests and logs).
         self.reconnects = 0
 
     # --- identity and state ------------------------------------------------------------------
-
-    @property
-    def node_id(self) -> str:
-        if self._node is None:
-            raise RuntimeError("control channel not started")
-        return self._node.node_id
 
     @property
     def reachable(self) -> bool:
@@ -192,8 +183,7 @@ class RedisControlChannel(ControlChannel):
         return f"{self.prefix}control:reply:{node_id}"
 
     def _local_entry(self) -> NodeInfo:
-        assert self._node is not None
-        return self._node.seen(int(time.time() * 1000), self._connections, self._gauges)
+        return self._entry_at(int(time.time() * 1000))
 
     def _redis(self) -> Redis:
         if self._client is None:
@@ -214,8 +204,7 @@ class RedisControlChannel(ControlChannel):
     async def start(self, node: NodeInfo, handler: CommandHandler) -> None:
         """Register and subscribe; waits up to the connect timeout for Redis, then
         carries on unreachable (the reader keeps retrying in the background)."""
-        self._node, self._handler = node, handler
-        self._connections, self._gauges = node.connections, dict(node.gauges)
+        self._adopt(node, handler)
         self._closed = False
         self._subscribed = asyncio.Event()
         self._redis()
@@ -229,9 +218,6 @@ class RedisControlChannel(ControlChannel):
         except TimeoutError:
             log.warning("control channel: redis %s not reachable at start; answering locally",
                         redact_url(self.url))
-
-    def update(self, connections: int, gauges: Mapping[str, float]) -> None:
-        self._connections, self._gauges = connections, dict(gauges)
 
     async def close(self) -> None:
         self._closed = True
@@ -285,7 +271,6 @@ class RedisControlChannel(ControlChannel):
     async def heartbeat(self) -> None:
         """Write this node's entry (and refresh the known peers); raises on failure."""
         entry = self._local_entry()
-        self._node = entry
         await self._registry(entry.node_id, orjson.dumps(entry.to_json()).decode())
 
     async def _beat_forever(self) -> None:
@@ -389,7 +374,7 @@ class RedisControlChannel(ControlChannel):
         body = orjson.dumps({"rid": rid, "from": self.node_id, "cmd": command, "args": dict(args)})
         return int(await self._bounded(self._redis().publish(channel, body), timeout_s))
 
-    def _on_message(self, channel: str, data: bytes) -> None:
+    async def _on_message(self, channel: str, data: bytes) -> None:
         try:
             message = orjson.loads(data)
             if not isinstance(message, dict):
@@ -426,69 +411,27 @@ class RedisControlChannel(ControlChannel):
     # --- the reader -------------------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
-        delay = self._reconnect[0]
-        ever_up = False
-        while not self._closed:
-            assert self._sub_client is not None
-            pubsub = self._sub_client.pubsub()
-            try:
-                await self._subscribe(pubsub)
-                await self.heartbeat()  # re-register: a restarted Redis has forgotten us
-                self._pubsub_up = True
-                if self._subscribed is not None:
-                    self._subscribed.set()
-                if ever_up:
-                    self.reconnects += 1
-                    log.info("control channel: redis reachable again; node %s re-registered", self.node_id)
-                ever_up, delay = True, self._reconnect[0]
-                await self._listen(pubsub)
-            except asyncio.CancelledError:
-                raise
-            except REDIS_FAILURES as exc:
-                self._unreachable("pub/sub", exc)
-            except Exception as exc:  # a bug must not end the reader for good
-                log.exception("control channel reader failed")
-                self._unreachable("pub/sub", exc)
-            finally:
-                self._pubsub_up = False
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
-            if self._closed:
-                break
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(self._reconnect[1], delay * 2)
-
-    async def _subscribe(self, pubsub: PubSub) -> None:
+        assert self._sub_client is not None
         channels = [self._node_channel(self.node_id), self._all_channel, self._reply_channel(self.node_id)]
-        await self._bounded(pubsub.subscribe(*channels))
-        confirmed = 0
-        deadline = time.monotonic() + self._command_timeout_s
-        while confirmed < len(channels):
-            msg = await pubsub.get_message(timeout=max(0.01, deadline - time.monotonic()))
-            if msg is not None and msg["type"] == "subscribe":
-                confirmed += 1
-            elif time.monotonic() >= deadline:
-                raise TimeoutError("no subscribe confirmation from redis")
+        timings = ReaderTimings(self._reconnect[0], self._reconnect[1], self._idle_ping_s, self._command_timeout_s)
+        await read_forever(self._sub_client, channels, self._on_message, on_up=self._reader_up,
+                           on_down=self._reader_down, running=lambda: not self._closed, timings=timings,
+                           name="control channel")
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Dispatch messages; ping when idle so a dead connection is noticed."""
-        last_rx = time.monotonic()
-        ping_sent: float | None = None
-        while not self._closed:
-            msg = await pubsub.get_message(timeout=0.5)
-            now = time.monotonic()
-            if msg is None:
-                if ping_sent is not None:
-                    if now - ping_sent > self._idle_ping_s + self._command_timeout_s:
-                        raise TimeoutError("redis did not answer a ping on the control pub/sub connection")
-                elif now - last_rx > self._idle_ping_s:
-                    await pubsub.ping()
-                    ping_sent = now
-                continue
-            last_rx, ping_sent = now, None
-            if msg["type"] == "message":
-                channel = msg["channel"]
-                self._on_message(channel.decode() if isinstance(channel, bytes) else channel, msg["data"])
+    async def _reader_up(self) -> None:
+        """Subscribed (again): register before answering for the deployment, since a
+        Redis that restarted empty has forgotten this node."""
+        await self.heartbeat()
+        if self._ever_up:
+            self.reconnects += 1
+            log.info("control channel: redis reachable again; node %s re-registered", self.node_id)
+        self._ever_up = self._pubsub_up = True
+        if self._subscribed is not None:
+            self._subscribed.set()
+
+    def _reader_down(self, exc: BaseException) -> None:
+        self._pubsub_up = False
+        self._unreachable("pub/sub", exc)
 
     # --- leases -----------------------------------------------------------------------------------
 
