@@ -197,7 +197,10 @@ class RedisControlChannel(ControlChannel):
         return self._client
 
     async def _bounded(self, call: Any, timeout_s: float | None = None) -> Any:
-        return await asyncio.wait_for(call, max(0.001, timeout_s or self._command_timeout_s))
+        """`call` within `timeout_s` (the command timeout by default); a deadline
+        already past still gets a millisecond rather than none."""
+        limit = self._command_timeout_s if timeout_s is None else timeout_s
+        return await asyncio.wait_for(call, max(0.001, limit))
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -310,7 +313,8 @@ class RedisControlChannel(ControlChannel):
         deadline = time.monotonic() + timeout_s
         rid, pending = self._expect({node_id})
         try:
-            receivers = await self._send(self._node_channel(node_id), rid, command, args, timeout_s)
+            receivers = await self._send(self._node_channel(node_id), rid, command, args,
+                                         deadline - time.monotonic())
             # No subscriber on this Redis: unknown or dead, unless the registry still lists
             # it (on Redis Cluster PUBLISH counts only the subscribers of one shard).
             if not receivers and node_id not in {n.node_id for n in await self._nodes(
