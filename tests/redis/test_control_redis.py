@@ -120,6 +120,10 @@ async def test_redis_outage_answers_locally_then_nodes_re_register(
     assert [n.node_id for n in listed] == ["node-a"]
     assert list(result.replies) == ["node-a"] and result.missing == ["node-b"]
     assert result.partial and not result.reachable
+    assert a.unreachable_peers() == ["node-b"]
+    nodes_body = await admin_view.list_nodes(a)
+    assert [n["nodeId"] for n in nodes_body["nodes"]] == ["node-a"] and nodes_body["count"] == 1
+    assert nodes_body["partial"] is True and nodes_body["missingNodes"] == ["node-b"]
     with pytest.raises(NodeUnavailable, match="cannot reach redis"):
         await a.request("node-b", "ping", {})
     assert (await a.request("node-a", "ping", {})) == {"command": "ping"}  # itself: still answers
@@ -132,7 +136,7 @@ async def test_redis_outage_answers_locally_then_nodes_re_register(
         return [n.node_id for n in await b.nodes()] == ["node-a", "node-b"]
 
     await wait_for(both_listed, 5, "both nodes re-registered")
-    assert a.reconnects >= 1
+    assert a.reconnects >= 1 and a.unreachable_peers() == []
     result = await b.broadcast("ping", {})
     assert not result.partial and sorted(result.replies) == ["node-a", "node-b"]
     assert await a.request("node-b", "ping", {}) == {"command": "ping"}

@@ -199,6 +199,11 @@ class ControlChannel(abc.ABC):
         """What the next heartbeat carries. No I/O: cheap enough for any caller."""
         self._connections, self._gauges = connections, dict(gauges)
 
+    def unreachable_peers(self) -> list[str]:
+        """Other nodes last known alive that cannot be asked because the registry is
+        out of reach (empty while it is reachable)."""
+        return []
+
     def _adopt(self, node: NodeInfo, handler: CommandHandler) -> None:
         """Take on `node` and `handler` at start."""
         self._node, self._handler = node, handler

@@ -176,6 +176,9 @@ class RedisControlChannel(ControlChannel):
     def reachable(self) -> bool:
         return self._pubsub_up and self._registry_ok
 
+    def unreachable_peers(self) -> list[str]:
+        return [] if self.reachable else list(self._known_peers)
+
     def _node_channel(self, node_id: str) -> str:
         return f"{self.prefix}control:node:{node_id}"
 
@@ -353,7 +356,7 @@ class RedisControlChannel(ControlChannel):
         me = self.node_id
         asked = [n.node_id for n in await self._nodes(min(self._command_timeout_s, deadline - time.monotonic()))]
         if not self.reachable:
-            return [me, *self._known_peers], {}, False
+            return [me, *self.unreachable_peers()], {}, False
         peers = {node_id for node_id in asked if node_id != me}
         if not peers:
             return asked, {}, True

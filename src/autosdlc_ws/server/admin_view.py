@@ -173,9 +173,9 @@ async def list_nodes(control: ControlChannel) -> dict[str, Any]:
     """`GET /api/v1/nodes`."""
     nodes = await control.nodes()
     body: dict[str, Any] = {"nodes": [n.to_json() for n in nodes], "count": len(nodes)}
-    if not control.reachable:
+    if not control.reachable:  # the registry is out of reach: name the nodes last known
         body["partial"] = True
-        body["missingNodes"] = []  # the registry is out of reach: who else is alive is unknown
+        body["missingNodes"] = control.unreachable_peers()
     return body
 
 
