@@ -53,7 +53,8 @@ class LocalAdmin(Protocol):
         """Apply a message-logging filter."""
 
     def subscription_counts(self) -> tuple[Mapping[str, int], Mapping[str, int]]:
-        """(connections subscribed per resource, per event type), counted on this node."""
+        """(connections subscribed per resource, per event type), counted on this node
+        (`core.subscription_counts.count_subscribers` does the counting)."""
 
 
 class UnknownConnection(NotFound):
