@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from autosdlc_ws.bench.loadgen import LoadConfig, Phase, run_loadgen
-from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.broker.memory import memory_backend
 from autosdlc_ws.core.envelope import Outgoing, make_message
 from autosdlc_ws.core.session import ConnectionCore
 from autosdlc_ws.errors import CloseCode
@@ -62,7 +62,7 @@ class FakeWS:
 
 def make_conn(limit: int = 64 * 1024, *, hang: bool = False) -> tuple[Connection, FakeTransport, FakeWS]:
     settings = base_settings(outgoing_buffer_bytes=limit)
-    gateway = Gateway(settings, broker=MemoryBroker())
+    gateway = Gateway(settings, backend=memory_backend())
     core = ConnectionCore(settings=settings, authenticator=gateway.authenticator, connection_id="conn-t",
                           session_id="sess-t", opened_at_ms=0)
     transport, ws = FakeTransport(), FakeWS(hang=hang)

@@ -130,13 +130,13 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     try:
-        ready = await gateway.broker.ready()
+        ready = await gateway.backend.log.ready()
     except Exception:
         ready = False
     if gateway.draining:
         return web.json_response({"status": "draining"}, status=503)
     return web.json_response({"status": "ready" if ready else "broker unavailable",
-                              "broker": gateway.broker.name}, status=200 if ready else 503)
+                              "broker": gateway.backend.name}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
