@@ -27,7 +27,7 @@ from typing import Any
 from autosdlc_ws.broker.base import BrokerEvent
 from autosdlc_ws.broker.memory import memory_backend
 from autosdlc_ws.config import Settings
-from autosdlc_ws.core.session import ConnectionCore
+from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.gateway import Gateway

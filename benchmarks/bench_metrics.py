@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hotpath import build, measure
 
 from autosdlc_ws.broker.base import BrokerEvent
-from autosdlc_ws.core.envelope import Outgoing
+from autosdlc_ws.core.envelope import EncodedEvent
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
 
@@ -41,7 +41,7 @@ def hub_without_metrics(self: Hub, record: BrokerEvent) -> None:
     owners = self.index.match(event["type"], data)
     if not owners:
         return
-    out = Outgoing(event, gzip_threshold=self._gzip_threshold)
+    out = EncodedEvent(event, gzip_threshold=self._gzip_threshold)
     for conn in owners:
         conn.deliver(out, record.offset)
 

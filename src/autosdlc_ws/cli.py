@@ -214,7 +214,7 @@ def post_events(url: str, headers: dict[str, str], events: list[dict[str, Any]])
 def build_event(event_type: str, raw: Any) -> dict[str, Any]:
     """An envelope from `--data` (the data object) or a whole envelope; validated locally."""
     from autosdlc_ws.core import messages
-    from autosdlc_ws.core.session import prepare_event
+    from autosdlc_ws.core.connection_core import prepare_event
 
     if not isinstance(raw, dict):
         raise CliError("the data must be a JSON object")

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from autosdlc_ws.broker.base import HistoryResult, Position
-from autosdlc_ws.core.envelope import Outgoing, dumps, make_message
-from autosdlc_ws.core.frames import OP_TEXT, build_frame
-from autosdlc_ws.core.session import (
+from autosdlc_ws.core.connection_core import (
     Action,
     AddSubscription,
     AuthAccepted,
@@ -35,6 +33,8 @@ from autosdlc_ws.core.session import (
     Send,
     SubscriptionRecord,
 )
+from autosdlc_ws.core.envelope import EncodedEvent, dumps, make_message
+from autosdlc_ws.core.frames import OP_TEXT, build_frame
 from autosdlc_ws.errors import BrokerUnavailable, CloseCode, ErrorCode, GatewayError
 from autosdlc_ws.server.logs import connection_id_var, subject_var
 
@@ -111,7 +111,7 @@ class Connection:
         self._pending_bytes = 0
         self._flush_scheduled = False
         self._limit = host.settings.outgoing_buffer_bytes
-        self._replay_buffer: list[tuple[Outgoing, int]] | None = None
+        self._replay_buffer: list[tuple[EncodedEvent, int]] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None  # what `_deadline` is armed for
         self.session_position: Position | None = None  # log head when the session began
@@ -125,7 +125,7 @@ class Connection:
     def gzip(self) -> bool:
         return self.core.gzip
 
-    def deliver(self, out: Outgoing, offset: int) -> None:
+    def deliver(self, out: EncodedEvent, offset: int) -> None:
         """Hot path: queue one shared event frame. Never awaits."""
         if self._replay_buffer is not None:
             self._replay_buffer.append((out, offset))
@@ -367,7 +367,7 @@ class Connection:
                 data = event.get("data")
                 if not isinstance(data, dict) or not any(s.matches(event["type"], data) for s in subs):
                     continue
-                self._enqueue(Outgoing(event, gzip_threshold=threshold).frame_for(self.core.gzip))
+                self._enqueue(EncodedEvent(event, gzip_threshold=threshold).frame_for(self.core.gzip))
                 sent += 1
                 if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
                     return

@@ -15,7 +15,7 @@ from autosdlc_ws.config import Settings
 from autosdlc_ws.core.subscriptions import Subscription
 
 if TYPE_CHECKING:
-    from autosdlc_ws.core.session import AuthAccepted
+    from autosdlc_ws.core.connection_core import AuthAccepted
     from autosdlc_ws.server.connection import Connection
 
 

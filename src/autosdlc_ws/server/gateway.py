@@ -33,11 +33,11 @@ from autosdlc_ws.broker.base import (
 )
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Authenticator, Principal
+from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
-from autosdlc_ws.core.permissions import KIND_OF_KEY
 from autosdlc_ws.core.ratelimit import KeyedBuckets
-from autosdlc_ws.core.session import AuthAccepted, SubscriptionRecord
+from autosdlc_ws.core.resources import KIND_OF_KEY
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.alerts import (

@@ -13,9 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Principal
+from autosdlc_ws.core.connection_core import prepare_event
 from autosdlc_ws.core.envelope import check_depth
 from autosdlc_ws.core.permissions import SYSTEM, may_access_event
-from autosdlc_ws.core.session import prepare_event
 from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolError
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.gateway import Gateway

@@ -1,6 +1,6 @@
 """Local fan-out: broker events to the matching connections of this worker.
 
-Each event is encoded once (`Outgoing`) and its frame bytes handed to every
+Each event is encoded once (`EncodedEvent`) and its frame bytes handed to every
 recipient's queue; nothing here awaits, so one slow client cannot slow the
 others (it is closed when its own queue overflows).
 """
@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from autosdlc_ws.broker.base import BrokerEvent
-from autosdlc_ws.core.envelope import Outgoing
+from autosdlc_ws.core.envelope import EncodedEvent
 from autosdlc_ws.core.subscriptions import SubscriptionIndex
 from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import GatewayStats
@@ -40,7 +40,7 @@ class Hub:
         if not owners:
             return
         started = time.perf_counter()
-        out = Outgoing(event, gzip_threshold=self._gzip_threshold)
+        out = EncodedEvent(event, gzip_threshold=self._gzip_threshold)
         for conn in owners:
             conn.deliver(out, record.offset)
         stats = self._stats

@@ -7,8 +7,8 @@ import logging
 
 from aiohttp import web
 
+from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.envelope import new_id
-from autosdlc_ws.core.session import ConnectionCore
 from autosdlc_ws.errors import BrokerUnavailable, CloseCode
 from autosdlc_ws.server.admission import admit, release
 from autosdlc_ws.server.connection import Connection
