@@ -58,7 +58,7 @@ lint: $(STAMP)
 
 ## schemas: regenerate JSON Schemas and docs/asyncapi.yaml from the models
 schemas: $(STAMP)
-	$(PY) -m autosdlc_ws.core.schema_export --write
+	$(PY) -m autosdlc_ws.tools.schemas --write
 
 clean:
 	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist
@@ -66,7 +66,7 @@ clean:
 ## docs: regenerate the README configuration table, JSON Schemas and AsyncAPI
 docs: $(STAMP)
 	$(PY) scripts/update_readme_config.py
-	$(PY) -m autosdlc_ws.core.schema_export --write
+	$(PY) -m autosdlc_ws.tools.schemas --write
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
