@@ -15,14 +15,13 @@ workers".
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from autosdlc_ws.broker.base import SharedLimits
 from autosdlc_ws.broker.local_limits import LocalBuckets, LocalSlots
-from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink
+from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, cancel_all
 from autosdlc_ws.errors import BrokerUnavailable
 
 log = logging.getLogger("autosdlc_ws.broker.redis")
@@ -60,11 +59,7 @@ class RedisSharedLimits(SharedLimits):
     async def close(self) -> None:
         self._closed = True
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
 
     def _redis_is_back(self) -> None:
         self._retry_at = 0.0

@@ -135,5 +135,14 @@ class RedisLink:
         self.available = False
 
 
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait until each has stopped (whatever it raised)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -60,7 +60,7 @@ from autosdlc_ws.broker.base import (
     Position,
     PublishReceipt,
 )
-from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, text
+from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, cancel_all, text
 from autosdlc_ws.errors import BrokerUnavailable
 
 log = logging.getLogger("autosdlc_ws.broker.redis")
@@ -149,11 +149,7 @@ class RedisEventLog(EventLog):
         self._handler = None
         self._on_outage = None
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
         if self._sub_client is not None:
             with contextlib.suppress(Exception):
                 await self._sub_client.aclose()
