@@ -67,7 +67,7 @@ lint: $(STAMP)
 
 ## schemas: regenerate JSON Schemas and docs/asyncapi.yaml from the models
 schemas: $(STAMP)
-	$(PY) -m autosdlc_ws.core.schema_export --write
+	$(PY) -m autosdlc_ws.tools.schemas --write
 
 ## dist: release artefacts in dist/: sdist and wheel (both carry the dashboard, built fresh by
 ## setup.py's hook; the wheel is built from the sdist) and the npm client's tarball (its prepack builds it)
@@ -83,7 +83,7 @@ clean:
 ## docs: regenerate the README configuration table, JSON Schemas and AsyncAPI
 docs: $(STAMP)
 	$(PY) scripts/update_readme_config.py
-	$(PY) -m autosdlc_ws.core.schema_export --write
+	$(PY) -m autosdlc_ws.tools.schemas --write
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from autosdlc_ws.broker.base import BrokerEvent
-from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.broker.memory import memory_backend
 from autosdlc_ws.config import Settings
-from autosdlc_ws.core.session import ConnectionCore
+from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.gateway import Gateway
@@ -63,7 +63,7 @@ class NullWS:
 
 def build(n: int) -> tuple[Gateway, list[CountingTransport]]:
     settings = Settings(jwt_secret="x" * 32)
-    gateway = Gateway(settings, broker=MemoryBroker())
+    gateway = Gateway(settings, backend=memory_backend())
     transports = []
     for i in range(n):
         core = ConnectionCore(settings=settings, authenticator=gateway.authenticator,

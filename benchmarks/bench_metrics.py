@@ -2,10 +2,12 @@
 
 Runs the kernel-free hot path of `bench_hotpath.py` (real Gateway, Hub and N
 real Connections writing to byte-counting transports) twice, interleaved:
-once as shipped, once with `Hub.on_broker_event` and `Connection._flush`
-replaced by copies that skip every metrics line (counters, histograms, the
-latency callback). Since the system call is left out, the ratio overstates
-what metrics cost end to end, where `send()` dominates.
+once as shipped, once with the hub's fan-out metrics switched off
+(`Hub.stats = None`: no counters, histograms or latency callback). Both runs
+execute the shipped `Hub.on_broker_event` and `Connection._flush`, not copies;
+a connection's own frame and byte counts stay on in both, since
+/api/v1/connections reports them. Since the system call is left out, the
+ratio overstates what metrics cost end to end, where `send()` dominates.
 
     .venv/bin/python benchmarks/bench_metrics.py [--n 1000] [--events 1000] [--runs 7] [--cpu 0]
 """
@@ -25,60 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_hotpath import build, measure
 
-from autosdlc_ws.broker.base import BrokerEvent
-from autosdlc_ws.core.envelope import Outgoing
-from autosdlc_ws.server.connection import Connection
-from autosdlc_ws.server.hub import Hub
-
 RESULTS = Path(__file__).resolve().parent / "results" / "metrics-latest.json"
-
-
-def hub_without_metrics(self: Hub, record: BrokerEvent) -> None:
-    event = record.event
-    data = event.get("data")
-    if not isinstance(data, dict):
-        return
-    owners = self.index.match(event["type"], data)
-    if not owners:
-        return
-    out = Outgoing(event, gzip_threshold=self._gzip_threshold)
-    for conn in owners:
-        conn.deliver(out, record.offset)
-
-
-def flush_without_metrics(self: Connection) -> None:
-    self._flush_scheduled = False
-    pending = self._pending
-    if self.closing or not pending:
-        return
-    transport = self.transport
-    if transport.is_closing():
-        pending.clear()
-        self._pending_bytes = 0
-        return
-    if transport.get_write_buffer_size() > self._limit:
-        self._slow_consumer()
-        return
-    data = pending[0] if len(pending) == 1 else b"".join(pending)
-    self.bytes_out += len(data)  # per-connection figure for /api/v1/connections
-    pending.clear()
-    self._pending_bytes = 0
-    transport.write(data)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     gateway, _ = build(args.n)
-    shipped = (Hub.on_broker_event, Connection._flush)
-    stripped = (hub_without_metrics, flush_without_metrics)
+    stats = gateway.hub.stats
     samples: dict[str, dict[int, list[float]]] = {"on": {1: [], 50: []}, "off": {1: [], 50: []}}
     await measure(gateway, max(50, args.events // 10), 1)
     for _ in range(args.runs):
-        for label, (hub_fn, flush_fn) in (("on", shipped), ("off", stripped)):
-            Hub.on_broker_event = hub_fn  # type: ignore[method-assign]
-            Connection._flush = flush_fn  # type: ignore[method-assign]
+        for label, hub_stats in (("on", stats), ("off", None)):
+            gateway.hub.stats = hub_stats
             for per_tick in (1, 50):
                 samples[label][per_tick].append(await measure(gateway, args.events, per_tick))
-    Hub.on_broker_event, Connection._flush = shipped  # type: ignore[method-assign]
+    gateway.hub.stats = stats
     out: dict[str, Any] = {}
     for per_tick in (1, 50):
         on = statistics.median(samples["on"][per_tick]) * 1e9

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from autosdlc_ws.broker.base import Broker
-from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.memory import memory_backend
 from autosdlc_ws.config import ApiKeyEntry, Settings
 from autosdlc_ws.core.auth import hash_api_key, mint_token
 from autosdlc_ws.server.app import build_app
@@ -99,12 +99,12 @@ class RunningGateway(LocalEndpoints):
 
 async def start_gateway(settings: Settings | None = None,
                         clock_ms: Callable[[], int] | None = None,
-                        broker: Broker | None = None) -> RunningGateway:
-    """A gateway on a free port; `broker` defaults to a fresh memory broker."""
+                        backend: Backend | None = None) -> RunningGateway:
+    """A gateway on a free port; `backend` defaults to a fresh memory backend."""
     settings = settings or base_settings()
-    if broker is None:
-        broker = MemoryBroker(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
-    gateway = Gateway(settings, broker=broker, clock_ms=clock_ms)
+    if backend is None:
+        backend = memory_backend(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
+    gateway = Gateway(settings, backend=backend, clock_ms=clock_ms)
     runner = web.AppRunner(build_app(gateway), handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_grace_s,
                            keepalive_timeout=settings.http_idle_timeout_s)

@@ -138,14 +138,15 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from autosdlc_ws.server.app import make_broker, serve
+    from autosdlc_ws.broker.registry import make_backend
     from autosdlc_ws.server.logs import configure_logging
+    from autosdlc_ws.server.serve import serve
 
     settings = load_settings(args.config, overrides={
         "host": args.host, "port": args.port, "workers": args.workers, "broker": args.broker,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key, "log_level": args.log_level,
     })
-    make_broker(settings)  # refuse an unavailable broker before binding
+    make_backend(settings)  # refuse an unknown or unusable broker before binding
     configure_logging(settings.log_level, settings.log_format)
     if not settings.jwt_secret and not settings.api_keys and not settings.jwt_public_keys:
         print("autosdlc-ws: warning: no jwt_secret, public keys or api_keys configured; "
@@ -213,7 +214,7 @@ def post_events(url: str, headers: dict[str, str], events: list[dict[str, Any]])
 def build_event(event_type: str, raw: Any) -> dict[str, Any]:
     """An envelope from `--data` (the data object) or a whole envelope; validated locally."""
     from autosdlc_ws.core import messages
-    from autosdlc_ws.core.session import prepare_event
+    from autosdlc_ws.core.connection_core import prepare_event
 
     if not isinstance(raw, dict):
         raise CliError("the data must be a JSON object")

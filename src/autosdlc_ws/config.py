@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from autosdlc_ws.broker.registry import check_broker_url
 from autosdlc_ws.core.permissions import PermissionSyntaxError, parse_permissions
 from autosdlc_ws.errors import ConfigError
 
@@ -40,7 +41,7 @@ class Settings:
     host: str = "127.0.0.1"  # interface to bind
     port: int = 8765  # one port for WebSocket and HTTP
     workers: int = 1  # worker processes sharing the port (needs a shared broker)
-    broker: str = "memory"  # "memory" or a redis:// URL
+    broker: str = "memory"  # "memory" or a redis:// (rediss://) URL; see broker.registry
     tls_cert: str | None = None  # PEM certificate chain; with tls_key serves wss/https
     tls_key: str | None = None
     allowed_origins: tuple[str, ...] = ()  # browser Origin allow-list; empty allows any
@@ -105,14 +106,7 @@ class Settings:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
-        if self.workers > 1 and self.broker == "memory":
-            raise ConfigError(
-                "--workers > 1 needs a shared broker: the memory broker lives inside one "
-                "process, so workers would not see each other's events. "
-                "Use --broker redis://HOST:6379/0"
-            )
-        if self.broker != "memory" and not re.match(r"^rediss?://", self.broker):
-            raise ConfigError(f"broker must be 'memory' or a redis:// URL, not {self.broker!r}")
+        check_broker_url(self.broker, workers=self.workers)
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together")
         if "none" in (a.lower() for a in self.jwt_algorithms):

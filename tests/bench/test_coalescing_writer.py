@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from autosdlc_ws.bench.loadgen import LoadConfig, Phase, run_loadgen
-from autosdlc_ws.broker.memory import MemoryBroker
-from autosdlc_ws.core.envelope import Outgoing, make_message
-from autosdlc_ws.core.session import ConnectionCore
+from autosdlc_ws.broker.memory import memory_backend
+from autosdlc_ws.core.connection_core import ConnectionCore
+from autosdlc_ws.core.envelope import EncodedEvent, make_message
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.gateway import Gateway
@@ -62,7 +62,7 @@ class FakeWS:
 
 def make_conn(limit: int = 64 * 1024, *, hang: bool = False) -> tuple[Connection, FakeTransport, FakeWS]:
     settings = base_settings(outgoing_buffer_bytes=limit)
-    gateway = Gateway(settings, broker=MemoryBroker())
+    gateway = Gateway(settings, backend=memory_backend())
     core = ConnectionCore(settings=settings, authenticator=gateway.authenticator, connection_id="conn-t",
                           session_id="sess-t", opened_at_ms=0)
     transport, ws = FakeTransport(), FakeWS(hang=hang)
@@ -70,9 +70,9 @@ def make_conn(limit: int = 64 * 1024, *, hang: bool = False) -> tuple[Connection
     return conn, transport, ws
 
 
-def event(i: int, size: int = 0) -> Outgoing:
+def event(i: int, size: int = 0) -> EncodedEvent:
     data = {"agentId": "a", "level": "info", "message": "x" * size, "i": i}
-    return Outgoing(make_message("agent_log", data, now_ms=0, msg_id=f"evt-{i}"), gzip_threshold=1024)
+    return EncodedEvent(make_message("agent_log", data, now_ms=0, msg_id=f"evt-{i}"), gzip_threshold=1024)
 
 
 def parse_frames(stream: bytes) -> list[bytes]:
@@ -134,7 +134,7 @@ async def test_random_interleavings_never_reorder_or_lose(seed: int) -> None:
             else:
                 msg = make_message("pong", {}, now_ms=0, msg_id=f"msg-{counter}")
                 conn.send_message(msg)
-                expected.append(Outgoing(msg, gzip_threshold=1024).json)
+                expected.append(EncodedEvent(msg, gzip_threshold=1024).json)
             queued += 1
         if queued:
             iterations_with_frames += 1
@@ -167,7 +167,7 @@ async def test_past_the_bound_the_connection_is_closed_4008_and_dropped() -> Non
     assert ws.close_codes == [CloseCode.SLOW_CONSUMER]
     assert len(transport.writes) == 1  # nothing more was written
     assert conn._pending == [] and conn._pending_bytes == 0
-    assert conn.gateway.stats.slow_consumer_disconnects == 1
+    assert isinstance(conn.host, Gateway) and conn.host.stats.slow_consumer_disconnects == 1
     conn.deliver(event(99), 99)  # later events are dropped, not queued
     await next_iteration()
     assert conn._pending == [] and len(transport.writes) == 1

@@ -118,7 +118,7 @@ async def test_out_of_order_and_corrupt_frames_are_classified() -> None:
     lg = LoadGen(LoadConfig(target="bare-aiohttp", base_url="http://127.0.0.1:1", n=1, progress=False))
     lg._prepare(4)
     conn = _FakeConn(lg)
-    from autosdlc_ws.bench.loadgen import _slow_path
+    from autosdlc_ws.bench.load_connections import _slow_path
 
     frames = lg.frames
     _slow_path(conn, frames[1], False)  # seq 0 skipped

@@ -194,26 +194,34 @@ async def test_refresh_for_another_subject_is_refused(server: RunningGateway) ->
         await client.close()
 
 
+def clock_just_past_a_second() -> Callable[[], int]:
+    """Gateway time (ms) running at real speed, 20 ms past a whole second now: a token
+    minted at that second with a 1 s lifetime lives about one second, with no wait
+    for the real clock's next second boundary."""
+    shift = time.time() % 1 - 0.02
+    return lambda: int((time.time() - shift) * 1000)
+
+
 async def test_token_expiring_mid_connection_closes_4003(gateway_factory: Callable[..., Any]) -> None:
-    server = await gateway_factory(base_settings(jwt_leeway_s=0))
-    # start just after a second boundary so a 1 s token lives about one second
-    await asyncio.sleep(1.02 - time.time() % 1)
-    client = await open_authed(server, token=make_token("alice", ttl_s=1))
+    clock = clock_just_past_a_second()
+    server = await gateway_factory(base_settings(jwt_leeway_s=0), clock_ms=clock)
+    client = await open_authed(server, token=make_token("alice", ttl_s=1, now_s=clock() // 1000))
     assert client.auth is not None
     expires_at = client.auth["data"]["expiresAt"]
     failure = await client.recv_type("auth_failure", 3)
     assert failure["data"]["code"] == "token_expired"
-    assert time.time() * 1000 >= expires_at - 50
+    assert clock() >= expires_at - 50
     code, _ = await client.closed()
     assert code == 4003
 
 
 async def test_refresh_postpones_expiry(gateway_factory: Callable[..., Any]) -> None:
-    server = await gateway_factory(base_settings(jwt_leeway_s=0))
-    await asyncio.sleep(1.02 - time.time() % 1)
-    client = await open_authed(server, token=make_token("alice", ttl_s=1))
+    clock = clock_just_past_a_second()
+    server = await gateway_factory(base_settings(jwt_leeway_s=0), clock_ms=clock)
+    client = await open_authed(server, token=make_token("alice", ttl_s=1, now_s=clock() // 1000))
     try:
-        reply = await client.request("auth_request", {"token": make_token("alice", ttl_s=3600)})
+        reply = await client.request("auth_request", {"token": make_token("alice", ttl_s=3600,
+                                                                          now_s=clock() // 1000)})
         assert reply["type"] == "auth_success"
         await client.silent(1.3)  # the first token's expiry passes without a close
         assert (await client.request("ping", {}))["type"] == "pong"

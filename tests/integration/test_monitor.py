@@ -10,14 +10,14 @@ from typing import Any
 import websockets
 
 from autosdlc_ws.broker.base import Position, PublishReceipt
-from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.broker.memory import MemoryEventLog
 from autosdlc_ws.errors import BrokerUnavailable
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.server.monitor import SystemMonitor
 from tests.conftest import RunningGateway, make_token, timeout
 
 
-class FlakyBroker(MemoryBroker):
+class FlakyLog(MemoryEventLog):
     up = True
 
     async def ready(self) -> bool:
@@ -38,9 +38,9 @@ async def _next_of_type(ws: Any, type_: str) -> dict[str, Any]:
 
 async def test_broker_loss_alert_is_delivered_locally_and_resolved(server: RunningGateway) -> None:
     gateway: Gateway = server.gateway
-    flaky = FlakyBroker()
+    flaky = FlakyLog()
     await flaky.start(gateway.hub.on_broker_event)
-    gateway.broker = flaky
+    gateway.backend.log = flaky
     monitor = SystemMonitor(gateway)
     token = make_token(permissions=("read:system",))
     async with websockets.connect(f"{server.ws_url}?token={token}") as ws:
@@ -65,7 +65,7 @@ async def test_broker_loss_alert_is_delivered_locally_and_resolved(server: Runni
 
 
 async def test_deployment_status_on_start(server: RunningGateway) -> None:
-    head = await server.gateway.broker.head()
-    history = await server.gateway.broker.history_after(position=Position(head.epoch, 0))
+    head = await server.gateway.backend.log.head()
+    history = await server.gateway.backend.log.history_after(position=Position(head.epoch, 0))
     started = [r.event for r in history.events if r.event["type"] == "deployment_status"]
     assert started and started[0]["data"]["status"] == "started"

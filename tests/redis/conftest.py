@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from autosdlc_ws.broker.redis import RedisBroker
+from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.redis_backend import redis_backend
 from tests.conftest import free_port, missing, timeout
 
 REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server"
@@ -122,19 +123,19 @@ def prefix() -> str:
     return f"{{t-{uuid.uuid4().hex[:10]}}}:"
 
 
-def make_redis_broker(url: str, prefix: str, **kwargs: object) -> RedisBroker:
-    """A broker with test-friendly timings (fast reconnects, short timeouts)."""
+def make_redis_broker(url: str, prefix: str, **kwargs: object) -> Backend:
+    """A Redis backend with test-friendly timings (fast reconnects, short timeouts)."""
     options: dict[str, object] = {"reconnect_min_s": 0.02, "reconnect_max_s": 0.3,
                                   "connect_timeout_s": 0.5, "command_timeout_s": 2.0,
                                   "start_timeout_s": 5.0}
     options.update(kwargs)
-    return RedisBroker(url, prefix=prefix, **options)  # type: ignore[arg-type]
+    return redis_backend(url, prefix=prefix, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-async def redis_brokers(redis_server: RedisServer, prefix: str) -> AsyncIterator[list[RedisBroker]]:
+async def redis_brokers(redis_server: RedisServer, prefix: str) -> AsyncIterator[list[Backend]]:
     """A list the test appends its brokers to; all are closed afterwards."""
-    brokers: list[RedisBroker] = []
+    brokers: list[Backend] = []
     yield brokers
     for broker in brokers:
         await broker.close()

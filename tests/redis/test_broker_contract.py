@@ -1,8 +1,10 @@
-"""The `Broker` contract, run against both implementations.
+"""The broker contract (`EventLog`, `SessionStore`, `SharedLimits`), run against both backends.
 
-Every test here gets a `kit` for the memory broker and one for the Redis
-broker, and must pass unchanged on both: that is what lets the connection
-code ignore which one it has.
+Every test here gets a `kit` for the memory backend and one for the Redis
+backend, and must pass unchanged on both: that is what lets the connection
+code ignore which one it has. Time-dependent tests (TTL, age, refill) move
+time with `kit.wait`: the memory backend's injected clock jumps; Redis keeps
+its own clock (TTLs, stream timestamps), so there the wait is a real one.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from autosdlc_ws.broker.base import Broker, BrokerEvent, Position, SessionRecord
-from autosdlc_ws.broker.memory import MemoryBroker
-from autosdlc_ws.broker.redis import RedisBroker
+from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.base import BrokerEvent, Position, SessionRecord
+from autosdlc_ws.broker.memory import memory_backend
+from autosdlc_ws.broker.redis_log import RedisEventLog
 from tests.conftest import timeout
 from tests.redis.conftest import RedisServer, make_redis_broker
 
@@ -32,13 +35,24 @@ class Kit:
     kind: str
     server: RedisServer | None
     prefix: str
-    brokers: list[Broker] = field(default_factory=list)
+    brokers: list[Backend] = field(default_factory=list)
     received: dict[int, list[BrokerEvent]] = field(default_factory=dict)
+    now: float = 1000.0  # the memory backends' clock, moved by `wait`
 
-    async def make(self, *, max_events: int = 1000, max_age_s: float = 3600.0) -> Broker:
-        broker: Broker
+    def clock(self) -> float:
+        return self.now
+
+    async def wait(self, seconds: float) -> None:
+        """Let `seconds` pass for the backend: the memory clock jumps, Redis's runs for real."""
         if self.kind == "memory":
-            broker = MemoryBroker(max_events=max_events, max_age_s=max_age_s)
+            self.now += seconds
+        else:
+            await asyncio.sleep(seconds)
+
+    async def make(self, *, max_events: int = 1000, max_age_s: float = 3600.0) -> Backend:
+        broker: Backend
+        if self.kind == "memory":
+            broker = memory_backend(max_events=max_events, max_age_s=max_age_s, clock=self.clock)
         else:
             assert self.server is not None
             broker = make_redis_broker(self.server.url, self.prefix, max_events=max_events,
@@ -49,16 +63,16 @@ class Kit:
         self.brokers.append(broker)
         return broker
 
-    def got(self, broker: Broker) -> list[BrokerEvent]:
+    def got(self, broker: Backend) -> list[BrokerEvent]:
         return self.received[id(broker)]
 
-    async def wait_received(self, broker: Broker, count: int) -> list[BrokerEvent]:
+    async def wait_received(self, broker: Backend, count: int) -> list[BrokerEvent]:
         deadline = time.monotonic() + timeout(5)
         while len(self.got(broker)) < count and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         return self.got(broker)
 
-    async def lose_history(self, broker: Broker) -> Broker:
+    async def lose_history(self, broker: Backend) -> Backend:
         """What a restarted memory broker / a Redis that lost its data looks like."""
         if self.kind == "memory":
             return await self.make()
@@ -94,134 +108,134 @@ async def redis_kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterato
 
 async def test_offsets_grow_by_one_and_live_delivery_is_in_order(kit: Kit) -> None:
     broker = await kit.make()
-    assert (await broker.head()).offset == 0
-    assert await broker.ready()
-    receipts = await broker.publish([ev(i) for i in range(1, 6)])
+    assert (await broker.log.head()).offset == 0
+    assert await broker.log.ready()
+    receipts = await broker.log.publish([ev(i) for i in range(1, 6)])
     assert [r.offset for r in receipts] == [1, 2, 3, 4, 5]
     assert not any(r.duplicate for r in receipts)
-    receipts += await broker.publish([ev(6)])
+    receipts += await broker.log.publish([ev(6)])
     assert receipts[-1].offset == 6
     got = await kit.wait_received(broker, 6)
     assert [g.offset for g in got] == [1, 2, 3, 4, 5, 6]
     assert [g.event["id"] for g in got] == [f"e-{i}" for i in range(1, 7)]
     assert got[0].event == ev(1)
-    head = await broker.head()
+    head = await broker.log.head()
     assert head.offset == 6 and all(g.epoch == head.epoch for g in got)
 
 
 async def test_a_known_id_is_a_duplicate_and_not_delivered_again(kit: Kit) -> None:
     broker = await kit.make()
-    first = await broker.publish([ev(1), ev(2)])
-    again = await broker.publish([ev(2), ev(3), ev(3)])
+    first = await broker.log.publish([ev(1), ev(2)])
+    again = await broker.log.publish([ev(2), ev(3), ev(3)])
     assert [(r.id, r.offset, r.duplicate) for r in first] == [("e-1", 1, False), ("e-2", 2, False)]
     assert [(r.id, r.offset, r.duplicate) for r in again] == [
         ("e-2", 2, True), ("e-3", 3, False), ("e-3", 3, True)]
     await kit.wait_received(broker, 3)
     await asyncio.sleep(0.05)
     assert [g.event["id"] for g in kit.got(broker)] == ["e-1", "e-2", "e-3"]
-    assert (await broker.head()).offset == 3
+    assert (await broker.log.head()).offset == 3
 
 
 async def test_history_after_position_and_after_event_id(kit: Kit) -> None:
     broker = await kit.make()
-    await broker.publish([ev(i) for i in range(1, 11)])
-    head = await broker.head()
-    by_pos = await broker.history_after(position=Position(head.epoch, 4))
+    await broker.log.publish([ev(i) for i in range(1, 11)])
+    head = await broker.log.head()
+    by_pos = await broker.log.history_after(position=Position(head.epoch, 4))
     assert by_pos.complete and by_pos.reason is None
     assert [e.offset for e in by_pos.events] == [5, 6, 7, 8, 9, 10]
     assert by_pos.head == head
-    by_id = await broker.history_after(event_id="e-7")
+    by_id = await broker.log.history_after(event_id="e-7")
     assert by_id.complete and [e.event["id"] for e in by_id.events] == ["e-8", "e-9", "e-10"]
-    at_head = await broker.history_after(event_id="e-10")
+    at_head = await broker.log.history_after(event_id="e-10")
     assert at_head.complete and at_head.events == [] and at_head.head == head
-    limited = await broker.history_after(position=Position(head.epoch, 0), limit=3)
+    limited = await broker.log.history_after(position=Position(head.epoch, 0), limit=3)
     assert [e.offset for e in limited.events] == [1, 2, 3]
-    unknown = await broker.history_after(event_id="nope")
+    unknown = await broker.log.history_after(event_id="nope")
     assert not unknown.complete and unknown.events == [] and unknown.reason
     with pytest.raises(ValueError):
-        await broker.history_after()
+        await broker.log.history_after()
 
 
 async def test_a_position_from_another_epoch_is_incomplete(kit: Kit) -> None:
     broker = await kit.make()
-    await broker.publish([ev(i) for i in range(1, 4)])
-    old = await broker.head()
+    await broker.log.publish([ev(i) for i in range(1, 4)])
+    old = await broker.log.head()
     broker = await kit.lose_history(broker)
-    await broker.publish([ev("new")])
-    new_head = await broker.head()
+    await broker.log.publish([ev("new")])
+    new_head = await broker.log.head()
     assert new_head.epoch != old.epoch and new_head.offset == 1
-    result = await broker.history_after(position=old)
+    result = await broker.log.history_after(position=old)
     assert not result.complete and result.events == [] and result.reason
-    assert (await broker.history_after(event_id="e-1")).complete is False
-    fresh = await broker.history_after(position=Position(new_head.epoch, 0))
+    assert (await broker.log.history_after(event_id="e-1")).complete is False
+    fresh = await broker.log.history_after(position=Position(new_head.epoch, 0))
     assert fresh.complete and [e.event["id"] for e in fresh.events] == ["e-new"]
 
 
 async def test_trimming_by_count_keeps_the_newest_and_reports_the_gap(kit: Kit) -> None:
     broker = await kit.make(max_events=20)
     for start in range(1, 301, 50):
-        await broker.publish([ev(i) for i in range(start, start + 50)])
-    head = await broker.head()
+        await broker.log.publish([ev(i) for i in range(start, start + 50)])
+    head = await broker.log.head()
     assert head.offset == 300
-    old = await broker.history_after(position=Position(head.epoch, 0))
+    old = await broker.log.history_after(position=Position(head.epoch, 0))
     assert not old.complete and old.reason
     offsets = [e.offset for e in old.events]
     # the newest max_events are always kept; Redis's MAXLEN ~ may keep up to a node more
     assert offsets == list(range(offsets[0], 301)) and 20 <= len(offsets) < 100
-    recent = await broker.history_after(position=Position(head.epoch, 290))
+    recent = await broker.log.history_after(position=Position(head.epoch, 290))
     assert recent.complete and [e.offset for e in recent.events] == list(range(291, 301))
     # the id of a trimmed event is forgotten: resuming from it is a reported gap
-    assert not (await broker.history_after(event_id="e-1")).complete
-    assert (await broker.history_after(event_id="e-295")).complete
+    assert not (await broker.log.history_after(event_id="e-1")).complete
+    assert (await broker.log.history_after(event_id="e-295")).complete
 
 
 async def test_trimming_by_age(kit: Kit) -> None:
     broker = await kit.make(max_age_s=0.3)
-    await broker.publish([ev(i) for i in range(1, 6)])
-    await asyncio.sleep(0.4)
-    await broker.publish([ev(i) for i in range(6, 8)])
-    head = await broker.head()
-    result = await broker.history_after(position=Position(head.epoch, 0))
+    await broker.log.publish([ev(i) for i in range(1, 6)])
+    await kit.wait(0.4)
+    await broker.log.publish([ev(i) for i in range(6, 8)])
+    head = await broker.log.head()
+    result = await broker.log.history_after(position=Position(head.epoch, 0))
     assert not result.complete
     assert [e.offset for e in result.events] == [6, 7]
-    assert not (await broker.history_after(event_id="e-3")).complete
-    await asyncio.sleep(0.4)
-    empty = await broker.history_after(position=Position(head.epoch, 7))
+    assert not (await broker.log.history_after(event_id="e-3")).complete
+    await kit.wait(0.4)
+    empty = await broker.log.history_after(position=Position(head.epoch, 7))
     assert empty.complete and empty.events == []
-    assert (await broker.publish([ev(8)]))[0].offset == 8
+    assert (await broker.log.publish([ev(8)]))[0].offset == 8
 
 
 async def test_sessions_round_trip_and_expire(kit: Kit) -> None:
     broker = await kit.make()
-    head = await broker.head()
+    head = await broker.log.head()
     record = SessionRecord("sess-1", "jwt:alice", [{"id": "sub-1", "events": ["agent_status"],
                                                     "filters": {"agentId": ["a1"]}}], head)
-    await broker.save_session(record, 60)
-    loaded = await broker.load_session("sess-1")
+    await broker.sessions.save(record, 60)
+    loaded = await broker.sessions.load("sess-1")
     assert loaded is not None and loaded.to_json() == record.to_json()
-    assert await broker.load_session("sess-missing") is None
-    await broker.delete_session("sess-1")
-    assert await broker.load_session("sess-1") is None
-    await broker.save_session(record, 0.15)
-    assert await broker.load_session("sess-1") is not None
-    await asyncio.sleep(0.3)
-    assert await broker.load_session("sess-1") is None
+    assert await broker.sessions.load("sess-missing") is None
+    await broker.sessions.delete("sess-1")
+    assert await broker.sessions.load("sess-1") is None
+    await broker.sessions.save(record, 0.15)
+    assert await broker.sessions.load("sess-1") is not None
+    await kit.wait(0.3)
+    assert await broker.sessions.load("sess-1") is None
 
 
 async def test_redis_shares_one_log_between_workers(redis_kit: Kit) -> None:
     kit = redis_kit
     a, b = await kit.make(), await kit.make()
-    assert isinstance(a, RedisBroker) and isinstance(b, RedisBroker)
-    await a.publish([ev(1), ev(2)])
-    await b.publish([ev(3)])
-    assert (await a.publish([ev(3)]))[0].duplicate
+    assert isinstance(a.log, RedisEventLog) and isinstance(b.log, RedisEventLog)
+    await a.log.publish([ev(1), ev(2)])
+    await b.log.publish([ev(3)])
+    assert (await a.log.publish([ev(3)]))[0].duplicate
     for broker in (a, b):
         got = await kit.wait_received(broker, 3)
         assert [(g.offset, g.event["id"]) for g in got] == [(1, "e-1"), (2, "e-2"), (3, "e-3")]
-    assert await a.head() == await b.head()
-    session = SessionRecord("s", "jwt:bob", [], await a.head())
-    await a.save_session(session, 60)
-    assert (await b.load_session("s")) == session
+    assert await a.log.head() == await b.log.head()
+    session = SessionRecord("s", "jwt:bob", [], await a.log.head())
+    await a.sessions.save(session, 60)
+    assert (await b.sessions.load("s")) == session
 
 
 # --- shared limits: connection slots and token buckets -------------------------------------
@@ -229,42 +243,42 @@ async def test_redis_shares_one_log_between_workers(redis_kit: Kit) -> None:
 
 async def test_connection_slots_per_identity(kit: Kit) -> None:
     broker = await kit.make()
-    assert await broker.acquire_slot("jwt:alice", "c1", 2)
-    assert await broker.acquire_slot("jwt:alice", "c2", 2)
-    assert not await broker.acquire_slot("jwt:alice", "c3", 2)
-    assert await broker.acquire_slot("jwt:alice", "c2", 2)  # a holder never takes a second slot
-    assert await broker.acquire_slot("jwt:bob", "c4", 2)  # identities are counted apart
-    await broker.release_slot("jwt:alice", "c1")
-    await broker.release_slot("jwt:alice", "c1")  # releasing twice, or what was never held, is harmless
-    await broker.release_slot("jwt:nobody", "cx")
-    assert await broker.acquire_slot("jwt:alice", "c3", 2)
-    assert not await broker.acquire_slot("jwt:alice", "c5", 2)
-    await broker.refresh_slots()
-    assert not await broker.acquire_slot("jwt:alice", "c5", 2)
-    assert not await broker.acquire_slot("jwt:carol", "c6", 0)
+    assert await broker.limits.acquire_slot("jwt:alice", "c1", 2)
+    assert await broker.limits.acquire_slot("jwt:alice", "c2", 2)
+    assert not await broker.limits.acquire_slot("jwt:alice", "c3", 2)
+    assert await broker.limits.acquire_slot("jwt:alice", "c2", 2)  # a holder never takes a second slot
+    assert await broker.limits.acquire_slot("jwt:bob", "c4", 2)  # identities are counted apart
+    await broker.limits.release_slot("jwt:alice", "c1")
+    await broker.limits.release_slot("jwt:alice", "c1")  # releasing twice, or what was never held, is harmless
+    await broker.limits.release_slot("jwt:nobody", "cx")
+    assert await broker.limits.acquire_slot("jwt:alice", "c3", 2)
+    assert not await broker.limits.acquire_slot("jwt:alice", "c5", 2)
+    await broker.limits.refresh_slots()
+    assert not await broker.limits.acquire_slot("jwt:alice", "c5", 2)
+    assert not await broker.limits.acquire_slot("jwt:carol", "c6", 0)
 
 
 async def test_token_buckets_by_key(kit: Kit) -> None:
     broker = await kit.make()
-    waits = [await broker.take_tokens("rate:t:a", 2, 3) for _ in range(4)]
+    waits = [await broker.limits.take_tokens("rate:t:a", 2, 3) for _ in range(4)]
     assert waits[:3] == [0, 0, 0]
     assert 400 <= waits[3] <= 500  # one token at 2/s
-    assert await broker.take_tokens("rate:t:b", 2, 3) == 0  # keys are apart
-    await asyncio.sleep(0.55)
-    assert await broker.take_tokens("rate:t:a", 2, 3) == 0  # refilled
-    assert await broker.take_tokens("rate:t:a", 2, 3) > 0
-    assert await broker.take_tokens("rate:t:c", 10, 5, cost=5) == 0  # a cost of several tokens
-    assert 80 <= await broker.take_tokens("rate:t:c", 10, 5) <= 100
+    assert await broker.limits.take_tokens("rate:t:b", 2, 3) == 0  # keys are apart
+    await kit.wait(0.55)
+    assert await broker.limits.take_tokens("rate:t:a", 2, 3) == 0  # refilled
+    assert await broker.limits.take_tokens("rate:t:a", 2, 3) > 0
+    assert await broker.limits.take_tokens("rate:t:c", 10, 5, cost=5) == 0  # a cost of several tokens
+    assert 80 <= await broker.limits.take_tokens("rate:t:c", 10, 5) <= 100
 
 
 async def test_redis_shares_slots_and_buckets_between_workers(redis_kit: Kit) -> None:
     kit = redis_kit
     a, b = await kit.make(), await kit.make()
-    assert await a.acquire_slot("jwt:alice", "a1", 2)
-    assert await b.acquire_slot("jwt:alice", "b1", 2)
-    assert not await a.acquire_slot("jwt:alice", "a2", 2)
-    assert not await b.acquire_slot("jwt:alice", "b2", 2)
-    await a.release_slot("jwt:alice", "a1")
-    assert await b.acquire_slot("jwt:alice", "b2", 2)
-    waits = [await (a, b)[i % 2].take_tokens("rate:publish:jwt:alice", 1, 4) for i in range(6)]
+    assert await a.limits.acquire_slot("jwt:alice", "a1", 2)
+    assert await b.limits.acquire_slot("jwt:alice", "b1", 2)
+    assert not await a.limits.acquire_slot("jwt:alice", "a2", 2)
+    assert not await b.limits.acquire_slot("jwt:alice", "b2", 2)
+    await a.limits.release_slot("jwt:alice", "a1")
+    assert await b.limits.acquire_slot("jwt:alice", "b2", 2)
+    waits = [await (a, b)[i % 2].limits.take_tokens("rate:publish:jwt:alice", 1, 4) for i in range(6)]
     assert waits[:4] == [0, 0, 0, 0] and all(w > 0 for w in waits[4:])

@@ -23,7 +23,7 @@ async def start_pair(url: str, prefix: str, gateway_factory: Factory,
     gateways = []
     for _ in range(2):
         broker = make_redis_broker(url, prefix, alert_after_s=0.2)
-        gateways.append(await gateway_factory(base_settings(**settings), broker=broker))
+        gateways.append(await gateway_factory(base_settings(**settings), backend=broker))
     return gateways[0], gateways[1]
 
 

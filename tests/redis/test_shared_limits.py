@@ -18,7 +18,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from autosdlc_ws.broker.redis import RedisBroker
+from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.redis_limits import RedisSharedLimits
 from tests.conftest import RunningGateway, base_settings, make_token, timeout
 from tests.redis.conftest import RedisServer, make_redis_broker, wait_until
 from tests.redis.helpers import WsClient, agent_event, connect, publish, wait_status
@@ -33,7 +34,7 @@ async def start_pair(url: str, prefix: str, gateway_factory: Factory, *, lease: 
     for _ in range(2):
         broker = make_redis_broker(url, prefix, alert_after_s=0.2, slot_lease_s=lease)
         gateways.append(await gateway_factory(
-            base_settings(connection_slot_lease_s=lease, **settings), broker=broker))
+            base_settings(connection_slot_lease_s=lease, **settings), backend=broker))
     return gateways[0], gateways[1]
 
 
@@ -127,7 +128,7 @@ async def test_a_killed_workers_slots_free_themselves_after_the_lease(
         await wait_status(f"{worker.http_url}/readyz", 200, 20)
         other = await gateway_factory(
             base_settings(max_connections_per_identity=2, connection_slot_lease_s=lease),
-            broker=make_redis_broker(redis_server.url, prefix, slot_lease_s=lease))
+            backend=make_redis_broker(redis_server.url, prefix, slot_lease_s=lease))
         token = make_token("alice")
         clients = [await connect(worker.ws_url, token=token) for _ in range(2)]
         assert await refused_status(other.ws_url, token) == 429
@@ -151,36 +152,36 @@ async def test_a_killed_workers_slots_free_themselves_after_the_lease(
 
 
 async def test_a_dead_brokers_slots_lapse_and_a_live_ones_are_renewed(
-        redis_server: RedisServer, prefix: str, redis_brokers: list[RedisBroker]) -> None:
+        redis_server: RedisServer, prefix: str, redis_brokers: list[Backend]) -> None:
     lease = 0.6
     a = make_redis_broker(redis_server.url, prefix, slot_lease_s=lease)
     b = make_redis_broker(redis_server.url, prefix, slot_lease_s=lease)
     redis_brokers.extend([a, b])
     for broker in (a, b):
         await broker.start(lambda _: None)
-    assert await a.acquire_slot("jwt:alice", "a1", 2) and await a.acquire_slot("jwt:alice", "a2", 2)
+    assert await a.limits.acquire_slot("jwt:alice", "a1", 2) and await a.limits.acquire_slot("jwt:alice", "a2", 2)
     key = f"{prefix}slots:jwt:alice"
     assert 0 < pttl(redis_server, key) <= 600  # the key lives as long as its latest lease
     await asyncio.sleep(lease * 2.5)
-    assert not await b.acquire_slot("jwt:alice", "b1", 2)  # renewed all along
+    assert not await b.limits.acquire_slot("jwt:alice", "b1", 2)  # renewed all along
     await a.close()  # gone without releasing: no more renewals
     died = time.monotonic()
-    while not await b.acquire_slot("jwt:alice", "b1", 2):
+    while not await b.limits.acquire_slot("jwt:alice", "b1", 2):
         assert time.monotonic() - died < timeout(lease + 0.5), "the dead holders never lapsed"
         await asyncio.sleep(0.02)
-    assert await b.acquire_slot("jwt:alice", "b2", 2)
-    assert not await b.acquire_slot("jwt:alice", "b3", 2)
-    await b.release_slot("jwt:alice", "b1")
-    await b.release_slot("jwt:alice", "b2")
+    assert await b.limits.acquire_slot("jwt:alice", "b2", 2)
+    assert not await b.limits.acquire_slot("jwt:alice", "b3", 2)
+    await b.limits.release_slot("jwt:alice", "b1")
+    await b.limits.release_slot("jwt:alice", "b2")
     assert redis_server.command("EXISTS", key) == b":0\r\n"  # no holder left, no key left
 
 
 async def test_an_idle_bucket_leaves_no_key_behind(
-        redis_server: RedisServer, prefix: str, redis_brokers: list[RedisBroker]) -> None:
+        redis_server: RedisServer, prefix: str, redis_brokers: list[Backend]) -> None:
     broker = make_redis_broker(redis_server.url, prefix)
     redis_brokers.append(broker)
     await broker.start(lambda _: None)
-    assert await broker.take_tokens("rate:publish:jwt:alice", 10, 2) == 0  # full again 100 ms later
+    assert await broker.limits.take_tokens("rate:publish:jwt:alice", 10, 2) == 0  # full again 100 ms later
     key = f"{prefix}rate:publish:jwt:alice"
     assert 0 < pttl(redis_server, key) <= 1100
     await wait_until(lambda: redis_server.command("EXISTS", key) == b":0\r\n", 3, "the key to expire")
@@ -273,14 +274,14 @@ async def test_limits_while_redis_is_down_and_after_it_returns_empty(
             statuses = [(await publish(g1.http_url, [agent_event(f"down-{n}")], expect=0, session=http))[0]
                         for n in range(6)]
             assert statuses == [503] * 5 + [429], statuses
-            broker = g1.gateway.broker
-            assert isinstance(broker, RedisBroker) and broker.limit_fallbacks >= 7
+            limits = g1.gateway.backend.limits
+            assert isinstance(limits, RedisSharedLimits) and limits.limit_fallbacks >= 7
 
             private_redis.start()  # empty: every slot and bucket is gone
             await wait_status(f"{g1.http_url}/readyz", 200)
             await wait_status(f"{g2.http_url}/readyz", 200)
             # g1 writes its live holders back (at once on reconnecting, then at every renewal)
-            await broker.refresh_slots()
+            await limits.refresh_slots()
             assert await refused_status(g2.ws_url, token) == 429
             assert private_redis.command("HLEN", f"{prefix}slots:jwt:alice") == b":2\r\n"
             # and the shared bucket starts full again

@@ -65,8 +65,8 @@ async def test_validation_errors_are_not_retried(server: RunningGateway) -> None
 
 
 async def test_retry_after_503_is_idempotent(server: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    broker = server.gateway.broker
-    original = broker.publish
+    event_log = server.gateway.backend.log
+    original = event_log.publish
     calls: list[int] = []
 
     async def accepted_but_answer_lost(events: Any) -> Any:
@@ -76,7 +76,7 @@ async def test_retry_after_503_is_idempotent(server: RunningGateway, monkeypatch
             raise BrokerUnavailable("simulated: stored, then the broker connection dropped")
         return receipts
 
-    monkeypatch.setattr(broker, "publish", accepted_but_answer_lost)
+    monkeypatch.setattr(event_log, "publish", accepted_but_answer_lost)
     async with AutoSDLCWebSocket(server.ws_url, token=make_token()) as ws, \
             Publisher(server.http_url, token=make_token(), backoff_base=0.01) as pub:
         await ws.subscribe(["agent_log"], {"agentId": "p"})

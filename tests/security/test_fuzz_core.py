@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from autosdlc_ws.config import ApiKeyEntry, Settings
 from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Authenticator, hash_api_key, mint_token
-from autosdlc_ws.core.envelope import Outgoing, parse_frame, too_deep
-from autosdlc_ws.core.session import (
+from autosdlc_ws.core.connection_core import (
     Action,
     AddSubscription,
     AuthAccepted,
@@ -32,6 +31,7 @@ from autosdlc_ws.core.session import (
     RemoveSubscription,
     Send,
 )
+from autosdlc_ws.core.envelope import EncodedEvent, parse_frame, too_deep
 from autosdlc_ws.errors import InvalidMessage, ProtocolError
 from tests.security.support import CLOSE_CODES, check_server_message
 
@@ -72,7 +72,7 @@ def check_actions(actions: list[Action]) -> None:
             assert event["type"] in messages.EVENT_TYPES
             messages.validate_message(event)
             # what the hub does with it: encode once (plain and gzip) for every recipient
-            out = Outgoing(event, gzip_threshold=0)
+            out = EncodedEvent(event, gzip_threshold=0)
             out.frame_for(True)
             assert not too_deep(event, SETTINGS.max_json_depth)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autosdlc_ws.broker.memory import MemoryBroker
+from autosdlc_ws.broker.memory import memory_backend
 from autosdlc_ws.config import Settings, load_settings
 from autosdlc_ws.errors import ConfigError
 from autosdlc_ws.server.gateway import Gateway
@@ -30,7 +30,7 @@ def test_limits_from_the_environment() -> None:
     })
     assert settings.trusted_proxies == ("10.0.0.1", "192.168.0.0/16")
     assert settings.max_json_depth == 12 and settings.http_idle_timeout_s == 2.5
-    gateway = Gateway(settings, broker=MemoryBroker())
+    gateway = Gateway(settings, backend=memory_backend())
     # 0 turns a limit off
     assert gateway.connect_limiter is None and gateway.identity_publish_limiter is None
     assert all(gateway.claim_address("1.2.3.4") for _ in range(10_000))
@@ -49,12 +49,12 @@ def test_limits_from_the_environment() -> None:
     (None, "198.51.100.1", ""),
 ])
 def test_client_address(peer: str | None, forwarded: str | None, expected: str) -> None:
-    gateway = Gateway(Settings(trusted_proxies=("10.0.0.1", "192.168.0.0/16")), broker=MemoryBroker())
+    gateway = Gateway(Settings(trusted_proxies=("10.0.0.1", "192.168.0.0/16")), backend=memory_backend())
     assert gateway.client_address(peer, forwarded) == expected
 
 
 def test_address_claims_are_counted_and_released() -> None:
-    gateway = Gateway(Settings(max_connections_per_ip=2), broker=MemoryBroker())
+    gateway = Gateway(Settings(max_connections_per_ip=2), backend=memory_backend())
     assert gateway.claim_address("a") and gateway.claim_address("a")
     assert not gateway.claim_address("a")
     assert gateway.claim_address("b")

@@ -205,3 +205,9 @@ def test_every_setting_has_a_comment_row() -> None:
     names = [r[0] for r in rows]
     assert "jwt_secret" in names and "api_keys" in names
     assert dict((r[0], r[1]) for r in rows)["port"] == "8765"
+
+
+def test_an_unknown_broker_scheme_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(broker="nats://localhost:4222")
+    assert "memory, redis://, rediss://" in str(info.value)

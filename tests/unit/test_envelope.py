@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from autosdlc_ws.core.envelope import (
-    Outgoing,
+    EncodedEvent,
     compress_message,
     gunzip_capped,
     make_message,
@@ -154,7 +154,7 @@ def test_new_id_is_unique() -> None:
     assert new_id("sub").startswith("sub-")
 
 
-# --------------------------------------------------------------------------- Outgoing
+# --------------------------------------------------------------------------- EncodedEvent
 
 SMALL: dict[str, Any] = {"id": "e1", "type": "agent_status", "timestamp": 1,
                          "data": {"agentId": "a1", "status": "idle"}, "metadata": {"version": "1.0"}}
@@ -162,7 +162,7 @@ BIG: dict[str, Any] = {**SMALL, "data": {"agentId": "a1", "status": "idle", "not
 
 
 def test_text_frame_is_a_valid_websocket_frame_of_the_json() -> None:
-    out = Outgoing(SMALL, gzip_threshold=1024)
+    out = EncodedEvent(SMALL, gzip_threshold=1024)
     fin, opcode, payload = decode_frame(out.text_frame)
     assert fin and opcode == OP_TEXT
     assert orjson.loads(payload) == SMALL
@@ -170,34 +170,34 @@ def test_text_frame_is_a_valid_websocket_frame_of_the_json() -> None:
 
 
 def test_big_text_frame_uses_extended_length() -> None:
-    out = Outgoing(BIG, gzip_threshold=1024)
+    out = EncodedEvent(BIG, gzip_threshold=1024)
     fin, opcode, payload = decode_frame(out.text_frame)
     assert fin and opcode == OP_TEXT and orjson.loads(payload) == BIG
 
 
 def test_gzip_only_above_threshold() -> None:
-    small = Outgoing(SMALL, gzip_threshold=1024)
+    small = EncodedEvent(SMALL, gzip_threshold=1024)
     assert not small.compressible
     assert small.frame_for(gzip=True) is small.text_frame
-    big = Outgoing(BIG, gzip_threshold=1024)
+    big = EncodedEvent(BIG, gzip_threshold=1024)
     assert big.compressible
     assert big.frame_for(gzip=False) is big.text_frame
     assert big.frame_for(gzip=True) != big.text_frame
     # exactly at the threshold is not above it
-    at = Outgoing(SMALL, gzip_threshold=len(orjson.dumps(SMALL)))
+    at = EncodedEvent(SMALL, gzip_threshold=len(orjson.dumps(SMALL)))
     assert at.frame_for(gzip=True) is at.text_frame
-    below = Outgoing(SMALL, gzip_threshold=len(orjson.dumps(SMALL)) - 1)
+    below = EncodedEvent(SMALL, gzip_threshold=len(orjson.dumps(SMALL)) - 1)
     assert below.frame_for(gzip=True) is not below.text_frame
 
 
 def test_gzip_frame_is_built_once_and_shared() -> None:
-    out = Outgoing(BIG, gzip_threshold=1024)
+    out = EncodedEvent(BIG, gzip_threshold=1024)
     first = out.frame_for(gzip=True)
     assert all(out.frame_for(gzip=True) is first for _ in range(5))
 
 
 def test_gzip_frame_holds_the_message_marked_compressed() -> None:
-    out = Outgoing(BIG, gzip_threshold=1024)
+    out = EncodedEvent(BIG, gzip_threshold=1024)
     fin, opcode, payload = decode_frame(out.frame_for(gzip=True))
     assert fin and opcode == OP_BINARY
     assert len(payload) < len(out.json)

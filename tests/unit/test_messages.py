@@ -15,6 +15,7 @@ import referencing.jsonschema
 
 import autosdlc_ws
 from autosdlc_ws.core import messages as m
+from autosdlc_ws.core.resources import KIND_OF_KEY, RESOURCE_KEYS
 from autosdlc_ws.core.schema_export import build_asyncapi
 from autosdlc_ws.errors import InvalidMessage, UnknownType
 from tests.conftest import FIXTURES as REPO_FIXTURES
@@ -230,7 +231,8 @@ def test_type_lists() -> None:
     assert m.REQUIRED_RESOURCE_KEY["workflow_failed"] == "workflowId"
     assert m.REQUIRED_RESOURCE_KEY["github_pr_update"] == "repository"
     assert m.REQUIRED_RESOURCE_KEY["deployment_status"] is None
-    assert set(m.RESOURCE_KIND) == set(m.RESOURCE_KEYS)
+    assert set(KIND_OF_KEY) == set(RESOURCE_KEYS)
+    assert {k for k in m.REQUIRED_RESOURCE_KEY.values() if k} <= set(RESOURCE_KEYS)
 
 
 def test_model_tables_follow_naming() -> None:

@@ -21,14 +21,14 @@ from autosdlc_ws.core.schema_export import (
     build_all,
     build_asyncapi,
     build_schema,
-    main,
     render_asyncapi,
     render_schema,
     rendered_files,
 )
+from autosdlc_ws.tools.schemas import main
 
 ROOT = Path(__file__).resolve().parents[2]
-REGENERATE = "stale: run `python -m autosdlc_ws.core.schema_export --write`"
+REGENERATE = "stale: run `python -m autosdlc_ws.tools.schemas --write`"
 
 
 @pytest.mark.parametrize("type_name", MESSAGE_TYPES)

@@ -1,31 +1,40 @@
-"""The `Broker` interface. The connection code sees only this.
+"""The broker's contract: three small interfaces and the values they exchange.
 
-A broker keeps one ordered log of events. Each event gets an offset, growing
-by one per event within an *epoch*; the epoch changes when the log is lost
-(a restarted memory broker, a Redis that lost its data), so a position from
-an earlier epoch is known to be unusable rather than silently wrong.
+A broker is not one object but a bundle (`broker.backend.Backend`) of:
 
-Live events are pushed to the handler given to `start`, in offset order.
-`history_after` returns what followed a position or an event id, so a
-resuming client gets what it missed; `complete=False` says part of it is gone
-(past retention, or another epoch) and the client must be told so.
+- `EventLog`: one ordered log of events with live delivery. Each event gets an
+  offset, growing by one per event within an *epoch*; the epoch changes when
+  the log is lost (a restarted memory broker, a Redis that lost its data), so a
+  position from an earlier epoch is known to be unusable rather than silently
+  wrong. Live events are pushed to the handler given to `start`, in offset
+  order. `history_after` returns what followed a position or an event id, so a
+  resuming client gets what it missed; `complete=False` says part of it is gone
+  (past retention, or another epoch) and the client must be told so. Outages
+  are *reported* (`on_outage`), never turned into events here: the gateway
+  builds every alert.
+- `SessionStore`: a client's subscriptions, kept for `session_ttl_s` after it
+  disconnects, so a client can resume on any worker.
+- `SharedLimits`: connection slots per identity (held under a lease that
+  `refresh_slots` renews) and token buckets by key, shared by every worker.
+  Neither ever raises: when the shared store is unreachable the implementation
+  decides locally (see docs/deployment.md, "Limits across workers").
 
-Sessions (a client's subscriptions, kept for `session_ttl_s` after it
-disconnects) live in the broker too, so a client can resume on any worker.
-
-Shared limits live there as well, so they hold across workers: connection
-slots per identity (`acquire_slot`/`release_slot`, held under a lease that
-`refresh_slots` renews) and token buckets by key (`take_tokens`). Neither
-ever raises: when the shared store is unreachable the broker decides locally
-(see each implementation and docs/deployment.md, "Limits across workers").
+Each interface has a memory and a Redis implementation; the contract tests in
+tests/redis/test_broker_contract.py run unchanged against both.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+#: Epoch and offset of events that exist only on this worker (local alerts):
+#: never in the log, never replayed by offset.
+LOCAL_EPOCH = "local"
+LOCAL_OFFSET = 0
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -80,20 +89,33 @@ class SessionRecord:
         )
 
 
+class OutageKind(enum.Enum):
+    #: The shared store cannot be reached: live events from other workers pause
+    #: and publishes are refused (`started` says whether it began or ended).
+    UNAVAILABLE = "unavailable"
+    #: The log was lost and restarted in a new epoch (one-shot, `started` is True).
+    HISTORY_RESET = "history_reset"
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """What an `EventLog` reports about its own health; the gateway words the alert."""
+
+    kind: OutageKind
+    started: bool
+    detail: str
+
+
 EventHandler = Callable[[BrokerEvent], None]
+OutageHandler = Callable[[Outage], None]
 
 
-class Broker(abc.ABC):
-    """Publish, deliver live, replay history, keep sessions."""
-
-    name: str = "broker"
-    #: True when the broker itself delivers local `system_alert`s about its own
-    #: outages (the system monitor then leaves that alert to it).
-    reports_outages: bool = False
+class EventLog(abc.ABC):
+    """Publish, deliver live, replay history."""
 
     @abc.abstractmethod
-    async def start(self, on_event: EventHandler) -> None:
-        """Connect and begin delivering live events to `on_event`."""
+    async def start(self, on_event: EventHandler, on_outage: OutageHandler | None = None) -> None:
+        """Connect and begin delivering live events to `on_event`; report outages to `on_outage`."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...
@@ -119,15 +141,35 @@ class Broker(abc.ABC):
         """Can events be published and delivered right now?"""
 
     @abc.abstractmethod
-    async def save_session(self, record: SessionRecord, ttl_s: float) -> None: ...
+    def deliver_local(self, event: dict[str, Any]) -> None:
+        """Hand `event` to this worker's live handler only (epoch `LOCAL_EPOCH`):
+        for alerts that cannot, or need not, go through the log. A client whose
+        last event was such an alert can still resume by its id."""
+
+
+class SessionStore(abc.ABC):
+    """Sessions by id, each with its own time to live."""
 
     @abc.abstractmethod
-    async def load_session(self, session_id: str) -> SessionRecord | None: ...
+    async def save(self, record: SessionRecord, ttl_s: float) -> None: ...
 
     @abc.abstractmethod
-    async def delete_session(self, session_id: str) -> None: ...
+    async def load(self, session_id: str) -> SessionRecord | None: ...
 
-    # --- shared limits ------------------------------------------------------------
+    @abc.abstractmethod
+    async def delete(self, session_id: str) -> None: ...
+
+
+class SharedLimits(abc.ABC):
+    """Connection slots per identity and token buckets by key, across workers."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Begin renewing slot leases (a no-op where there are none)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop renewing leases."""
 
     @abc.abstractmethod
     async def acquire_slot(self, identity: str, holder_id: str, limit: int) -> bool:
@@ -135,7 +177,7 @@ class Broker(abc.ABC):
 
         True when taken (or already held by `holder_id`), False when the
         identity already holds `limit` slots. Each True is paired with one
-        `release_slot`; until then the broker keeps the slot's lease alive."""
+        `release_slot`; until then the implementation keeps the slot's lease alive."""
 
     @abc.abstractmethod
     async def release_slot(self, identity: str, holder_id: str) -> None:
@@ -144,8 +186,8 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def refresh_slots(self) -> None:
-        """Renew the lease of every slot this worker holds (the broker also does
-        this by itself, periodically, once started)."""
+        """Renew the lease of every slot this worker holds (also done
+        periodically, once started)."""
 
     @abc.abstractmethod
     async def take_tokens(self, key: str, rate_per_s: float, burst: float, cost: float = 1) -> int:

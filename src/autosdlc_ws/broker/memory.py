@@ -6,8 +6,8 @@ and a replay can never race a live event.
 
 Shared limits are this process's own: slots are a set of holders per
 identity (no lease: the process that holds them is the one that counts them,
-and it cannot die without them), token buckets are `KeyedBuckets` on the
-monotonic clock.
+and it cannot die without them), token buckets run on the injected clock.
+Every time here comes from that one clock, so tests move it by hand.
 """
 
 from __future__ import annotations
@@ -17,30 +17,34 @@ import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.base import (
-    Broker,
+    LOCAL_EPOCH,
+    LOCAL_OFFSET,
     BrokerEvent,
     EventHandler,
+    EventLog,
     HistoryResult,
+    OutageHandler,
     Position,
     PublishReceipt,
     SessionRecord,
+    SessionStore,
+    SharedLimits,
 )
-from autosdlc_ws.core.ratelimit import KeyedBuckets
+from autosdlc_ws.broker.local_limits import LocalBuckets, LocalSlots
+
+if TYPE_CHECKING:
+    from autosdlc_ws.config import Settings
+
+Clock = Callable[[], float]
 
 
-class MemoryBroker(Broker):
-    name = "memory"
-
-    def __init__(
-        self,
-        *,
-        max_events: int = 100_000,
-        max_age_s: float = 3600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+class MemoryEventLog(EventLog):
+    def __init__(self, *, max_events: int = 100_000, max_age_s: float = 3600.0,
+                 clock: Clock = time.monotonic) -> None:
         self.epoch = os.urandom(6).hex()
         self._max_events = max_events
         self._max_age_s = max_age_s
@@ -49,12 +53,9 @@ class MemoryBroker(Broker):
         self._offsets: dict[str, int] = {}
         self._next_offset = 1
         self._handler: EventHandler | None = None
-        self._sessions: OrderedDict[str, tuple[float, SessionRecord]] = OrderedDict()
-        self._slots: dict[str, set[str]] = {}
-        self._buckets: dict[tuple[float, float], KeyedBuckets] = {}
 
-    async def start(self, on_event: EventHandler) -> None:
-        self._handler = on_event
+    async def start(self, on_event: EventHandler, on_outage: OutageHandler | None = None) -> None:
+        self._handler = on_event  # one process, no outages to report
 
     async def close(self) -> None:
         self._handler = None
@@ -117,7 +118,17 @@ class MemoryBroker(Broker):
     async def ready(self) -> bool:
         return True
 
-    async def save_session(self, record: SessionRecord, ttl_s: float) -> None:
+    def deliver_local(self, event: dict[str, Any]) -> None:
+        if self._handler is not None:
+            self._handler(BrokerEvent(event, LOCAL_OFFSET, LOCAL_EPOCH))
+
+
+class MemorySessionStore(SessionStore):
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._sessions: OrderedDict[str, tuple[float, SessionRecord]] = OrderedDict()
+
+    async def save(self, record: SessionRecord, ttl_s: float) -> None:
         now = self._clock()
         self._sessions[record.session_id] = (now + ttl_s, record)
         self._sessions.move_to_end(record.session_id)
@@ -127,52 +138,53 @@ class MemoryBroker(Broker):
                 break
             self._sessions.popitem(last=False)
 
-    async def load_session(self, session_id: str) -> SessionRecord | None:
+    async def load(self, session_id: str) -> SessionRecord | None:
         entry = self._sessions.get(session_id)
         if entry is None or entry[0] <= self._clock():
             return None
         return entry[1]
 
-    async def delete_session(self, session_id: str) -> None:
+    async def delete(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
 
-    # --- shared limits (shared by this process only) ------------------------------------
 
-    async def acquire_slot(self, identity: str, holder_id: str, limit: int) -> bool:
-        return take_local_slot(self._slots, identity, holder_id, limit)
+class MemorySharedLimits(SharedLimits):
+    """Limits shared by this process only."""
 
-    async def release_slot(self, identity: str, holder_id: str) -> None:
-        drop_local_slot(self._slots, identity, holder_id)
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self._slots = LocalSlots()
+        self._buckets = LocalBuckets(clock)
 
-    async def refresh_slots(self) -> None:
+    async def start(self) -> None:
+        return None  # no leases to renew
+
+    async def close(self) -> None:
         return None
 
+    async def acquire_slot(self, identity: str, holder_id: str, limit: int) -> bool:
+        return self._slots.take(identity, holder_id, limit)
+
+    async def release_slot(self, identity: str, holder_id: str) -> None:
+        self._slots.drop(identity, holder_id)
+
+    async def refresh_slots(self) -> None:
+        return None  # no leases: this process is the only one counting
+
     async def take_tokens(self, key: str, rate_per_s: float, burst: float, cost: float = 1) -> int:
-        return take_local_tokens(self._buckets, key, rate_per_s, burst, cost)
+        return self._buckets.take(key, rate_per_s, burst, cost)
 
 
-def take_local_slot(slots: dict[str, set[str]], identity: str, holder_id: str, limit: int) -> bool:
-    holders = slots.get(identity)
-    if holders is not None and holder_id in holders:
-        return True
-    if (len(holders) if holders else 0) >= limit:
-        return False
-    slots.setdefault(identity, set()).add(holder_id)
-    return True
+def memory_backend(*, max_events: int = 100_000, max_age_s: float = 3600.0,
+                   clock: Clock = time.monotonic) -> Backend:
+    """The three memory implementations on one clock."""
+    return Backend(
+        name="memory",
+        log=MemoryEventLog(max_events=max_events, max_age_s=max_age_s, clock=clock),
+        sessions=MemorySessionStore(clock=clock),
+        limits=MemorySharedLimits(clock=clock),
+    )
 
 
-def drop_local_slot(slots: dict[str, set[str]], identity: str, holder_id: str) -> None:
-    holders = slots.get(identity)
-    if holders is None:
-        return
-    holders.discard(holder_id)
-    if not holders:
-        del slots[identity]
-
-
-def take_local_tokens(buckets: dict[tuple[float, float], KeyedBuckets], key: str,
-                      rate_per_s: float, burst: float, cost: float) -> int:
-    limiter = buckets.get((rate_per_s, burst))
-    if limiter is None:
-        limiter = buckets[(rate_per_s, burst)] = KeyedBuckets(rate_per_s, burst)
-    return limiter.take(key, time.monotonic(), cost)
+def backend_from_settings(settings: Settings) -> Backend:
+    """The `memory` registration (`broker.registry`)."""
+    return memory_backend(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)

@@ -2,7 +2,7 @@
 
 `parse_frame` turns what a client sent (text, or gzip in a binary frame) into
 a dict, refusing oversize input and compression bombs without allocating the
-bomb. `Outgoing` holds one message ready for every recipient: the WebSocket
+bomb. `EncodedEvent` holds one message ready for every recipient: the WebSocket
 frame of its JSON, and (built on first need, then shared) the frame of its gzip.
 """
 
@@ -112,7 +112,7 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-class Outgoing:
+class EncodedEvent:
     """One message encoded once, shared by all recipients (the fan-out unit)."""
 
     __slots__ = ("_gzip_frame", "_threshold", "json", "message", "text_frame")

@@ -44,8 +44,6 @@ __all__ = [
     "MESSAGE_MODELS",
     "MESSAGE_TYPES",
     "REQUIRED_RESOURCE_KEY",
-    "RESOURCE_KEYS",
-    "RESOURCE_KIND",
     "Envelope",
     "Metadata",
     "WireModel",
@@ -85,15 +83,6 @@ CLIENT_CONTROL_TYPES = frozenset({"ping", "auth_request", "subscribe", "unsubscr
 #: Message type -> category name.
 CATEGORY: dict[str, str] = {t: cat for cat, types in _CATEGORIES for t in types}
 
-#: Keys in ``data`` that name the resource an event is about (and that filters use).
-RESOURCE_KEYS: tuple[str, ...] = ("agentId", "taskId", "workflowId", "repository")
-#: Resource key -> resource kind in permissions (``read:agent:<id>``, ``read:repo:<o/n>``).
-RESOURCE_KIND: dict[str, str] = {
-    "agentId": "agent",
-    "taskId": "task",
-    "workflowId": "workflow",
-    "repository": "repo",
-}
 #: Event type -> the resource key its ``data`` must carry (None: a system-wide event).
 REQUIRED_RESOURCE_KEY: dict[str, str | None] = {
     **{t: "agentId" for t in EVENT_TYPES if CATEGORY[t] in ("agent", "tdd")},

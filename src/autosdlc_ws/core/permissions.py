@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from autosdlc_ws.core.resources import KIND_OF_KEY, RESOURCE_KINDS
+
 ACTIONS = ("read", "publish", "admin")
-RESOURCE_KINDS = ("agent", "task", "workflow", "repo")
-KIND_OF_KEY = {"agentId": "agent", "taskId": "task", "workflowId": "workflow", "repository": "repo"}
 SYSTEM_TYPES = frozenset({"system_notification", "system_alert", "deployment_status"})
 _REPO_RE = re.compile(r"[^/\s]+/[^/\s]+")
 

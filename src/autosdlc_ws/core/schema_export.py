@@ -2,17 +2,15 @@
 
 The models in ``messages`` are the single source; the files in the repository
 (``src/autosdlc_ws/schemas/<type>.json``, ``docs/asyncapi.yaml``) are their
-rendering, kept current with::
+rendering, kept current by the command in `autosdlc_ws.tools.schemas`::
 
-    python -m autosdlc_ws.core.schema_export --write   # regenerate
-    python -m autosdlc_ws.core.schema_export --check   # exit 1 if any file is stale
+    python -m autosdlc_ws.tools.schemas --write   # regenerate
+    python -m autosdlc_ws.tools.schemas --check   # exit 1 if any file is stale
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,10 +36,10 @@ __all__ = [
     "build_all",
     "build_asyncapi",
     "build_schema",
-    "main",
     "render_asyncapi",
     "render_schema",
     "rendered_files",
+    "stale_files",
 ]
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -49,8 +47,6 @@ SCHEMA_ID_BASE = "https://autosdlc.dev/schemas/"
 #: Repository-relative locations of the generated files.
 SCHEMA_DIR = Path("src/autosdlc_ws/schemas")
 ASYNCAPI_PATH = Path("docs/asyncapi.yaml")
-
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class _Generator(GenerateJsonSchema):
@@ -186,7 +182,8 @@ def rendered_files(root: Path) -> dict[Path, str]:
     return files
 
 
-def _stale(files: dict[Path, str]) -> list[Path]:
+def stale_files(files: dict[Path, str]) -> list[Path]:
+    """The generated files whose text on disk differs from `files` (or is missing)."""
     stale = []
     for path, text in files.items():
         try:
@@ -196,38 +193,3 @@ def _stale(files: dict[Path, str]) -> list[Path]:
         if current != text:
             stale.append(path)
     return stale
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autosdlc_ws.core.schema_export",
-        description="Generate or check the JSON Schemas and the AsyncAPI document.",
-    )
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="(re)write the generated files")
-    mode.add_argument("--check", action="store_true", help="exit 1 if any file is stale")
-    parser.add_argument(
-        "--root", type=Path, default=_REPO_ROOT, help="repository root (default: this checkout)"
-    )
-    args = parser.parse_args(argv)
-    root: Path = args.root
-    files = rendered_files(root)
-    stale = _stale(files)
-    if args.check:
-        for path in stale:
-            print(f"stale: {path.relative_to(root)}", file=sys.stderr)
-        if stale:
-            print(
-                "run: python -m autosdlc_ws.core.schema_export --write", file=sys.stderr
-            )
-            return 1
-        return 0
-    for path in stale:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(files[path], encoding="utf-8", newline="\n")
-        print(f"wrote {path.relative_to(root)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

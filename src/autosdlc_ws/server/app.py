@@ -1,21 +1,13 @@
-"""The aiohttp application and the process that serves it."""
+"""The aiohttp application: its routes and its start-up and shutdown hooks (`serve` runs it)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
-import ssl
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
 
-from autosdlc_ws.broker.base import Broker
-from autosdlc_ws.broker.memory import MemoryBroker
-from autosdlc_ws.config import Settings
-from autosdlc_ws.errors import ConfigError
 from autosdlc_ws.server import http_routes
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP
@@ -32,19 +24,6 @@ FALLBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>AutoS
 <p>The dashboard assets are not built. Run <code>make dashboard</code> (or <code>make run</code>).</p>
 <ul><li><a href="/healthz">/healthz</a></li><li><a href="/readyz">/readyz</a></li>
 <li><a href="/metrics">/metrics</a></li><li><a href="/schemas/">/schemas/</a></li></ul></body></html>"""
-
-
-def make_broker(settings: Settings) -> Broker:
-    if settings.broker == "memory":
-        return MemoryBroker(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
-    if settings.broker.startswith(("redis://", "rediss://")):
-        from autosdlc_ws.broker.redis import RedisBroker
-
-        return RedisBroker(settings.broker, prefix=settings.redis_prefix,
-                           max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
-                           reconnect_max_s=settings.redis_reconnect_max_s,
-                           slot_lease_s=settings.connection_slot_lease_s)
-    raise ConfigError(f"broker {settings.broker!r}: use 'memory' or a redis:// URL")
 
 
 async def dashboard(request: web.Request) -> web.StreamResponse:
@@ -121,55 +100,9 @@ def build_app(gateway: Gateway) -> web.Application:
         await gateway.drain()
 
     async def on_cleanup(_: web.Application) -> None:
-        await gateway.broker.close()
+        await gateway.close()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
-
-
-def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if not settings.tls_cert:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
-    return ctx
-
-
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run one worker until SIGTERM/SIGINT, then drain and exit.
-
-    With `workers` > 1 (and not already inside a worker) this process becomes
-    the parent that runs and supervises the workers (`server.workers`)."""
-    from autosdlc_ws.broker.redis import redact_url
-    from autosdlc_ws.server.workers import supervise, worker_index
-
-    index = worker_index()
-    if settings.workers > 1 and index is None:
-        await supervise(settings)
-        return
-    gateway = Gateway(settings, broker=make_broker(settings))
-    app = build_app(gateway)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.shutdown_grace_s,
-                           keepalive_timeout=settings.http_idle_timeout_s)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings),
-                       reuse_port=settings.workers > 1)
-    await site.start()
-    scheme = "https" if settings.tls_cert else "http"
-    log.info("gateway listening on %s://%s:%d (broker=%s)", scheme, settings.host, settings.port,
-             redact_url(settings.broker))
-    who = f"worker {index} (pid {os.getpid()}) " if index is not None else ""
-    print(f"autosdlc-ws: {who}listening on {scheme}://{settings.host}:{settings.port} "
-          f"(WebSocket at /ws, broker {redact_url(settings.broker)})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready.set()
-    await stop.wait()
-    log.info("shutting down: draining %d connections", len(gateway.connections))
-    await runner.cleanup()

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from autosdlc_ws.broker.base import HistoryResult, Position
-from autosdlc_ws.core.envelope import Outgoing, dumps, make_message
-from autosdlc_ws.core.frames import OP_TEXT, build_frame
-from autosdlc_ws.core.session import (
+from autosdlc_ws.core.connection_core import (
     Action,
     AddSubscription,
     AuthAccepted,
@@ -35,11 +33,13 @@ from autosdlc_ws.core.session import (
     Send,
     SubscriptionRecord,
 )
-from autosdlc_ws.errors import BrokerUnavailable, CloseCode, GatewayError
+from autosdlc_ws.core.envelope import EncodedEvent, dumps, make_message
+from autosdlc_ws.core.frames import OP_TEXT, build_frame
+from autosdlc_ws.errors import BrokerUnavailable, CloseCode, ErrorCode, GatewayError
 from autosdlc_ws.server.logs import connection_id_var, subject_var
 
 if TYPE_CHECKING:
-    from autosdlc_ws.server.gateway import Gateway
+    from autosdlc_ws.server.connection_host import ConnectionHost
 
 log = logging.getLogger("autosdlc_ws.connection")
 
@@ -89,18 +89,18 @@ def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
 class Connection:
     def __init__(
         self,
-        gateway: Gateway,
+        host: ConnectionHost,
         ws: web.WebSocketResponse,
         transport: asyncio.Transport,
         core: ConnectionCore,
         remote: str,
     ) -> None:
-        self.gateway = gateway
+        self.host = host
         self.ws = ws
         self.transport = transport
         self.core = core
         self.remote = remote
-        self.connected_at_ms = gateway.now_ms()
+        self.connected_at_ms = host.now_ms()
         self.bytes_in = 0
         self.bytes_out = 0
         self.frames_out = 0
@@ -110,11 +110,10 @@ class Connection:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._flush_scheduled = False
-        self._limit = gateway.settings.outgoing_buffer_bytes
-        self._replay_buffer: list[tuple[Outgoing, int]] | None = None
+        self._limit = host.settings.outgoing_buffer_bytes
+        self._replay_buffer: list[tuple[EncodedEvent, int]] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None  # what `_deadline` is armed for
-        self._identity: str | None = None
         self.session_position: Position | None = None  # log head when the session began
         self.session_key: str | None = None  # the session this connection holds
         self.superseded = False  # another connection resumed this session
@@ -126,7 +125,7 @@ class Connection:
     def gzip(self) -> bool:
         return self.core.gzip
 
-    def deliver(self, out: Outgoing, offset: int) -> None:
+    def deliver(self, out: EncodedEvent, offset: int) -> None:
         """Hot path: queue one shared event frame. Never awaits."""
         if self._replay_buffer is not None:
             self._replay_buffer.append((out, offset))
@@ -186,7 +185,7 @@ class Connection:
 
     def _slow_consumer(self) -> None:
         log.warning("slow consumer closed conn=%s subject=%s", self.core.connection_id, self.subject)
-        self.gateway.stats.slow_consumer_disconnects += 1
+        self.host.slow_consumer_closed()
         self._pending.clear()
         self._pending_bytes = 0
         self.closing = True
@@ -195,7 +194,7 @@ class Connection:
     async def drain(self, low_water: int) -> bool:
         """Wait until what is queued has mostly reached the socket (replay pacing)."""
         self._flush()
-        deadline = self._loop.time() + self.gateway.settings.shutdown_grace_s * 2
+        deadline = self._loop.time() + self.host.settings.shutdown_grace_s * 2
         while not self.closing and not self.transport.is_closing():
             if self.transport.get_write_buffer_size() <= low_water:
                 return True
@@ -211,7 +210,7 @@ class Connection:
             return
         self._flush()
         self.closing = True
-        await self._close_ws(code, reason, abort_after=self.gateway.settings.shutdown_grace_s)
+        await self._close_ws(code, reason, abort_after=self.host.settings.shutdown_grace_s)
 
     async def _close_ws(self, code: int, reason: str, *, abort_after: float) -> None:
         try:
@@ -239,7 +238,7 @@ class Connection:
 
     def _log_incoming(self, payload: str | bytes) -> None:
         text = payload if isinstance(payload, str) else "<binary frame>"
-        self.gateway.message_log.log(
+        self.host.log_message(
             "in", {"type": self.core.last_type, "raw": text[:2000]},
             subject=self.subject, connection_id=self.core.connection_id)
 
@@ -250,20 +249,19 @@ class Connection:
     async def run(self) -> None:
         self.set_log_context()
         self._schedule_deadline()
+        host = self.host
         handled = 0
         try:
             async for msg in self.ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     size = len(msg.data)
                     self.bytes_in += size
-                    self.gateway.stats.bytes_received += size
-                    self.gateway.stats.received_size.observe(size)
                     actions = self.core.receive(
                         msg.data, binary=msg.type is WSMsgType.BINARY,
-                        now_ms=self.gateway.now_ms(), mono_s=time.monotonic(),
+                        now_ms=host.now_ms(), mono_s=time.monotonic(),
                     )
-                    self.gateway.stats.messages_received[self.core.last_type] += 1
-                    if self.gateway.message_log.enabled:
+                    host.frame_received(size, self.core.last_type)
+                    if host.logs_messages:
                         self._log_incoming(msg.data)
                     await self.execute(actions)
                     if self.closing:
@@ -288,46 +286,43 @@ class Connection:
             if isinstance(action, Send):
                 msg = action.message
                 if msg["type"] == "error":
-                    self.gateway.record_error(msg["data"]["code"], self.core.last_type, msg["data"]["message"])
-                if self.gateway.message_log.enabled:
-                    self.gateway.message_log.log("out", msg, subject=self.subject,
-                                                 connection_id=self.core.connection_id)
+                    self.host.record_error(msg["data"]["code"], self.core.last_type, msg["data"]["message"])
+                if self.host.logs_messages:
+                    self.host.log_message("out", msg, subject=self.subject,
+                                          connection_id=self.core.connection_id)
                 self.send_message(msg)
             elif isinstance(action, AddSubscription):
                 if self.superseded:  # being closed: its session lives on elsewhere
                     continue
-                self.gateway.hub.index.add(action.subscription)
-                self.gateway.schedule_session_save(self)
+                self.host.subscription_added(self, action.subscription)
             elif isinstance(action, RemoveSubscription):
-                self.gateway.hub.index.remove(action.subscription_id)
-                self.gateway.schedule_session_save(self)
+                self.host.subscription_removed(self, action.subscription_id)
             elif isinstance(action, Publish):
                 await self._publish(action)
             elif isinstance(action, AuthAccepted):
-                await self.gateway.accept_in_band_auth(self, action)
+                await self.host.accept_in_band_auth(self, action)
             elif isinstance(action, Close):
                 await self.close(action.code, action.reason)
         self._schedule_deadline()
 
     async def _publish(self, action: Publish) -> None:
-        limiter = self.gateway.identity_publish_limiter
         principal = self.core.principal
-        if limiter is not None and principal is not None and self.core.identity_limit_external:
+        if principal is not None and self.core.identity_limit_external:
             # the identity's bucket, shared by its connections on every worker: one
             # broker call per publish (the publish itself is one more), none per delivery
-            wait_ms = await limiter.take(principal.identity)
+            wait_ms = await self.host.take_identity_publish(principal.identity)
             refused = self.core.identity_rate_limit(action.event["type"], wait_ms, action.correlation_id,
-                                                    self.gateway.now_ms())
+                                                    self.host.now_ms())
             if refused:
                 await self.execute(refused)
                 return
         try:
-            await self.gateway.publish([action.event])
+            await self.host.publish([action.event])
         except BrokerUnavailable as exc:
             self.send_message(make_message(
-                "error", {"code": "internal", "message": f"event not accepted: {exc}; retry later",
+                "error", {"code": ErrorCode.INTERNAL.value, "message": f"event not accepted: {exc}; retry later",
                           "retryAfterMs": 1000},
-                now_ms=self.gateway.now_ms(), correlation_id=action.correlation_id))
+                now_ms=self.host.now_ms(), correlation_id=action.correlation_id))
 
     def _schedule_deadline(self) -> None:
         deadline_ms = self.core.next_deadline_ms()
@@ -338,13 +333,13 @@ class Connection:
             self._deadline = None
         if deadline_ms is None or self.closing:
             return
-        delay = max(0.0, (deadline_ms - self.gateway.now_ms()) / 1000)
+        delay = max(0.0, (deadline_ms - self.host.now_ms()) / 1000)
         self._deadline = self._loop.call_later(delay + 0.001, self._on_deadline)
         self._deadline_ms = deadline_ms
 
     def _on_deadline(self) -> None:
         self._deadline = None
-        actions = self.core.tick(self.gateway.now_ms())
+        actions = self.core.tick(self.host.now_ms())
         if actions:
             self._loop.create_task(self.execute(actions))
         else:
@@ -362,17 +357,17 @@ class Connection:
         the index, so no event can fall between the replay and live delivery."""
         self._replay_buffer = []
         try:
-            await self.execute(self.core.restore(records, self.gateway.now_ms()))
+            await self.execute(self.core.restore(records, self.host.now_ms()))
             history = await load_history()
             subs = list(self.core.subscriptions.values())
-            threshold = self.gateway.settings.gzip_threshold_bytes
+            threshold = self.host.settings.gzip_threshold_bytes
             sent = 0
             for record in history.events:
                 event = record.event
                 data = event.get("data")
                 if not isinstance(data, dict) or not any(s.matches(event["type"], data) for s in subs):
                     continue
-                self._enqueue(Outgoing(event, gzip_threshold=threshold).frame_for(self.core.gzip))
+                self._enqueue(EncodedEvent(event, gzip_threshold=threshold).frame_for(self.core.gzip))
                 sent += 1
                 if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
                     return
@@ -380,7 +375,7 @@ class Connection:
             # the replay did not cover is new to the client: with no replay, all are.
             last = history.events[-1].offset if history.events else -1
             if not history.complete:
-                now = self.gateway.now_ms()
+                now = self.host.now_ms()
                 for sub in subs:
                     self.send_message(make_message(
                         "subscription_update",
@@ -391,7 +386,7 @@ class Connection:
         except GatewayError as exc:
             log.warning("resume failed conn=%s: %s", self.core.connection_id, exc)
             last = 0
-            now = self.gateway.now_ms()
+            now = self.host.now_ms()
             for sub in self.core.subscriptions.values():
                 self.send_message(make_message(
                     "subscription_update",

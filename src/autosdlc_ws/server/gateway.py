@@ -1,13 +1,15 @@
-"""The gateway: settings, authenticator, broker, hub and the live connections.
+"""The gateway: settings, authenticator, broker backend, hub and the live connections.
 
 Everything a route handler needs goes through this object; it is built once
-per worker with its clock, broker and registry injected, so tests build one
-with a memory broker and a fake clock.
+per worker with its clock, backend and registry injected, so tests build one
+with a memory backend and a fake clock. A `Connection` sees it only through
+the narrow `ConnectionHost` protocol (`server.connection_host`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -20,15 +22,30 @@ from typing import Any
 import psutil
 from prometheus_client import CollectorRegistry
 
-from autosdlc_ws.broker.base import Broker, HistoryResult, Position, PublishReceipt, SessionRecord
+from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.base import (
+    HistoryResult,
+    Outage,
+    Position,
+    PublishReceipt,
+    SessionRecord,
+    SharedLimits,
+)
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Authenticator, Principal
+from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
-from autosdlc_ws.core.permissions import KIND_OF_KEY
 from autosdlc_ws.core.ratelimit import KeyedBuckets
-from autosdlc_ws.core.session import AuthAccepted, SubscriptionRecord
+from autosdlc_ws.core.resources import KIND_OF_KEY
+from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.errors import CloseCode
+from autosdlc_ws.server.alerts import (
+    ERRORS_ORIGIN,
+    BrokerOutageState,
+    outage_alert,
+    system_alert,
+)
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
 from autosdlc_ws.server.logs import MessageLog
@@ -43,17 +60,17 @@ CONNECTED_SESSION_TTL_S = 24 * 3600.0
 
 @dataclass(frozen=True, slots=True)
 class SharedBuckets:
-    """Token buckets per identity kept by the broker: with a shared broker one
-    bucket per identity for every worker, key `<namespace><identity>`."""
+    """Token buckets per identity kept by the shared limits: with a shared broker
+    one bucket per identity for every worker, key `<namespace><identity>`."""
 
-    broker: Broker
+    limits: SharedLimits
     namespace: str
     rate_per_s: float
     burst: float
 
     async def take(self, identity: str, cost: float = 1) -> int:
         """0 when allowed (and charged), else milliseconds to wait."""
-        return await self.broker.take_tokens(self.namespace + identity, self.rate_per_s, self.burst, cost)
+        return await self.limits.take_tokens(self.namespace + identity, self.rate_per_s, self.burst, cost)
 
 
 class Gateway:
@@ -61,13 +78,13 @@ class Gateway:
         self,
         settings: Settings,
         *,
-        broker: Broker,
+        backend: Backend,
         authenticator: Authenticator | None = None,
         clock_ms: Callable[[], int] | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
-        self.broker = broker
+        self.backend = backend
         self.authenticator = authenticator or Authenticator.from_settings(settings)
         self.now_ms: Callable[[], int] = clock_ms or (lambda: int(time.time() * 1000))
         self.stats = GatewayStats()
@@ -76,18 +93,20 @@ class Gateway:
                        message_log=self.message_log)
         self.connections: dict[str, Connection] = {}
         self.per_identity: Counter[str] = Counter()
+        #: connection id -> the identity whose slot it holds (see `take_identity_slot`)
+        self._slot_holders: dict[str, str] = {}
         self.per_ip: Counter[str] = Counter()
         self.connect_limiter = (
             KeyedBuckets(settings.rate_connect_per_ip_per_s, settings.rate_connect_per_ip_burst)
             if settings.rate_connect_per_ip_per_s > 0 else None)
         #: WebSocket publishes per identity, all its connections on every worker.
         self.identity_publish_limiter = (
-            SharedBuckets(broker, "rate:publish:", settings.rate_identity_publish_per_s,
+            SharedBuckets(backend.limits, "rate:publish:", settings.rate_identity_publish_per_s,
                           settings.rate_identity_publish_burst)
             if settings.rate_identity_publish_per_s > 0 else None)
         #: HTTP publish requests per identity, on every worker: 5 x the per-connection rate.
         self.http_publish_limiter = SharedBuckets(
-            broker, "rate:http_publish:", settings.rate_publish_per_s * 5, settings.rate_publish_burst * 5)
+            backend.limits, "rate:http_publish:", settings.rate_publish_per_s * 5, settings.rate_publish_burst * 5)
         self._trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self.registry = registry or CollectorRegistry()
         self._process = psutil.Process()
@@ -99,6 +118,9 @@ class Gateway:
         self._retired_bytes = 0
         self.error_groups = ErrorAggregator(alert_per_min=settings.alert_error_rate_per_min)
         self.alert_sink: Callable[[dict[str, Any]], Coroutine[Any, Any, None]] | None = None  # the system monitor
+        #: Broker loss, announced once whether the monitor or the log noticed it first.
+        self.broker_outage = BrokerOutageState()
+        self._stats_task: asyncio.Task[None] | None = None
         self._session_saves: dict[str, asyncio.Task[None]] = {}
         #: session id -> the live connection that holds it (for take-over on resume)
         self.session_owners: dict[str, Connection] = {}
@@ -139,19 +161,66 @@ class Gateway:
         group = self.error_groups.record(code, message_type, message, now_ms=self.now_ms(),
                                          now_s=time.monotonic())
         if group is not None and self.alert_sink is not None:
-            alert = {"id": new_id("sys"), "type": "system_alert", "timestamp": self.now_ms(),
-                     "metadata": {"version": "1.0", "source": "error-aggregator"},
-                     "data": {"severity": "warning", "title": "Error burst",
-                              "message": f"{group.rate_per_min(time.monotonic())} '{code}' errors on "
-                                         f"{message_type} messages in the last minute",
-                              "alertId": f"errors:{code}:{message_type}", "source": "gateway",
-                              "resolved": False}}
+            alert = system_alert(
+                alert_id=f"errors:{code}:{message_type}", severity="warning", title="Error burst",
+                message=f"{group.rate_per_min(time.monotonic())} '{code}' errors on "
+                        f"{message_type} messages in the last minute",
+                resolved=False, origin=ERRORS_ORIGIN, now_ms=self.now_ms())
             asyncio.get_running_loop().create_task(self.alert_sink(alert))
 
+    # --- the ConnectionHost protocol (what a Connection may ask of its gateway) ---
+
+    def frame_received(self, size: int, message_type: str) -> None:
+        self.stats.bytes_received += size
+        self.stats.received_size.observe(size)
+        self.stats.messages_received[message_type] += 1
+
+    def slow_consumer_closed(self) -> None:
+        self.stats.slow_consumer_disconnects += 1
+
+    @property
+    def logs_messages(self) -> bool:
+        return self.message_log.enabled
+
+    def log_message(self, direction: str, message: dict[str, Any], *, subject: str | None,
+                    connection_id: str) -> None:
+        self.message_log.log(direction, message, subject=subject, connection_id=connection_id)
+
+    def subscription_added(self, conn: Connection, subscription: Subscription[Any]) -> None:
+        self.hub.index.add(subscription)
+        self.schedule_session_save(conn)
+
+    def subscription_removed(self, conn: Connection, subscription_id: str) -> None:
+        self.hub.index.remove(subscription_id)
+        self.schedule_session_save(conn)
+
+    async def take_identity_publish(self, identity: str) -> int:
+        limiter = self.identity_publish_limiter
+        return 0 if limiter is None else await limiter.take(identity)
+
     async def start(self) -> None:
-        await self.broker.start(self.hub.on_broker_event)
+        await self.backend.start(self.hub.on_broker_event, self._on_outage)
         if os.environ.get("AUTOSDLC_WS_STATS_DIR"):
             self._stats_task = asyncio.get_running_loop().create_task(self._share_stats())
+
+    async def close(self) -> None:
+        """Stop sharing stats and close the backend (after `drain`)."""
+        task, self._stats_task = self._stats_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.backend.close()
+
+    def _on_outage(self, outage: Outage) -> None:
+        """The log reports on its own health; the alert goes to this worker's subscribers."""
+        alert = outage_alert(outage, self.broker_outage, self.now_ms())
+        if alert is not None:
+            self.deliver_locally(alert)
+
+    def deliver_locally(self, event: dict[str, Any]) -> None:
+        """Hand `event` to this worker's subscribers without the log (it may be down)."""
+        self.backend.log.deliver_local(event)
 
     async def _share_stats(self) -> None:
         """Multi-worker: publish this worker's figures for whichever worker is scraped."""
@@ -165,13 +234,13 @@ class Gateway:
     # --- publishing -----------------------------------------------------------
 
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
-        receipts = await self.broker.publish(events)
+        receipts = await self.backend.log.publish(events)
         self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
         return receipts
 
     async def history_for(self, base_offset: int) -> HistoryResult:
-        head = await self.broker.head()
-        return await self.broker.history_after(position=Position(head.epoch, base_offset))
+        head = await self.backend.log.head()
+        return await self.backend.log.history_after(position=Position(head.epoch, base_offset))
 
     # --- connection admission ---------------------------------------------------
 
@@ -214,26 +283,31 @@ class Gateway:
         if self.per_ip[address] <= 0:
             del self.per_ip[address]
 
-    async def acquire_identity_slot(self, principal: Principal, holder_id: str) -> bool:
+    async def take_identity_slot(self, principal: Principal, holder_id: str) -> bool:
         """Take one of the identity's `max_connections_per_identity` slots for the
         connection `holder_id` (counted across every worker sharing the broker).
 
-        A taken slot goes back with `release_identity_slot`, or, once
-        `bind_identity` has tied it to its connection, in `unregister`."""
-        return await self.broker.acquire_slot(principal.identity, holder_id,
-                                              self.settings.max_connections_per_identity)
+        The slot goes back with `release_identity_slot`, or in `unregister`."""
+        if not await self.backend.limits.acquire_slot(principal.identity, holder_id,
+                                                      self.settings.max_connections_per_identity):
+            return False
+        self._slot_holders[holder_id] = principal.identity
+        self.per_identity[principal.identity] += 1
+        return True
 
-    async def release_identity_slot(self, identity: str, holder_id: str) -> None:
-        await self.broker.release_slot(identity, holder_id)
+    async def release_identity_slot(self, holder_id: str) -> None:
+        identity = self._slot_holders.pop(holder_id, None)
+        if identity is None:
+            return
+        self.per_identity[identity] -= 1
+        if self.per_identity[identity] <= 0:
+            del self.per_identity[identity]
+        await self.backend.limits.release_slot(identity, holder_id)
 
     def register(self, conn: Connection) -> None:
         self.connections[conn.core.connection_id] = conn
-
-    def bind_identity(self, conn: Connection, principal: Principal) -> None:
-        """`conn` holds a slot of the identity (see `acquire_identity_slot`)."""
-        conn._identity = principal.identity
-        self.per_identity[principal.identity] += 1
-        self.stats.connections_opened[principal.kind] += 1
+        if conn.core.principal is not None:
+            self.stats.connections_opened[conn.core.principal.kind] += 1
 
     async def unregister(self, conn: Connection) -> None:
         if self.connections.pop(conn.core.connection_id, None) is not None:
@@ -242,16 +316,10 @@ class Gateway:
         self.hub.index.remove_owner(conn)
         if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
             del self.session_owners[conn.session_key]
-        identity, conn._identity = conn._identity, None
-        if identity is not None:
-            self.per_identity[identity] -= 1
-            if self.per_identity[identity] <= 0:
-                del self.per_identity[identity]
         pending = self._session_saves.pop(conn.core.connection_id, None)
         if pending is not None:
             pending.cancel()
-        if identity is not None:
-            await self.release_identity_slot(identity, conn.core.connection_id)
+        await self.release_identity_slot(conn.core.connection_id)
         if conn.core.principal is not None and not conn.superseded:
             try:
                 await self._save_session(conn, self.settings.session_ttl_s)
@@ -264,7 +332,7 @@ class Gateway:
         if not session_id:
             return None
         try:
-            record = await self.broker.load_session(session_id)
+            record = await self.backend.sessions.load(session_id)
         except Exception as exc:
             log.warning("could not load session %s: %s", session_id, exc)
             return None
@@ -273,7 +341,7 @@ class Gateway:
         return record
 
     async def new_session(self, principal: Principal) -> SessionRecord:
-        head = await self.broker.head()
+        head = await self.backend.log.head()
         return SessionRecord(new_id("sess"), principal.identity, [], head)
 
     def schedule_session_save(self, conn: Connection) -> None:
@@ -299,10 +367,10 @@ class Gateway:
             conn.core.session_id, conn.core.principal.identity,
             [r.to_json() for r in conn.core.records()], base,
         )
-        await self.broker.save_session(record, ttl_s)
+        await self.backend.sessions.save(record, ttl_s)
 
     async def start_session(self, conn: Connection, principal: Principal,
-                            session_id: str | None, last_event_id: str | None) -> tuple[bool, str]:
+                            session_id: str | None) -> tuple[bool, str]:
         """Resume the named session if this principal owns it, else start a new one.
 
         Returns (resumed, session id). The subscriptions and replay are set in
@@ -312,7 +380,7 @@ class Gateway:
             fresh = await self.new_session(principal)
             conn.session_position = fresh.position
             self._claim_session(conn, fresh.session_id)
-            await self.broker.save_session(fresh, CONNECTED_SESSION_TTL_S)
+            await self.backend.sessions.save(fresh, CONNECTED_SESSION_TTL_S)
             return False, fresh.session_id
         conn.session_position = record.position
         self._claim_session(conn, record.session_id)
@@ -342,16 +410,16 @@ class Gateway:
             old.close(CloseCode.NORMAL, "session resumed by another connection"))
 
     async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
-        record = await self.broker.load_session(session_id)
+        record = await self.backend.sessions.load(session_id)
         records = [SubscriptionRecord.from_json(s) for s in (record.subscriptions if record else [])]
         position = record.position if record else None
 
         async def load_history() -> HistoryResult:
             if last_event_id:
-                return await self.broker.history_after(event_id=last_event_id)
+                return await self.backend.log.history_after(event_id=last_event_id)
             if position is not None:
-                return await self.broker.history_after(position=position)
-            head = await self.broker.head()
+                return await self.backend.log.history_after(position=position)
+            head = await self.backend.log.head()
             return HistoryResult([], True, None, head)
 
         await conn.resume(records, load_history)
@@ -360,16 +428,15 @@ class Gateway:
         if not action.first:
             return
         now = self.now_ms()
-        if not await self.acquire_identity_slot(action.principal, conn.core.connection_id):
+        if not await self.take_identity_slot(action.principal, conn.core.connection_id):
             await conn.execute(conn.core.reject_auth(
                 "too_many_connections",
                 f"{action.principal.subject} already has "
                 f"{self.settings.max_connections_per_identity} connections",
                 CloseCode.POLICY, now, action.correlation_id))
             return
-        self.bind_identity(conn, action.principal)
-        resumed, session_id = await self.start_session(
-            conn, action.principal, action.resume_session_id, action.last_event_id)
+        self.stats.connections_opened[action.principal.kind] += 1
+        resumed, session_id = await self.start_session(conn, action.principal, action.resume_session_id)
         await conn.execute(conn.core.finish_auth(now, resumed=resumed, new_session_id=session_id,
                                                  correlation_id=action.correlation_id))
         if resumed:

@@ -13,9 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Principal
+from autosdlc_ws.core.connection_core import prepare_event
 from autosdlc_ws.core.envelope import check_depth
 from autosdlc_ws.core.permissions import SYSTEM, may_access_event
-from autosdlc_ws.core.session import prepare_event
 from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolError
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.gateway import Gateway
@@ -130,13 +130,13 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     try:
-        ready = await gateway.broker.ready()
+        ready = await gateway.backend.log.ready()
     except Exception:
         ready = False
     if gateway.draining:
         return web.json_response({"status": "draining"}, status=503)
     return web.json_response({"status": "ready" if ready else "broker unavailable",
-                              "broker": gateway.broker.name}, status=200 if ready else 503)
+                              "broker": gateway.backend.name}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

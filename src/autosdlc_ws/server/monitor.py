@@ -6,7 +6,10 @@ the connection count and the worker's memory, feeds them to hysteresis rules
 `critical` for the broker, `warning` otherwise; `resolved: true` when it
 clears). It also publishes `deployment_status` when the gateway starts and
 when it drains. When the broker itself is down the alert is delivered to this
-worker's subscribers directly, since it cannot go through the broker.
+worker's subscribers directly, since it cannot go through the broker. Broker
+loss is announced once: by this poll or by the log's own outage report
+(`Gateway.broker_outage`), whichever notices first. Alerts are worded in
+`server.alerts`.
 """
 
 from __future__ import annotations
@@ -14,22 +17,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import time
 from typing import Any
 
 import psutil
 
-from autosdlc_ws.broker.base import BrokerEvent
 from autosdlc_ws.core.envelope import new_id
 from autosdlc_ws.errors import BrokerUnavailable
+from autosdlc_ws.server.alerts import (
+    BROKER_UNAVAILABLE_TITLE,
+    MONITOR_ORIGIN,
+    broker_unavailable_alert,
+    instance_name,
+    system_alert,
+)
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.sources.alerts import RateWindow, ThresholdRule, Transition
 
 log = logging.getLogger("autosdlc_ws.monitor")
 
 MESSAGES = {
-    "broker_unavailable": ("Broker unavailable", "the event broker cannot be reached; publishes are refused"),
+    "broker_unavailable": (BROKER_UNAVAILABLE_TITLE, "the event broker cannot be reached; publishes are refused"),
     "error_rate": ("Error rate high", "clients are getting error frames at {value:.0f}/min"),
     "connections": ("Many connections", "{value:.0f} open connections on this worker"),
     "memory": ("Memory high", "worker memory at {value:.0f} MB"),
@@ -51,13 +59,13 @@ class SystemMonitor:
         self._errors = RateWindow()
         self._process = psutil.Process(os.getpid())
         self._task: asyncio.Task[None] | None = None
-        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.instance = instance_name()
         gateway.alert_sink = self.emit
 
     async def readings(self) -> dict[str, float]:
         started = time.perf_counter()
         try:
-            ready = await self.gateway.broker.ready()
+            ready = await self.gateway.backend.log.ready()
         except Exception:  # a broker error is exactly what this reading reports
             ready = False
         now = time.monotonic()
@@ -75,41 +83,39 @@ class SystemMonitor:
         now = time.monotonic()
         transitions = []
         for name, value in (await self.readings()).items():
-            if name == "broker_unavailable" and self.gateway.broker.reports_outages:
-                continue  # the broker alerts on its own outages, faster than this poll
             transition = self.rules[name].observe(value, now)
-            if transition is not None:
-                transitions.append(transition)
-                await self.emit(self.alert_event(transition))
+            if transition is None:
+                continue
+            transitions.append(transition)
+            if name == "broker_unavailable" and not self.gateway.broker_outage.change(transition.fired):
+                continue  # the log reported it first (or its end)
+            await self.emit(self.alert_event(transition))
         return transitions
 
     def alert_event(self, t: Transition) -> dict[str, Any]:
         title, message = MESSAGES[t.rule]
-        severity = "critical" if t.rule == "broker_unavailable" else "warning"
-        if not t.fired:
-            severity = "info"
-            message = f"resolved: {message}"
-        return self._event("system_alert", {
-            "severity": severity, "title": title, "message": message.format(value=t.value),
-            "alertId": f"{self.instance}:{t.rule}", "source": "gateway", "resolved": not t.fired,
-        })
+        now_ms = self.gateway.now_ms()
+        if t.rule == "broker_unavailable":
+            return broker_unavailable_alert(down=t.fired, message=message, origin=MONITOR_ORIGIN,
+                                            now_ms=now_ms)
+        message = message.format(value=t.value)
+        return system_alert(
+            alert_id=f"{self.instance}:{t.rule}", severity="warning" if t.fired else "info", title=title,
+            message=message if t.fired else f"resolved: {message}", resolved=not t.fired,
+            origin=MONITOR_ORIGIN, now_ms=now_ms)
 
     def deployment_event(self, status: str, description: str) -> dict[str, Any]:
-        return self._event("deployment_status", {
-            "environment": self.gateway.settings.environment, "status": status,
-            "description": f"{self.instance}: {description}",
-        })
-
-    def _event(self, type_: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {"id": new_id("sys"), "type": type_, "timestamp": self.gateway.now_ms(), "data": data,
-                "metadata": {"version": "1.0", "source": "system-monitor"}}
+        return {"id": new_id("sys"), "type": "deployment_status", "timestamp": self.gateway.now_ms(),
+                "data": {"environment": self.gateway.settings.environment, "status": status,
+                         "description": f"{self.instance}: {description}"},
+                "metadata": {"version": "1.0", "source": MONITOR_ORIGIN}}
 
     async def emit(self, event: dict[str, Any]) -> None:
         try:
             await self.gateway.publish([event])
         except BrokerUnavailable:
-            # Deliver to this worker's subscribers directly; offset 0 is never replayed.
-            self.gateway.hub.on_broker_event(BrokerEvent(event, 0, "local"))
+            # Deliver to this worker's subscribers directly; never replayed by offset.
+            self.gateway.deliver_locally(event)
         except Exception as exc:  # the monitor must never take the gateway down
             log.warning("system monitor could not publish %s: %s", event["type"], exc)
 

@@ -1,6 +1,6 @@
 """`serve --workers N`: a parent process running N gateway workers on one port.
 
-Each worker is its own Python process (`python -m autosdlc_ws.server.workers`)
+Each worker is its own Python process (`python -m autosdlc_ws.server.worker_process`)
 running the ordinary single-process `serve()`; every worker binds the same
 port with SO_REUSEPORT and the kernel spreads new connections over them.
 Workers share events, history and sessions through the Redis broker, so a
@@ -35,7 +35,7 @@ import socket
 import sys
 import tempfile
 
-from autosdlc_ws.broker.redis import redact_url
+from autosdlc_ws.broker.urls import redact_url
 from autosdlc_ws.config import Settings
 from autosdlc_ws.errors import GatewayError
 
@@ -44,6 +44,8 @@ log = logging.getLogger("autosdlc_ws.workers")
 #: Set in a worker's environment to its index; its presence means "I am a worker".
 WORKER_ENV = "AUTOSDLC_WS__WORKER"
 STATS_DIR_ENV = "AUTOSDLC_WS_STATS_DIR"
+#: What each worker runs (`python -m`); named, not imported: it imports `serve`, which imports this.
+WORKER_MODULE = "autosdlc_ws.server.worker_process"
 #: A worker that dies within this many seconds of starting died young.
 YOUNG_S = 5.0
 MAX_FAST_FAILURES = 5
@@ -101,7 +103,7 @@ class Supervisor:
         if self._stats_dir:
             env[STATS_DIR_ENV] = self._stats_dir
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "autosdlc_ws.server.workers", stdin=asyncio.subprocess.PIPE, env=env)
+            sys.executable, "-m", WORKER_MODULE, stdin=asyncio.subprocess.PIPE, env=env)
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps(self.settings))
         with contextlib.suppress(ConnectionError):
@@ -162,41 +164,3 @@ class Supervisor:
 
 async def supervise(settings: Settings) -> None:
     await Supervisor(settings).run()
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this worker when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except OSError:
-        pass
-
-
-def worker_main() -> int:
-    """Entry point of one worker process: settings arrive pickled on stdin."""
-    settings = pickle.loads(sys.stdin.buffer.read())
-    if not isinstance(settings, Settings):
-        print("autosdlc-ws worker: expected Settings on stdin", file=sys.stderr)
-        return 2
-    _die_with_parent()
-    if os.getppid() == 1:  # the parent died before we could ask
-        return 1
-    from autosdlc_ws.server.app import serve
-    from autosdlc_ws.server.logs import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(worker_main())

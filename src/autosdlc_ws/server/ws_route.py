@@ -1,4 +1,4 @@
-"""`GET /ws`: authenticate before the upgrade, then hand the socket to a `Connection`."""
+"""`GET /ws`: admit before the upgrade (`admission`), then hand the socket to a `Connection`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import logging
 
 from aiohttp import web
 
+from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.envelope import new_id
-from autosdlc_ws.core.session import ConnectionCore
-from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, CloseCode
+from autosdlc_ws.errors import BrokerUnavailable, CloseCode
+from autosdlc_ws.server.admission import admit, release
 from autosdlc_ws.server.connection import Connection
-from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.keys import GATEWAY
 
 log = logging.getLogger("autosdlc_ws.ws")
@@ -22,39 +22,11 @@ SUBPROTOCOL = "autosdlc.v1"
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     settings = gateway.settings
-    if gateway.draining:
-        return json_error(503, "shutting_down", "the server is shutting down; reconnect shortly",
-                          headers={"Retry-After": "1"})
-    origin = request.headers.get("Origin")
-    if settings.allowed_origins and origin is not None and origin not in settings.allowed_origins:
-        return json_error(403, "forbidden", "origin not allowed")
-    address = gateway.client_address(request.remote, request.headers.get("X-Forwarded-For"))
-    wait_ms = gateway.connect_attempt(address)
-    if wait_ms:
-        return json_error(429, "rate_limited", f"too many connection attempts; retry in {wait_ms} ms",
-                          headers={"Retry-After": str(max(1, -(-wait_ms // 1000)))})
-    credentials = request_credentials(request)
-    principal = None
     now = gateway.now_ms()
-    connection_id = new_id("conn")  # also the holder of the identity's connection slot
-    if credentials:
-        try:
-            principal = gateway.authenticator.authenticate(credentials, now)
-        except AuthenticationError as exc:
-            return json_error(401, "unauthorized", exc.message)
-        if not principal.grants.has_any("read"):
-            return json_error(403, "forbidden", "credentials carry no read permission")
-        del credentials  # this frame lives as long as the connection: keep only what it needs
-        if not await gateway.acquire_identity_slot(principal, connection_id):
-            return json_error(429, "too_many_connections",
-                              f"at most {settings.max_connections_per_identity} connections per identity",
-                              headers={"Retry-After": "5"})
-    if not gateway.claim_address(address):
-        if principal is not None:
-            await gateway.release_identity_slot(principal.identity, connection_id)
-        return json_error(429, "too_many_connections",
-                          f"at most {settings.max_connections_per_ip} connections per client address",
-                          headers={"Retry-After": "5"})
+    admission = await admit(gateway, request, new_id("conn"), now)
+    if isinstance(admission, web.Response):
+        return admission
+    principal, address = admission.principal, admission.address
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
         heartbeat=settings.heartbeat_interval_s,
@@ -67,12 +39,10 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         transport = request.transport
         assert transport is not None
     except BaseException:
-        gateway.release_address(address)
-        if principal is not None:
-            await gateway.release_identity_slot(principal.identity, connection_id)
+        await release(gateway, admission)
         raise
     core = ConnectionCore(
-        settings=settings, authenticator=gateway.authenticator, connection_id=connection_id,
+        settings=settings, authenticator=gateway.authenticator, connection_id=admission.connection_id,
         session_id="", opened_at_ms=now, principal=principal,
         gzip=request.query.get("compression") == "gzip",
         identity_limit_external=gateway.identity_publish_limiter is not None,
@@ -81,9 +51,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     gateway.register(conn)
     try:
         if principal is not None:
-            gateway.bind_identity(conn, principal)
-            resumed, session_id = await gateway.start_session(
-                conn, principal, request.query.get("session_id"), None)
+            resumed, session_id = await gateway.start_session(conn, principal, request.query.get("session_id"))
             core.session_id = session_id
             conn.send_message(core.connect_frame(now, resumed=resumed))
             conn.send_message(core.auth_success_frame(now))
@@ -100,7 +68,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable; retry shortly")
     except Exception:
         log.exception("connection %s failed", core.connection_id)
-        await conn.close(1011, "internal error")
+        await conn.close(CloseCode.INTERNAL, "internal error")
     finally:
         gateway.release_address(address)
         await gateway.unregister(conn)

@@ -1,1 +1,1 @@
-"""Operator tools behind the CLI: status, tail."""
+"""Operator and maintainer tools behind the CLI and the Makefile: status, tail, schemas."""

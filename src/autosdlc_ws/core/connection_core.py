@@ -8,7 +8,7 @@ is not moving bytes lives here, so it is tested with plain values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Authenticator, Credentials, Principal
 from autosdlc_ws.core.envelope import make_message, new_id, parse_frame
 from autosdlc_ws.core.permissions import may_access_event, may_subscribe
-from autosdlc_ws.core.ratelimit import KeyedBuckets, TokenBucket
+from autosdlc_ws.core.ratelimit import TokenBucket
 from autosdlc_ws.core.subscriptions import (
     PatternError,
     Subscription,
@@ -114,14 +114,11 @@ class ConnectionCore:
     principal: Principal | None = None
     gzip: bool = False
     owner: Any = None  # the I/O object subscriptions point at (hub delivers to it)
-    on_auth_failure_code: Callable[[str], None] | None = None
     subscriptions: dict[str, Subscription[Any]] = field(default_factory=dict)
     closed: bool = False
     last_type: str = "invalid"  # type of the last frame received (for per-type counters)
     _auth_failures: int = 0
     _limits: _Limits | None = None
-    #: Publish buckets per identity, shared by all connections of the worker (None: no such limit).
-    identity_buckets: KeyedBuckets | None = None
     #: The I/O layer charges each publish to the identity's bucket in the broker
     #: (shared by every worker) and reports the answer to `identity_rate_limit`.
     identity_limit_external: bool = False
@@ -261,9 +258,6 @@ class ConnectionCore:
         assert self._limits is not None
         bucket = self._limits.control if type_ in messages.CLIENT_CONTROL_TYPES else self._limits.publish
         wait_ms = bucket.take(mono_s)
-        if not wait_ms and self.identity_buckets is not None and type_ in messages.EVENT_TYPES \
-                and self.principal is not None:  # one bucket shared by all the identity's connections
-            wait_ms = self.identity_buckets.take(self.principal.identity, mono_s)
         if not wait_ms:
             if not (self.identity_limit_external and type_ in messages.EVENT_TYPES):
                 self._limits.violations = 0  # (else `identity_rate_limit` settles it)

@@ -11,7 +11,7 @@ import pytest
 from autosdlc_ws.config import ApiKeyEntry, Settings
 from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Authenticator, hash_api_key, mint_token
-from autosdlc_ws.core.session import (
+from autosdlc_ws.core.connection_core import (
     Action,
     AddSubscription,
     AuthAccepted,

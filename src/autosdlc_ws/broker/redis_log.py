@@ -1,0 +1,520 @@
+"""The Redis event log: several workers (and hosts) share one log and one live channel.
+
+Publishing is one Lua script per call (`PUBLISH` in `redis_scripts`): it
+skips ids already in the log, gives each new event the next offset, appends
+it to the stream and publishes all of them in one Pub/Sub message, so the
+log and the live channel can never disagree about order or membership.
+
+Each worker holds ONE Pub/Sub connection, whatever its client count. The
+reader delivers to the handler strictly in offset order: a message whose
+first offset is past the next expected one (a dropped or re-made Pub/Sub
+connection) is preceded by the missing range read from the stream. After a
+reconnect the reader subscribes first, then reads the head and fills
+everything between what it delivered and the head from the stream, then goes
+live, dropping live copies of what it already delivered.
+
+`history_after` returns only what this worker's live reader has already
+passed to the handler (it waits until the reader reaches the log head it
+read), so a resuming connection, whose subscriptions are indexed before it
+asks, gets every later event live and every earlier one from history:
+exactly once, with no gap between the two.
+
+Retention: `MAXLEN ~ max_events` on every append (Redis drops whole stream
+nodes, so up to one node, about 100 entries, more than `max_events` can be
+kept), and age by a periodic script that binary-searches the first entry
+younger than `max_age_s` (entry timestamps come from Redis's clock and only
+grow) and `XTRIM MINID`s before it; history reads run the same script first.
+
+Outage: when the reader loses Redis it marks the link unavailable
+(`ready()` is False, so `/readyz` says 503) and retries with jittered
+exponential backoff; publishes fail with `BrokerUnavailable` meanwhile. An
+outage longer than `alert_after_s` is reported to `on_outage` (the gateway
+words the alert), and so is its end, once the reader has resubscribed and
+filled the missed offsets from the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from autosdlc_ws.broker.base import (
+    LOCAL_EPOCH,
+    LOCAL_OFFSET,
+    BrokerEvent,
+    EventHandler,
+    EventLog,
+    HistoryResult,
+    Outage,
+    OutageHandler,
+    OutageKind,
+    Position,
+    PublishReceipt,
+)
+from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, cancel_all, text
+from autosdlc_ws.errors import BrokerUnavailable
+
+log = logging.getLogger("autosdlc_ws.broker.redis")
+
+HISTORY_CHUNK = 2000
+FILL_CHUNK = 2000
+
+
+class RedisEventLog(EventLog):
+    def __init__(
+        self,
+        link: RedisLink,
+        *,
+        max_events: int = 100_000,
+        max_age_s: float = 3600.0,
+        reconnect_min_s: float = 0.05,
+        reconnect_max_s: float = 5.0,
+        catch_up_timeout_s: float = 5.0,
+        idle_ping_s: float = 2.0,
+        trim_interval_s: float | None = None,
+        start_timeout_s: float = 5.0,
+        alert_after_s: float = 1.0,
+    ) -> None:
+        self.link = link
+        self.channel = f"{link.prefix}events"
+        self._log_key = link.log_keys[2]
+        self.max_events = max_events
+        self.max_age_s = max_age_s
+        self._reconnect = (reconnect_min_s, reconnect_max_s)
+        self._catch_up_timeout_s = catch_up_timeout_s
+        self._idle_ping_s = idle_ping_s
+        self._trim_interval_s = trim_interval_s if trim_interval_s is not None else min(
+            10.0, max(0.5, max_age_s / 20))
+        self._start_timeout_s = start_timeout_s
+        self._sub_client: Redis | None = None
+        self._handler: EventHandler | None = None
+        self._on_outage: OutageHandler | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        # live delivery state: the epoch being delivered and the last offset handed over
+        self._epoch: str | None = None
+        self._delivered = 0
+        self._waiters: list[tuple[str, int, asyncio.Future[bool]]] = []
+        self._connected: asyncio.Event | None = None
+        self._down_since: float | None = None
+        self._alert_after_s = alert_after_s
+        self._outage_timer: asyncio.TimerHandle | None = None
+        self._outage_reported = False
+        self._ever_connected = False
+        self._local_ids: list[tuple[str, int, str]] = []  # (epoch, offset, id) of local events
+        # counters (for tests, logs and metrics)
+        self.reconnects = 0
+        self.gap_fills = 0
+        self.events_filled = 0
+        self.events_lost = 0
+        self.epoch_resets = 0
+
+    @property
+    def available(self) -> bool:
+        return self.link.available
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self, on_event: EventHandler, on_outage: OutageHandler | None = None) -> None:
+        """Connect the live reader; wait up to `start_timeout_s` for it.
+
+        If Redis is down at start the worker still starts (not ready) and the
+        reader keeps retrying in the background."""
+        self._handler = on_event
+        self._on_outage = on_outage
+        self._closed = False
+        self._connected = asyncio.Event()
+        self.link.client()
+        self._sub_client = self.link.subscriber()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read_forever(), name="redis-broker-reader"),
+                       loop.create_task(self._trim_forever(), name="redis-broker-trim")]
+        try:
+            await asyncio.wait_for(self._connected.wait(), self._start_timeout_s)
+        except TimeoutError:
+            log.warning("redis broker %s not reachable at start; serving not-ready and retrying",
+                        self.link.safe_url)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._handler = None
+        self._on_outage = None
+        tasks, self._tasks = self._tasks, []
+        await cancel_all(tasks)
+        if self._sub_client is not None:
+            with contextlib.suppress(Exception):
+                await self._sub_client.aclose()
+        self._sub_client = None
+        await self.link.close()
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+            self._outage_timer = None
+        for _, _, fut in self._waiters:
+            if not fut.done():
+                fut.set_result(False)
+        self._waiters.clear()
+
+    # --- publishing -------------------------------------------------------------------
+
+    async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
+        if not events:
+            return []
+        args: list[str | bytes | int | float] = [self.max_events, self.channel]
+        for event in events:
+            args.append(str(event["id"]))
+            args.append(orjson.dumps(event))
+        try:
+            result = await self.link.log_script("PUBLISH", args)
+        except REDIS_FAILURES as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        receipts = []
+        for i, event in enumerate(events):
+            offset, duplicate = int(result[1 + 2 * i]), bool(int(result[2 + 2 * i]))
+            receipts.append(PublishReceipt(str(event["id"]), offset, duplicate))
+        return receipts
+
+    def deliver_local(self, event: dict[str, Any]) -> None:
+        if self._handler is None:
+            return
+        if self._epoch is not None:
+            # remembered in Redis once it is reachable, so a client can resume by this id
+            self._local_ids.append((self._epoch, self._delivered, event["id"]))
+        self._handler(BrokerEvent(event, LOCAL_OFFSET, LOCAL_EPOCH))
+
+    async def _remember_local_ids(self) -> None:
+        pending, self._local_ids = self._local_ids, []
+        by_epoch: dict[str, list[str | int]] = {}
+        for epoch, offset, event_id in pending:
+            by_epoch.setdefault(epoch, []).extend([offset, event_id])
+        for epoch, args in by_epoch.items():
+            try:
+                await self.link.log_script("REMEMBER_IDS", [epoch, *args])
+            except REDIS_FAILURES as exc:
+                log.warning("could not record local alert ids: %s", exc)
+
+    # --- positions and history -----------------------------------------------------------
+
+    async def head(self) -> Position:
+        try:
+            epoch, seq = await self.link.log_script("HEAD", [])
+        except REDIS_FAILURES as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        return Position(text(epoch), int(seq))
+
+    async def trim(self, event_id: str = "") -> tuple[str, int, int, int]:
+        """Apply the age limit now; (epoch, head offset, first kept offset, offset of event_id or -1)."""
+        epoch, seq, kept, found = await self.link.log_script(
+            "TRIM", [int(self.max_age_s * 1000), event_id])
+        return text(epoch), int(seq), int(kept), int(found)
+
+    async def history_after(
+        self, *, position: Position | None = None, event_id: str | None = None, limit: int = 100_000
+    ) -> HistoryResult:
+        if event_id is None and position is None:
+            raise ValueError("history_after needs a position or an event id")
+        try:
+            epoch, seq, kept, found = await self.trim(event_id or "")
+            head = Position(epoch, seq)
+            if event_id is not None:
+                if found < 0:
+                    return HistoryResult(
+                        [], False, "last event id is unknown or past the history retention", head)
+                start = found
+            else:
+                assert position is not None
+                if position.epoch != epoch:
+                    return HistoryResult([], False, "history was reset since this position", head)
+                start = position.offset
+            if start > seq:
+                return HistoryResult([], False, "position is ahead of the log (history was lost)", head)
+            complete = start + 1 >= kept
+            reason = None if complete else "some missed events are past the history retention"
+            events: list[BrokerEvent] = []
+            expected = max(start + 1, kept)
+            cursor = start + 1
+            while cursor <= seq and len(events) < limit:
+                count = min(HISTORY_CHUNK, limit - len(events))
+                chunk = await self.link.client().xrange(self._log_key, f"{cursor}-0", f"{seq}-0", count=count)
+                if not chunk:
+                    break
+                for offset, event in _entries(chunk):
+                    if offset != expected and complete:
+                        complete, reason = False, "history was trimmed while it was being read"
+                    expected = offset + 1
+                    events.append(BrokerEvent(event, offset, epoch))
+                cursor = expected
+            if events and events[-1].offset < seq and len(events) >= limit:
+                complete, reason = False, f"more than {limit} events were missed"
+        except REDIS_FAILURES as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        # Everything up to `seq` must have passed this worker's live handler
+        # before we return: the caller's subscriptions are already indexed, so
+        # later offsets reach it live and earlier ones only through this answer.
+        outcome = await self._wait_delivered(epoch, seq, self._catch_up_timeout_s)
+        if outcome == "reset":
+            return HistoryResult([], False, "history was reset during the resume",
+                                 Position(self._epoch or epoch, 0))
+        if outcome == "timeout":
+            raise BrokerUnavailable("live delivery from redis is lagging; resume later")
+        return HistoryResult(events, complete, reason, head)
+
+    async def _wait_delivered(self, epoch: str, offset: int, timeout_s: float) -> str:
+        if self._handler is None:  # not started: nothing is live here, nothing to wait for
+            return "ok"
+        if self._epoch == epoch and self._delivered >= offset:
+            return "ok"
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (epoch, offset, fut)
+        self._waiters.append(entry)
+        try:
+            ok = await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            return "timeout"
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+        return "ok" if ok else "reset"
+
+    def _wake_waiters(self) -> None:
+        if not self._waiters:
+            return
+        for epoch, offset, fut in self._waiters:
+            if fut.done():
+                continue
+            if self._epoch != epoch:
+                fut.set_result(False)
+            elif self._delivered >= offset:
+                fut.set_result(True)
+
+    # --- readiness ---------------------------------------------------------------------
+
+    async def ready(self) -> bool:
+        if not self.link.available:
+            return False
+        try:
+            await asyncio.wait_for(self.link.client().ping(), self.link.connect_timeout_s)
+        except REDIS_FAILURES:
+            return False
+        return True
+
+    # --- the live reader ----------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        delay = self._reconnect[0]
+        while not self._closed:
+            assert self._sub_client is not None
+            pubsub = self._sub_client.pubsub(ignore_subscribe_messages=False)
+            try:
+                await self._subscribe(pubsub)
+                await self._catch_up()
+                self._went_up()
+                delay = self._reconnect[0]
+                await self._listen(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except REDIS_FAILURES as exc:
+                self._went_down(exc)
+            except Exception as exc:  # a bug must not stop delivery for good
+                log.exception("redis broker reader failed")
+                self._went_down(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+            if self._closed:
+                break
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(self._reconnect[1], delay * 2)
+
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        await pubsub.subscribe(self.channel)
+        deadline = time.monotonic() + self.link.command_timeout_s
+        while True:
+            msg = await pubsub.get_message(timeout=max(0.01, deadline - time.monotonic()))
+            if msg is not None and msg["type"] == "subscribe":
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError("no subscribe confirmation from redis")
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Deliver live messages; ping when idle so a dead peer is noticed."""
+        last_rx = time.monotonic()
+        ping_sent: float | None = None
+        while not self._closed:
+            msg = await pubsub.get_message(timeout=0.5)
+            now = time.monotonic()
+            if msg is None:
+                if ping_sent is not None:
+                    if now - ping_sent > self._idle_ping_s + self.link.command_timeout_s:
+                        raise TimeoutError("redis did not answer a ping on the pub/sub connection")
+                elif now - last_rx > self._idle_ping_s:
+                    await pubsub.ping()
+                    ping_sent = now
+                continue
+            last_rx, ping_sent = now, None
+            if msg["type"] == "message":
+                await self._on_payload(msg["data"])
+
+    async def _catch_up(self) -> None:
+        """After (re)subscribing: adopt the current epoch and fill up to its head from the stream."""
+        epoch, seq = await self.link.log_script("HEAD", [])
+        epoch = text(epoch)
+        seq = int(seq)
+        if self._epoch is None:  # first connection: start live from the current head
+            self._epoch, self._delivered = epoch, seq
+            self._wake_waiters()
+            return
+        if epoch != self._epoch:
+            self._reset_epoch(epoch)
+        if seq > self._delivered:
+            await self._fill(self._delivered + 1, seq)
+        elif seq < self._delivered:
+            # Same epoch but a shorter log: Redis restarted from a persistence
+            # file that missed the newest writes. Offsets will be handed out
+            # again, so treat it as a reset rather than silently drop them.
+            log.warning("redis log head %d is behind delivered offset %d in epoch %s",
+                        seq, self._delivered, epoch)
+            self._delivered = seq
+        self._wake_waiters()
+
+    def _reset_epoch(self, epoch: str) -> None:
+        log.warning("redis history was reset: epoch %s -> %s", self._epoch, epoch)
+        self.epoch_resets += 1
+        self._epoch, self._delivered = epoch, 0
+        self._local_ids.clear()
+        self._wake_waiters()
+        self._report(OutageKind.HISTORY_RESET, True,
+                     "Redis lost its event history (new epoch); events published before the reset "
+                     "cannot be resumed")
+
+    async def _on_payload(self, payload: bytes) -> None:
+        lines = payload.split(b"\n")
+        epoch = lines[0].decode()
+        if epoch != self._epoch:
+            self._reset_epoch(epoch)
+        for line in lines[1:]:
+            raw_offset, _, body = line.partition(b" ")
+            offset = int(raw_offset)
+            if offset <= self._delivered:
+                continue  # already delivered (from the stream, after a reconnect)
+            if offset > self._delivered + 1:
+                await self._fill(self._delivered + 1, offset - 1)
+            self._deliver(BrokerEvent(orjson.loads(body), offset, epoch))
+        self._wake_waiters()
+
+    async def _fill(self, first: int, last: int) -> None:
+        """Deliver offsets first..last of the current epoch from the stream."""
+        assert self._epoch is not None
+        epoch = self._epoch
+        self.gap_fills += 1
+        cursor = first
+        while cursor <= last:
+            chunk = await self.link.client().xrange(self._log_key, f"{cursor}-0", f"{last}-0",
+                                                    count=FILL_CHUNK)
+            if not chunk:
+                break
+            for offset, event in _entries(chunk):
+                if offset > self._delivered + 1:
+                    self.events_lost += offset - self._delivered - 1
+                    log.warning("redis broker: offsets %d..%d were trimmed before delivery",
+                                self._delivered + 1, offset - 1)
+                self._deliver(BrokerEvent(event, offset, epoch))
+                self.events_filled += 1
+                cursor = offset + 1
+        if self._delivered < last:
+            self.events_lost += last - self._delivered
+            log.warning("redis broker: offsets %d..%d were trimmed before delivery",
+                        self._delivered + 1, last)
+            self._delivered = last
+
+    def _deliver(self, record: BrokerEvent) -> None:
+        self._delivered = record.offset
+        handler = self._handler
+        if handler is None:
+            return
+        try:
+            handler(record)
+        except Exception:
+            log.exception("event handler failed for offset %d", record.offset)
+
+    # --- outage ----------------------------------------------------------------------------------
+
+    def _report(self, kind: OutageKind, started: bool, detail: str) -> None:
+        if self._on_outage is not None:
+            self._on_outage(Outage(kind, started, detail))
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("redis broker unavailable (%s: %s); retrying", type(exc).__name__, exc)
+            if self.link.available and self._outage_timer is None:
+                # A Pub/Sub connection re-made within the grace time is not worth
+                # alarming anyone about; a longer outage is.
+                self._outage_timer = asyncio.get_running_loop().call_later(
+                    self._alert_after_s, self._report_down)
+        self.link.went_down()
+
+    def _report_down(self) -> None:
+        self._outage_timer = None
+        if self.link.available or self._closed:
+            return
+        self._outage_reported = True
+        self._report(OutageKind.UNAVAILABLE, True,
+                     "Redis is unreachable: live events from other workers are paused and "
+                     "publishes are refused until it returns")
+
+    def _went_up(self) -> None:
+        self.link.went_up()
+        if self._connected is not None:
+            self._connected.set()
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+            self._outage_timer = None
+        if self._ever_connected:
+            self.reconnects += 1
+        if self._down_since is not None:
+            log.info("redis broker available again after %.1f s", time.monotonic() - self._down_since)
+        if self._outage_reported:
+            self._outage_reported = False
+            self._report(OutageKind.UNAVAILABLE, False,
+                         "Redis is reachable again; missed events were recovered from history")
+        if self._local_ids:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._remember_local_ids()))
+        self._down_since = None
+        self._ever_connected = True
+
+    # --- retention ---------------------------------------------------------------------------------
+
+    async def _trim_forever(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self._trim_interval_s * (0.75 + random.random() / 2))
+            if not self.link.available:
+                continue
+            try:
+                await self.trim()
+            except REDIS_FAILURES as exc:
+                log.debug("history trim failed: %s", exc)
+
+
+def _offset(entry_id: bytes | str) -> int:
+    return int(text(entry_id).partition("-")[0])
+
+
+def _entries(chunk: Sequence[tuple[Any, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(offset, event) of each stream entry of an XRANGE answer."""
+    out = []
+    for entry_id, fields in chunk:
+        if entry_id is None or not fields:
+            continue
+        out.append((_offset(entry_id), orjson.loads(fields[b"e"])))
+    return out

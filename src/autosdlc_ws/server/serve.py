@@ -1,0 +1,63 @@
+"""The process that serves the gateway: one worker, or the supervisor of several."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+
+from aiohttp import web
+
+from autosdlc_ws.broker.registry import make_backend
+from autosdlc_ws.broker.urls import redact_url
+from autosdlc_ws.config import Settings
+from autosdlc_ws.server.app import build_app
+from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.server.workers import supervise, worker_index
+
+log = logging.getLogger("autosdlc_ws.app")
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return ctx
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run one worker until SIGTERM/SIGINT, then drain and exit.
+
+    With `workers` > 1 (and not already inside a worker) this process becomes
+    the parent that runs and supervises the workers (`server.workers`)."""
+    index = worker_index()
+    if settings.workers > 1 and index is None:
+        await supervise(settings)
+        return
+    gateway = Gateway(settings, backend=make_backend(settings))
+    app = build_app(gateway)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.shutdown_grace_s,
+                           keepalive_timeout=settings.http_idle_timeout_s)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings),
+                       reuse_port=settings.workers > 1)
+    await site.start()
+    scheme = "https" if settings.tls_cert else "http"
+    log.info("gateway listening on %s://%s:%d (broker=%s)", scheme, settings.host, settings.port,
+             redact_url(settings.broker))
+    who = f"worker {index} (pid {os.getpid()}) " if index is not None else ""
+    print(f"autosdlc-ws: {who}listening on {scheme}://{settings.host}:{settings.port} "
+          f"(WebSocket at /ws, broker {redact_url(settings.broker)})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down: draining %d connections", len(gateway.connections))
+    await runner.cleanup()

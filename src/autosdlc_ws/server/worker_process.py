@@ -1,0 +1,51 @@
+"""One worker process of `serve --workers N` (`python -m autosdlc_ws.server.worker_process`).
+
+The supervisor (`server.workers`) starts it and writes its `Settings`,
+pickled, to its stdin: no secrets in argv or the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import pickle
+import signal
+import sys
+
+from autosdlc_ws.config import Settings
+from autosdlc_ws.server.logs import configure_logging
+from autosdlc_ws.server.serve import serve
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def worker_main() -> int:
+    """Entry point of one worker process: settings arrive pickled on stdin."""
+    settings = pickle.loads(sys.stdin.buffer.read())
+    if not isinstance(settings, Settings):
+        print("autosdlc-ws worker: expected Settings on stdin", file=sys.stderr)
+        return 2
+    _die_with_parent()
+    if os.getppid() == 1:  # the parent died before we could ask
+        return 1
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main())
