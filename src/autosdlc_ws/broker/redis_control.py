@@ -64,8 +64,9 @@ from autosdlc_ws.broker.control import (
     answer,
     collect_broadcast,
 )
-from autosdlc_ws.broker.redis import REDIS_FAILURES, redact_url
+from autosdlc_ws.broker.redis_link import REDIS_FAILURES
 from autosdlc_ws.broker.redis_pubsub import ReaderTimings, read_forever
+from autosdlc_ws.broker.urls import redact_url
 
 log = logging.getLogger("autosdlc_ws.broker.control")
 

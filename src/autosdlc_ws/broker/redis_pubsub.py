@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from autosdlc_ws.broker.redis import REDIS_FAILURES
+from autosdlc_ws.broker.redis_link import REDIS_FAILURES
 
 log = logging.getLogger("autosdlc_ws.broker.redis")
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from autosdlc_ws.core.permissions import KIND_OF_KEY
+from autosdlc_ws.core.resources import KIND_OF_KEY
 
 #: Resource label of the rows folded together by `top_counts`.
 OTHER = "other"
