@@ -38,8 +38,12 @@ function run(command: string, args: string[], cwd: string): Promise<string> {
   });
 }
 
-/** The tarball, packed by `npm pack` exactly as `npm publish` would pack it. */
+/**
+ * The tarball, packed by `npm pack` as `npm publish` would pack it. dist/ is
+ * removed first, as in a fresh clone: what the tarball ships, `prepack` built.
+ */
 async function pack(into: string): Promise<string> {
+  rmSync(join(packageDir, 'dist'), { recursive: true, force: true });
   await run('npm', ['pack', '--pack-destination', into], packageDir);
   const tarballs = readdirSync(into).filter((name) => name.endsWith('.tgz'));
   if (tarballs.length !== 1) throw new Error(`npm pack left ${tarballs.length} tarballs in ${into}: ${tarballs.join(', ')}`);
