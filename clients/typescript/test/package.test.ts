@@ -31,8 +31,7 @@ const LINKED_FROM_DEV_DEPENDENCIES = ['ws', '@types/ws', '@types/node', 'react',
 function run(command: string, args: string[], cwd: string): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(command, args, { cwd, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const status = error ? `exit ${error.code ?? error.signal}` : '';
-      if (error) reject(new Error(`${command} ${args.join(' ')} failed in ${cwd} (${status}):\n${stdout}${stderr}`));
+      if (error) reject(new Error(`${command} ${args.join(' ')} failed in ${cwd} (${error.code ?? error.signal}):\n${stdout}${stderr}`));
       else resolve(stdout);
     });
   });
@@ -109,9 +108,9 @@ async function runConsumer(gw: Gateway, script: string, cwd: string, agentId: st
 }
 
 describe('the npm package, installed into a fresh project', { timeout: 60_000 }, () => {
-  const workDir = mkdtempSync(join(tmpdir(), 'autosdlc-ws-client-package-'));
-  const projectDir = join(workDir, 'consumer');
-  const installedDir = join(projectDir, 'node_modules', ...PACKAGE.split('/'));
+  let workDir = '';
+  let projectDir = '';
+  let installedDir = '';
   const gw = new Gateway();
   let node16Compile: Promise<Error | null> | null = null;
   /**
@@ -126,13 +125,16 @@ describe('the npm package, installed into a fresh project', { timeout: 60_000 },
     ));
 
   beforeAll(async () => {
+    workDir = mkdtempSync(join(tmpdir(), 'autosdlc-ws-client-package-'));
+    projectDir = join(workDir, 'consumer');
+    installedDir = join(projectDir, 'node_modules', ...PACKAGE.split('/'));
     const packAndInstall = pack(workDir).then((tarball) => installConsumer(tarball, projectDir));
     await Promise.all([packAndInstall, gw.start()]);
   }, 120_000);
 
   afterAll(async () => {
     await gw.stop();
-    rmSync(workDir, { recursive: true, force: true });
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
   it('ships both builds, their types and the sources the maps point at, and nothing else', () => {
