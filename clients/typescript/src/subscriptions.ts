@@ -157,7 +157,7 @@ export class SubscriptionRegistry {
     this.entries.delete(entry);
     if (entry.id !== null) this.byId.delete(entry.id);
     if (entry.serverId !== null) this.byServerId.delete(entry.serverId);
-    entry.update({ status, error });
+    entry.update({ status, error, serverId: null });
   }
 
   /**
