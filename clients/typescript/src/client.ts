@@ -17,7 +17,7 @@ import {
   type SubscribeConfig,
   type SubscriptionInfo,
 } from './config.js';
-import { attachConnection, type Connection } from './connection.js';
+import { startAttempt, type Connection } from './connection.js';
 import { deferred, type Deferred } from './deferred.js';
 import {
   AuthError,
@@ -29,14 +29,15 @@ import {
   ServerError,
 } from './errors.js';
 import { HandlerRegistry } from './handlers.js';
-import { authRequestData, currentCredentials, hasCredentials, upgradeUrl, type Credentials } from './handshake.js';
+import { authRequestData, hasCredentials } from './handshake.js';
 import { newId } from './ids.js';
+import { Keepalive } from './keepalive.js';
 import { InboundSerializer } from './inbound.js';
 import { ClientNotifier } from './notifier.js';
 import { Outbox } from './outbox.js';
 import { ClientSession } from './session.js';
 import { SubscriptionManager, subscribeConfigProblem, type SubscriptionHandle } from './subscription-manager.js';
-import { MAX_TIMER_MS, NamedTimers } from './timers.js';
+import { NamedTimers } from './timers.js';
 import {
   detachSocket,
   serverCodeFromBody,
@@ -91,6 +92,7 @@ export class AutoSDLCWebSocketClient {
   private readonly notifier = new ClientNotifier();
   private readonly handlers = new HandlerRegistry((error) => this.report(error));
   private readonly timers = new NamedTimers();
+  private readonly keepalive: Keepalive;
   private readonly inboundOrder = new InboundSerializer((error) => this.report(error));
 
   constructor(config: ClientConfig) {
@@ -113,6 +115,11 @@ export class AutoSDLCWebSocketClient {
       report: (error) => this.report(error),
       historyLost: (ids) => this.emitReset('history_lost', ids, this.session.sessionId),
     });
+    this.keepalive = new Keepalive(
+      this.timers,
+      config.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
+      config.tokenRefreshMarginMs ?? DEFAULTS.tokenRefreshMarginMs,
+    );
     if (config.onReset) this.notifier.onReset(config.onReset);
     if (config.onError) this.notifier.onError(config.onError);
   }
@@ -326,64 +333,28 @@ export class AutoSDLCWebSocketClient {
 
   private openSocket(): void {
     this.attemptSeq += 1;
-    let creds: Credentials | Promise<Credentials>;
-    try {
-      creds = currentCredentials(this.config);
-    } catch (err) {
-      this.onCredentialsFailed(err);
-      return;
-    }
-    if (creds instanceof Promise) {
-      const seq = this.attemptSeq;
-      creds.then(
-        (c) => {
-          // close() or a stop happened while we waited.
-          if (seq === this.attemptSeq) this.createSocket(c);
-        },
-        (err) => {
-          if (seq === this.attemptSeq) this.onCredentialsFailed(err);
-        },
-      );
-      return;
-    }
-    this.createSocket(creds);
-  }
-
-  private onCredentialsFailed(err: unknown): void {
-    const error = new AuthError('token_provider_failed', 'getToken failed', { cause: err });
-    if (this._state === 'connecting') this.stop(error);
-    else {
-      this.report(error);
-      this.scheduleReconnect();
-    }
-  }
-
-  private createSocket(creds: Credentials): void {
-    const authInUrl = this.config.authInUrl ?? DEFAULTS.authInUrl;
-    const inBand = hasCredentials(creds) && !authInUrl;
-    const url = upgradeUrl(this.config.url, creds, this.session.resumePoint(), {
-      inBand,
-      authInUrl,
-      compression: this.config.compression,
-    });
-    let ws: WebSocketLike;
-    try {
-      ws = new this.WS!(url, this.config.protocols);
-    } catch (err) {
-      // A malformed URL: retrying cannot help.
-      this.stop(new ConnectError('connect_failed', `cannot open ${this.config.url}`, { cause: err }));
-      return;
-    }
-    const conn = attachConnection(
-      ws,
-      {
-        credentials: creds,
-        inBand,
-        resumeFrom: this.session.sessionId,
-        maxDecompressedBytes: this.config.maxDecompressedBytes ?? DEFAULTS.maxDecompressedBytes,
+    const seq = this.attemptSeq;
+    startAttempt({
+      config: this.config,
+      WebSocket: this.WS!,
+      resume: this.session.resumePoint(),
+      inbound: this.inboundOrder,
+      isStale: () => seq !== this.attemptSeq,
+      credentialsFailed: (err) => {
+        const error = new AuthError('token_provider_failed', 'getToken failed', { cause: err });
+        if (this._state === 'connecting') this.stop(error);
+        else {
+          this.report(error);
+          this.scheduleReconnect();
+        }
       },
-      this.inboundOrder,
-      {
+      cannotOpen: (err) => this.stop(new ConnectError('connect_failed', `cannot open ${this.config.url}`, { cause: err })),
+      started: (conn) => {
+        this.conn = conn;
+        // Covers a connect that hangs as well as a silent open connection.
+        this.armWatchdog(conn);
+      },
+      events: {
         open: (c) => {
           if (this.isCurrent(c)) this.handleOpen(c);
         },
@@ -396,10 +367,7 @@ export class AutoSDLCWebSocketClient {
         close: (c, code, reason) => this.handleClose(c, code, reason),
         badFrame: (error) => this.report(error),
       },
-    );
-    this.conn = conn;
-    // Covers a connect that hangs as well as a silent open connection.
-    this.armWatchdog(conn);
+    });
   }
 
   private isCurrent(conn: Connection): boolean {
@@ -497,7 +465,9 @@ export class AutoSDLCWebSocketClient {
 
     this._nextRetryAt = null;
     this.setState('open');
-    this.startPing(conn);
+    this.keepalive.startPings(this.session.heartbeatMs, () => {
+      if (this.isCurrent(conn) && this.isConnected) this.outbox.control('ping', {});
+    });
     this.timers.once('stable', () => {
       this.attempts = 0;
     }, this.reconnectOptions.stableAfterMs);
@@ -585,44 +555,27 @@ export class AutoSDLCWebSocketClient {
   // ---- heartbeat and token refresh -------------------------------------------------------
 
   private armWatchdog(conn: Connection): void {
-    const timeout = this.session.heartbeatMs + (this.config.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs);
-    this.timers.once('watchdog', () => {
-      // Nothing arrived (not even our pongs): the network dropped without a
-      // close. Do not wait for the closing handshake of a dead link: drop it,
-      // and handle it as an abnormal close (1006) right away.
+    // Nothing arrived (not even our pongs): the network dropped without a
+    // close. Do not wait for the closing handshake of a dead link: drop it,
+    // and handle it as an abnormal close (1006) right away.
+    this.keepalive.alive(this.session.heartbeatMs, () =>
       this.inboundOrder.run(() => {
         if (!this.isCurrent(conn)) return;
         detachSocket(conn.ws, { kind: 'drop', reason: 'heartbeat timeout' });
         this.handleClose(conn, 1006, 'heartbeat timeout');
-      });
-    }, timeout);
-  }
-
-  private startPing(conn: Connection): void {
-    // Browsers cannot see WebSocket ping frames, so liveness is checked with
-    // application pings that the server answers with pong.
-    this.timers.every('ping', () => {
-      if (this.isCurrent(conn) && this.isConnected) this.outbox.control('ping', {});
-    }, this.session.heartbeatMs);
+      }),
+    );
   }
 
   private scheduleTokenRefresh(conn: Connection): void {
-    this.timers.clear('refresh');
-    const expiresAt = this.session.auth?.expiresAt;
-    if (!this.config.getToken || typeof expiresAt !== 'number' || !conn.credentials.token) return;
-    const left = expiresAt - Date.now();
-    const margin = this.config.tokenRefreshMarginMs ?? DEFAULTS.tokenRefreshMarginMs;
-    // Never refresh in a tight loop when the server grants short-lived tokens.
-    const delay = Math.min(MAX_TIMER_MS, Math.max(1000, left - margin, left / 2));
-    this.timers.once('refresh', () => {
+    const canRefresh = Boolean(this.config.getToken && conn.credentials.token);
+    this.keepalive.scheduleRefresh(canRefresh ? this.session.auth?.expiresAt : null, () => {
       if (!this.isCurrent(conn)) return;
       this.reauthenticate().catch((err) =>
         this.report(new AuthError('token_provider_failed', 'token refresh failed', { cause: err })),
       );
-    }, delay);
+    });
   }
-
-  // ---- outbound ---------------------------------------------------------------------------
 
   // ---- notifications ---------------------------------------------------------------------
 

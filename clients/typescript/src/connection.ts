@@ -5,10 +5,16 @@
  * reconnect makes a new Connection, so callbacks of a dead one are ignored.
  */
 import { binaryFrameToText, isTextFrame, parseEnvelope, type RawFrame } from './codec.js';
+import { DEFAULTS, type ClientConfig } from './config.js';
 import type { AutoSDLCError } from './errors.js';
-import type { Credentials } from './handshake.js';
+import { currentCredentials, hasCredentials, upgradeUrl, type Credentials, type ResumePoint } from './handshake.js';
 import { asClientError, type InboundSerializer } from './inbound.js';
-import { watchUpgradeResponse, type UpgradeRefusal, type WebSocketLike } from './transport.js';
+import {
+  watchUpgradeResponse,
+  type UpgradeRefusal,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './transport.js';
 import type { ConnectData, DisconnectData, Envelope } from './types.js';
 
 export interface Connection {
@@ -108,4 +114,66 @@ export function attachConnection(
   };
   watchUpgradeResponse(ws, conn.refusal);
   return conn;
+}
+
+export interface AttemptOptions {
+  config: ClientConfig;
+  WebSocket: WebSocketConstructor;
+  resume: ResumePoint;
+  inbound: InboundSerializer;
+  events: ConnectionEvents;
+  /** close() or a stop happened while getToken was pending: give up quietly. */
+  isStale(): boolean;
+  /** getToken threw or rejected. */
+  credentialsFailed(err: unknown): void;
+  /** The socket could not even be created (a malformed URL): retrying cannot help. */
+  cannotOpen(err: unknown): void;
+  /** The socket exists and is wired; the attempt is under way. */
+  started(conn: Connection): void;
+}
+
+/**
+ * One connection attempt: asks for the current credential (getToken may be
+ * async), builds the upgrade URL, creates the socket and wires it.
+ */
+export function startAttempt(o: AttemptOptions): void {
+  let creds: Credentials | Promise<Credentials>;
+  try {
+    creds = currentCredentials(o.config);
+  } catch (err) {
+    o.credentialsFailed(err);
+    return;
+  }
+  if (creds instanceof Promise) {
+    creds.then(
+      (c) => {
+        if (!o.isStale()) createSocket(o, c);
+      },
+      (err) => {
+        if (!o.isStale()) o.credentialsFailed(err);
+      },
+    );
+    return;
+  }
+  createSocket(o, creds);
+}
+
+function createSocket(o: AttemptOptions, creds: Credentials): void {
+  const authInUrl = o.config.authInUrl ?? DEFAULTS.authInUrl;
+  const inBand = hasCredentials(creds) && !authInUrl;
+  const url = upgradeUrl(o.config.url, creds, o.resume, { inBand, authInUrl, compression: o.config.compression });
+  let ws: WebSocketLike;
+  try {
+    ws = new o.WebSocket(url, o.config.protocols);
+  } catch (err) {
+    o.cannotOpen(err);
+    return;
+  }
+  const init: ConnectionInit = {
+    credentials: creds,
+    inBand,
+    resumeFrom: o.resume.sessionId,
+    maxDecompressedBytes: o.config.maxDecompressedBytes ?? DEFAULTS.maxDecompressedBytes,
+  };
+  o.started(attachConnection(ws, init, o.inbound, o.events));
 }

@@ -6,6 +6,7 @@ import { reconnectOptions } from '../src/config.js';
 import { deferred } from '../src/deferred.js';
 import { AutoSDLCError, QueueFullError, ServerError } from '../src/errors.js';
 import { HandlerRegistry } from '../src/handlers.js';
+import { tokenRefreshDelay } from '../src/keepalive.js';
 import { authRequestData, currentCredentials, upgradeUrl } from '../src/handshake.js';
 import { OfflineQueue } from '../src/offline-queue.js';
 import { RequestTracker, type PendingRequest } from '../src/requests.js';
@@ -298,5 +299,13 @@ describe('SubscriptionManager (per-subscription status)', () => {
     expect(subscribeConfigProblem({ events: [] })?.code).toBe('invalid_argument');
     expect(subscribeConfigProblem({ events: ['a', ''] })?.code).toBe('invalid_argument');
     expect(subscribeConfigProblem({ events: ['a'] })).toBeNull();
+  });
+});
+
+describe('tokenRefreshDelay', () => {
+  it('refreshes `margin` before expiry, but never sooner than 1 s or half the remaining life', () => {
+    expect(tokenRefreshDelay(1_000_000 + 120_000, 1_000_000, 30_000)).toBe(90_000);
+    expect(tokenRefreshDelay(1_000_000 + 40_000, 1_000_000, 30_000)).toBe(20_000);
+    expect(tokenRefreshDelay(1_000_000 + 500, 1_000_000, 30_000)).toBe(1000);
   });
 });
