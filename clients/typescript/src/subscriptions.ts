@@ -155,8 +155,9 @@ export class SubscriptionRegistry {
   /** Removes an entry from the registry (not from the server). */
   forget(entry: SubscriptionEntry, status: 'removed' | 'error' = 'removed', error: AutoSDLCError | null = null): void {
     this.entries.delete(entry);
-    if (entry.id !== null) this.byId.delete(entry.id);
-    if (entry.serverId !== null) this.byServerId.delete(entry.serverId);
+    // Only this entry's own mappings: forgetting twice must not touch another's.
+    if (entry.id !== null && this.byId.get(entry.id) === entry) this.byId.delete(entry.id);
+    if (entry.serverId !== null && this.byServerId.get(entry.serverId) === entry) this.byServerId.delete(entry.serverId);
     entry.update({ status, error, serverId: null });
   }
 

@@ -323,4 +323,30 @@ describe('useSubscription and useEvent', () => {
     expect(screen.getByTestId('feed').textContent).toBe('error|-|');
     client.close();
   });
+
+  it('under StrictMode (effects run twice) leaves exactly one subscription at the server', async () => {
+    const client = new AutoSDLCWebSocketClient({ url: URL, token: 'jwt', WebSocket: FakeWebSocket });
+    const connected = client.connect();
+    const ws = handshake();
+    await connected;
+    const view = render(
+      <StrictMode>
+        <AutoSDLCProvider client={client}>
+          <Feed agentId="a" />
+        </AutoSDLCProvider>
+      </StrictMode>,
+    );
+    const [first, second] = ws.framesOf('subscribe');
+    expect(second).toBeDefined();
+    await act(async () => {
+      acceptSubscribe(ws, 'sub-first', first);
+      acceptSubscribe(ws, 'sub-second', second);
+    });
+    // The first effect's subscription was ended before the server confirmed it: undone.
+    expect(ws.framesOf('unsubscribe').map((f) => f.data)).toEqual([{ subscriptionId: 'sub-first' }]);
+    expect(screen.getByTestId('feed').textContent).toBe('active|sub-second|');
+    expect(client.subscriptions.map((s) => s.id)).toEqual(['sub-second']);
+    view.unmount();
+    client.close();
+  });
 });
