@@ -7,7 +7,7 @@
  * The filters change the subscriptions themselves (unsubscribe + subscribe
  * with the new events and filters), not only what is shown.
  */
-import type { SubscriptionFilters } from '@autosdlc/ws-client';
+import type { AutoSDLCError, SubscriptionFilters, SubscriptionStatusResult } from '@autosdlc/ws-client';
 
 export type CategoryKey = 'agents' | 'workflows' | 'system' | 'github';
 
@@ -122,3 +122,48 @@ export function describeFilters(filters: Filters): string {
   const types = n === ALL_TYPES.length ? 'all event types' : n === 1 ? filters.types[0]! : `${n} event types`;
   return `${agents}, ${types}`;
 }
+
+export type SubStatus = 'off' | 'pending' | 'active' | 'error';
+
+/** What the dashboard shows about one category's subscription. */
+export interface CategorySubscription {
+  /** The subscription this status belongs to (events + filters), null when off. */
+  key: string | null;
+  status: SubStatus;
+  subscriptionId?: string;
+  error?: AutoSDLCError;
+  /** Why it is off, when it is. */
+  reason?: string;
+}
+
+/** The events and filters of a spec as one comparable string (as the library's useSubscription compares them). */
+export function specKey(spec: SubscriptionSpec): string | null {
+  return spec.active ? JSON.stringify([spec.events, spec.filters ?? null]) : null;
+}
+
+/**
+ * A category's status from the library's `useSubscription` result: `off`
+ * (with the reason) when the spec is inactive or sign-in is not done yet,
+ * otherwise the core's status of the subscription for this very spec.
+ */
+export function categorySubscription(
+  spec: SubscriptionSpec,
+  signedIn: boolean,
+  result: SubscriptionStatusResult,
+): CategorySubscription {
+  const key = specKey(spec);
+  if (!spec.active) return { key: null, status: 'off', reason: spec.reason };
+  if (!signedIn || key === null) return { key: null, status: 'off', reason: 'waiting for sign-in' };
+  switch (result.status) {
+    case 'active':
+      return { key, status: 'active', ...(result.subscriptionId ? { subscriptionId: result.subscriptionId } : {}) };
+    case 'error':
+      return { key, status: 'error', ...(result.error ? { error: result.error } : {}) };
+    case 'idle':
+      // Enabled yet idle: the subscription was removed (by the gateway or an admin).
+      return { key, status: 'off', reason: 'removed by the gateway' };
+    default:
+      return { key, status: 'pending' };
+  }
+}
+

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   freePort,
   launchBrowser,
-  missingPrerequisites,
   mintToken,
   newSecret,
   startGateway,
@@ -18,9 +17,11 @@ import {
   stopProcess,
   type LoggedProcess,
 } from '../scripts/harness.mjs';
+import { scaled } from '../../clients/typescript/test/helpers/timeouts';
+import { browserTestPlan, requirePrerequisites } from './prerequisites';
 
-const missing = missingPrerequisites();
-const WAIT = 15_000;
+const plan = browserTestPlan();
+const WAIT = scaled(15_000);
 
 interface FeedRow {
   seq: number;
@@ -28,7 +29,7 @@ interface FeedRow {
   agent: string;
 }
 
-describe.skipIf(missing !== null)('dashboard in Chromium against the real gateway', () => {
+describe.skipIf(plan.skip)('dashboard in Chromium against the real gateway', { timeout: scaled(90_000) }, () => {
   let secret: string;
   let port: number;
   let base: string;
@@ -64,9 +65,10 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real gatewa
   }
 
   beforeAll(async () => {
+    requirePrerequisites(plan);
     secret = newSecret();
     port = await freePort();
-    const gw = await startGateway({ port, secret });
+    const gw = await startGateway({ port, secret, timeoutMs: scaled(20_000) });
     gateway = gw.proc;
     base = gw.base;
     sim = startSimulator({ base, token: mintToken(secret, 'simulator', ['publish:*']), rate: 5, seed: 1 });
@@ -79,13 +81,13 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real gatewa
       wsUrls.push(ws.url());
       ws.on('framesent', (f) => framesSent.push(String(f.payload)));
     });
-  });
+  }, scaled(60_000));
 
   afterAll(async () => {
     await browser?.close();
     await stopProcess(sim);
     await stopProcess(gateway);
-  });
+  }, scaled(60_000));
 
   it('serves the dashboard at / with a login form and a strict CSP', async () => {
     const res = await page.goto(`${base}/`);
@@ -209,14 +211,14 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real gatewa
     await page.waitForSelector('[data-testid=connection] .conn-detail:has-text("next attempt in")', { timeout: WAIT });
     const totalDown = await total();
 
-    const gw = await startGateway({ port, secret });
+    const gw = await startGateway({ port, secret, timeoutMs: scaled(20_000) });
     gateway = gw.proc;
-    await page.waitForSelector('[data-testid=connection][data-state=open]', { timeout: 20_000 });
+    await page.waitForSelector('[data-testid=connection][data-state=open]', { timeout: scaled(20_000) });
     // The new process does not know the session: the client re-subscribes and reports a gap.
     await page.waitForSelector('[data-testid=feed-marker][data-kind=gap]', { timeout: WAIT });
     // New events keep arriving (the simulator retries its publishes).
     await page.waitForFunction((n) => Number(document.querySelector('[data-testid=event-total]')?.textContent) >= n + 20, totalDown, {
-      timeout: 20_000,
+      timeout: scaled(20_000),
     });
     expect(await page.locator('[data-testid=sub-status][data-status=active]').count()).toBe(4);
     const same = await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument === true);
@@ -271,6 +273,6 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real gatewa
   });
 });
 
-if (missing !== null) {
-  it.skip(`dashboard e2e: missing ${missing.join(', ')}`, () => undefined);
+if (plan.skip) {
+  it.skip(`dashboard e2e: missing ${plan.missing!.join(', ')} (fails instead under CI)`, () => undefined);
 }

@@ -1,3 +1,5 @@
+import { ConnectError, ConnectionClosedError, type AutoSDLCError } from './errors.js';
+
 /**
  * What the client does after the server closes the connection (contract §6).
  * Codes are values, not strings in messages, so the rule lives in one table.
@@ -41,4 +43,68 @@ export function closeAction(code: number): CloseAction {
     default:
       return 'reconnect';
   }
+}
+
+/** What the client knows when a socket it was using closes. */
+export interface CloseFacts {
+  code: number;
+  reason: string;
+  /** The socket opened before it closed. */
+  opened: boolean;
+  /** The first `connect()` of this run is still waiting. */
+  initial: boolean;
+  /** HTTP status of a refused upgrade, when the runtime reports it. */
+  httpStatus: number | undefined;
+  /** The gateway's error code in the body of a refused upgrade. */
+  serverCode: string | undefined;
+  /** The server's `disconnect` frame before the close, if any. */
+  disconnect: { reason?: string; reconnect?: boolean } | null;
+  /** A `getToken` can supply a fresh credential (recovers from 4003). */
+  canRefreshToken: boolean;
+  url: string;
+}
+
+export type CloseOutcome = { readonly action: 'reconnect' } | { readonly action: 'stop'; readonly error: AutoSDLCError };
+
+/**
+ * Reconnect or stop, and with which error (contract §6): a refused upgrade
+ * (401/403) or a first attempt that never opened stops; so do a `disconnect`
+ * frame with `reconnect: false` and the stop codes; the rest reconnects.
+ */
+export function closeOutcome(f: CloseFacts): CloseOutcome {
+  if (!f.opened) {
+    if (f.httpStatus === 401 || f.httpStatus === 403) {
+      const code = f.httpStatus === 401 ? 'unauthorized' : 'forbidden';
+      return stop(
+        new ConnectError(code, `upgrade refused with HTTP ${f.httpStatus}`, {
+          statusCode: f.httpStatus,
+          closeCode: f.code,
+          serverCode: f.serverCode,
+        }),
+      );
+    }
+    // Browsers cannot tell "401" from "unreachable": either way the first
+    // connect() fails instead of retrying in the background.
+    if (f.initial) {
+      return stop(
+        new ConnectError('connect_failed', `could not connect to ${f.url} (close ${f.code})`, {
+          statusCode: f.httpStatus,
+          closeCode: f.code,
+        }),
+      );
+    }
+    return { action: 'reconnect' };
+  }
+  if (f.disconnect && f.disconnect.reconnect === false) {
+    return stop(new ConnectionClosedError(f.code, f.disconnect.reason ?? f.reason, 'server_disconnect'));
+  }
+  const action = closeAction(f.code);
+  if (action === 'stop' || (action === 'refresh' && !f.canRefreshToken)) {
+    return stop(new ConnectionClosedError(f.code, f.reason));
+  }
+  return { action: 'reconnect' };
+}
+
+function stop(error: AutoSDLCError): CloseOutcome {
+  return { action: 'stop', error };
 }

@@ -6,6 +6,7 @@ export {
   type ResetInfo,
   type StateListener,
   type SubscribeConfig,
+  type SubscriptionHandle,
   type SubscriptionInfo,
   type WebSocketConstructor,
   type WebSocketLike,
@@ -20,5 +21,13 @@ export {
   ClientStore,
   defaultRegistry,
   type ClientSnapshot,
+  type ConnectionSnapshot,
   type SharedClient,
 } from './store.js';
+export type { SubscriptionSnapshot, SubscriptionState } from './subscriptions.js';
+export {
+  SubscriptionObserver,
+  statusResult,
+  type ObservedSubscription,
+  type SubscriptionStatusResult,
+} from './subscription-observer.js';

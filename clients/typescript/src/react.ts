@@ -19,7 +19,13 @@ import {
 
 import { AutoSDLCWebSocketClient, type ClientConfig, type SubscribeConfig } from './client.js';
 import type { AutoSDLCError } from './errors.js';
-import { ClientRegistry, defaultRegistry, type SharedClient } from './store.js';
+import { ClientRegistry, defaultRegistry, type ClientSnapshot, type ConnectionSnapshot, type SharedClient } from './store.js';
+import {
+  IDLE_RESULT,
+  PENDING_RESULT,
+  SubscriptionObserver,
+  type SubscriptionStatusResult,
+} from './subscription-observer.js';
 import type { ConnectionState, Envelope, HandlerEnvelope, OutgoingMessage, SubscriptionFilters } from './types.js';
 
 // useLayoutEffect warns during server rendering; effects never run there anyway.
@@ -37,7 +43,11 @@ export interface UseWebSocketOptions extends Omit<ClientConfig, 'url' | 'onReset
 export interface UseWebSocketResult {
   isConnected: boolean;
   state: ConnectionState;
-  /** The last event received (any type). */
+  /**
+   * The last event received (any type). Opt-in by reading it: a component
+   * re-renders on every event only once it has read `lastMessage`; one that
+   * never does re-renders only when the connection changes.
+   */
   lastMessage: Envelope | null;
   nextRetryAt: number | null;
   error: AutoSDLCError | null;
@@ -124,7 +134,15 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     };
   }, [registry, shared, enabled]);
 
-  const snapshot = useSyncExternalStore(shared.store.subscribe, shared.store.getSnapshot, shared.store.getSnapshot);
+  // Tracked properties (as TanStack Query's notifyOnChangeProps: 'tracked'):
+  // the snapshot includes the last event only once this component read it.
+  const tracksLastMessage = useRef(false);
+  const store = shared.store;
+  const getSnapshot = useCallback(
+    (): ConnectionSnapshot | ClientSnapshot => (tracksLastMessage.current ? store.getSnapshot() : store.getConnectionSnapshot()),
+    [store],
+  );
+  const snapshot = useSyncExternalStore(store.subscribe, getSnapshot, getSnapshot);
 
   const sendMessage = useCallback(
     <T extends string>(message: OutgoingMessage<T>) => shared.client.send(message) as Envelope<T>,
@@ -149,7 +167,12 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
   return {
     isConnected: snapshot.isConnected,
     state: snapshot.state,
-    lastMessage: snapshot.lastMessage,
+    get lastMessage(): Envelope | null {
+      // From now on the snapshot this component subscribes to includes it
+      // (React notices the change after this render and renders once more).
+      tracksLastMessage.current = true;
+      return store.getSnapshot().lastMessage;
+    },
     nextRetryAt: snapshot.nextRetryAt,
     error: snapshot.error,
     sendMessage,
@@ -178,50 +201,35 @@ export interface UseSubscriptionConfig {
   enabled?: boolean;
 }
 
-export interface UseSubscriptionResult {
-  subscriptionId: string | null;
-  status: 'idle' | 'pending' | 'active' | 'error';
-  error: AutoSDLCError | null;
-}
+export type UseSubscriptionResult = SubscriptionStatusResult;
 
-/** Subscribes while mounted (and while events/filters stay the same). */
+/**
+ * Subscribes while mounted (and while events/filters stay the same). The
+ * status is the core's status of that subscription (see
+ * `client.createSubscription`), so it follows reconnects, re-subscribes and
+ * refusals; the hook only starts and stops it.
+ */
 export function useSubscription(config: UseSubscriptionConfig): UseSubscriptionResult {
   const contextClient = useContext(ClientContext);
   const client = config.client ?? contextClient;
   const enabled = config.enabled ?? true;
   // Callers usually pass fresh array literals: compare by value.
   const spec = JSON.stringify([config.events, config.filters ?? null]);
-  const [result, setResult] = useState<UseSubscriptionResult>({ subscriptionId: null, status: 'idle', error: null });
+  const [observer] = useState(() => new SubscriptionObserver());
+  const observed = useSyncExternalStore(observer.subscribe, observer.getSnapshot, observer.getSnapshot);
 
   useEffect(() => {
-    if (!client || !enabled) {
-      setResult({ subscriptionId: null, status: 'idle', error: null });
-      return undefined;
-    }
+    if (!client || !enabled) return undefined;
     const [events, filters] = JSON.parse(spec) as [string[], SubscriptionFilters | null];
-    let cancelled = false;
-    let id: string | null = null;
-    setResult({ subscriptionId: null, status: 'pending', error: null });
-    client.subscribe(filters ? { events, filters } : { events }).then(
-      (sid) => {
-        if (cancelled) {
-          client.unsubscribe(sid).catch(noop);
-          return;
-        }
-        id = sid;
-        setResult({ subscriptionId: sid, status: 'active', error: null });
-      },
-      (error: AutoSDLCError) => {
-        if (!cancelled) setResult({ subscriptionId: null, status: 'error', error });
-      },
-    );
-    return () => {
-      cancelled = true;
-      if (id !== null) client.unsubscribe(id).catch(noop);
-    };
-  }, [client, spec, enabled]);
+    observer.start(client, filters ? { events, filters } : { events }, spec);
+    return () => observer.stop();
+  }, [observer, client, spec, enabled]);
 
-  return result;
+  if (!client || !enabled) return IDLE_RESULT;
+  // Until the effect has started the subscription for these props, it is pending
+  // (never the previous subscription's status).
+  if (observed.client !== client || observed.key !== spec) return PENDING_RESULT;
+  return observed.result;
 }
 
 /**

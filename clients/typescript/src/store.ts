@@ -7,24 +7,35 @@ import type { AutoSDLCWebSocketClient } from './client.js';
 import type { AutoSDLCError } from './errors.js';
 import type { ConnectionState, Envelope, Unsubscribe } from './types.js';
 
-export interface ClientSnapshot {
+/** The connection as a UI shows it; a new object only when one of these changes. */
+export interface ConnectionSnapshot {
   readonly state: ConnectionState;
   readonly isConnected: boolean;
-  /** The last event delivered (control frames are not messages here). */
-  readonly lastMessage: Envelope | null;
   readonly nextRetryAt: number | null;
   readonly error: AutoSDLCError | null;
 }
 
-/** Immutable snapshots of one client; a new object only when something changed. */
+export interface ClientSnapshot extends ConnectionSnapshot {
+  /** The last event delivered (control frames are not messages here). */
+  readonly lastMessage: Envelope | null;
+}
+
+/**
+ * Immutable snapshots of one client; a new object only when something
+ * changed. Two views: `getSnapshot` (with the last event, so a new object on
+ * every event) and `getConnectionSnapshot` (without it), for consumers that
+ * must not re-render on every event.
+ */
 export class ClientStore {
   private readonly listeners = new Set<() => void>();
+  private connection: ConnectionSnapshot;
   private snapshot: ClientSnapshot;
   private lastMessage: Envelope | null = null;
   private detach: Unsubscribe | null = null;
 
   constructor(readonly client: AutoSDLCWebSocketClient) {
-    this.snapshot = this.compute();
+    this.connection = this.computeConnection();
+    this.snapshot = { ...this.connection, lastMessage: null };
   }
 
   /** Arrow functions: React compares them by identity across renders. */
@@ -42,6 +53,8 @@ export class ClientStore {
 
   readonly getSnapshot = (): ClientSnapshot => this.snapshot;
 
+  readonly getConnectionSnapshot = (): ConnectionSnapshot => this.connection;
+
   private attach(): void {
     const offs = [
       this.client.onStateChange(() => this.update()),
@@ -56,30 +69,22 @@ export class ClientStore {
     this.update();
   }
 
-  private compute(): ClientSnapshot {
+  private computeConnection(): ConnectionSnapshot {
     const c = this.client;
-    return {
-      state: c.state,
-      isConnected: c.isConnected,
-      lastMessage: this.lastMessage,
-      nextRetryAt: c.nextRetryAt,
-      error: c.lastError,
-    };
+    return { state: c.state, isConnected: c.isConnected, nextRetryAt: c.nextRetryAt, error: c.lastError };
   }
 
   private update(): void {
-    const next = this.compute();
-    const prev = this.snapshot;
-    if (
-      prev.state === next.state &&
-      prev.isConnected === next.isConnected &&
-      prev.lastMessage === next.lastMessage &&
-      prev.nextRetryAt === next.nextRetryAt &&
-      prev.error === next.error
-    ) {
-      return;
-    }
-    this.snapshot = next;
+    const next = this.computeConnection();
+    const prev = this.connection;
+    const connectionChanged =
+      prev.state !== next.state ||
+      prev.isConnected !== next.isConnected ||
+      prev.nextRetryAt !== next.nextRetryAt ||
+      prev.error !== next.error;
+    if (!connectionChanged && this.snapshot.lastMessage === this.lastMessage) return;
+    if (connectionChanged) this.connection = next;
+    this.snapshot = { ...this.connection, lastMessage: this.lastMessage };
     for (const listener of [...this.listeners]) listener();
   }
 }

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { binaryFrameToText } from '../src/codec.js';
 import { FakeWebSocket } from './helpers/fake-websocket.js';
+import { scaled } from './helpers/timeouts.js';
 import { event, handshake, makeClient, openClient } from './helpers/frames.js';
 
 // Real timers: DecompressionStream schedules its work on the event loop.
@@ -35,7 +36,7 @@ describe('gzip frames', () => {
     ws.push(Buffer.from(gzipSync(JSON.stringify(event('agent_log', 'g5')))));
     ws.push(new Blob([gz(event('agent_log', 'g6')) as Uint8Array<ArrayBuffer>]));
     ws.push(new TextEncoder().encode(JSON.stringify(event('agent_log', 'b7'))));
-    await vi.waitFor(() => expect(seen).toHaveLength(7));
+    await vi.waitFor(() => expect(seen).toHaveLength(7), { timeout: scaled(1000) });
     expect(seen).toEqual(['g1', 't2', 'g3', 't4', 'g5', 'g6', 'b7']);
     client.close();
   });
@@ -46,7 +47,7 @@ describe('gzip frames', () => {
     client.on('agent_log', (e) => got.push(e));
     const original = bigEvent('g1', 4);
     ws.push(gz(original));
-    await vi.waitFor(() => expect(got).toHaveLength(1));
+    await vi.waitFor(() => expect(got).toHaveLength(1), { timeout: scaled(1000) });
     expect(got[0]).toEqual(original);
     client.close();
   });
@@ -63,7 +64,7 @@ describe('gzip frames', () => {
     ws.push(gz(bigEvent('a', 64)));
     ws.push(broken.slice(0, 20));
     ws.push(event('agent_log', 'b'));
-    await vi.waitFor(() => expect(seen).toHaveLength(2));
+    await vi.waitFor(() => expect(seen).toHaveLength(2), { timeout: scaled(1000) });
     expect(seen).toEqual(['a', 'b']);
     expect(errors).toEqual(['invalid_frame']);
     client.close();
@@ -77,7 +78,7 @@ describe('gzip frames', () => {
     ws.push(gz(bigEvent('last-words', 256)));
     ws.serverClose(1001);
     expect(client.state).toBe('open'); // still decoding
-    await vi.waitFor(() => expect(client.state).toBe('reconnecting'));
+    await vi.waitFor(() => expect(client.state).toBe('reconnecting'), { timeout: scaled(1000) });
     expect(seen).toEqual(['last-words']);
     expect(client.lastEventId).toBe('last-words');
     client.close();

@@ -23,12 +23,13 @@ import {
   type ApiKey,
   type Recorder,
 } from './helpers/gateway.js';
+import { scaled } from './helpers/timeouts.js';
 
 const READ_KEY: ApiKey = { name: 'k', key: 'it-read-key-7f3a9c0e5b2d4e6f', permissions: ['read:*'] };
 const ADMIN_KEY: ApiKey = { name: 'it-admin', key: 'it-admin-key-1c8e2f4a6b0d3e5f', permissions: ['admin:*'] };
 
 /** Ceiling for anything that should take milliseconds on a loaded machine. */
-const WAIT_MS = 10_000;
+const WAIT_MS = scaled(10_000);
 
 const live: AutoSDLCWebSocketClient[] = [];
 
@@ -66,7 +67,7 @@ afterEach(() => {
   for (const client of live.splice(0)) client.close();
 });
 
-describe('integration with the real gateway', { timeout: 20_000 }, () => {
+describe('integration with the real gateway', { timeout: scaled(20_000) }, () => {
   let gw: Gateway;
   let publisher: string;
 
@@ -74,11 +75,11 @@ describe('integration with the real gateway', { timeout: 20_000 }, () => {
     gw = new Gateway({ apiKeys: [READ_KEY, ADMIN_KEY] });
     await gw.start();
     publisher = gw.token('it-publisher', ['publish:*']);
-  }, 30_000);
+  }, scaled(30_000));
 
   afterAll(async () => {
     await gw?.stop();
-  }, 20_000);
+  }, scaled(20_000));
 
   describe('authentication', () => {
     it('sends the token in-band: auth_request first, nothing in the URL', async () => {
@@ -141,7 +142,7 @@ describe('integration with the real gateway', { timeout: 20_000 }, () => {
       expect(error).toBeInstanceOf(ConnectError);
       expect(error).toMatchObject({ code: 'unauthorized', statusCode: 401, serverCode: 'unauthorized' });
       expect(client.state).toBe('closed');
-      await sleep(300);
+      await sleep(scaled(300));
       expect(rec.sockets).toHaveLength(1);
       expect(states).not.toContain('reconnecting');
     });
@@ -156,7 +157,7 @@ describe('integration with the real gateway', { timeout: 20_000 }, () => {
       );
       expect(error).toBeInstanceOf(AuthError);
       expect(client.state).toBe('closed');
-      await sleep(300);
+      await sleep(scaled(300));
       expect(rec.sockets).toHaveLength(1);
     });
   });
@@ -308,8 +309,8 @@ describe('integration with the real gateway', { timeout: 20_000 }, () => {
       });
 
       await within(reconnected!, WAIT_MS, 'connect() to resolve again');
-      await waitFor(() => got.seqs.length >= COUNT, 15_000, () => `${COUNT} events (got ${got.seqs.length})`);
-      await sleep(200); // a duplicate would show up now
+      await waitFor(() => got.seqs.length >= COUNT, scaled(15_000), () => `${COUNT} events (got ${got.seqs.length})`);
+      await sleep(scaled(200)); // a duplicate would show up now
       expect(seenAtDrop).toBeLessThanOrEqual(150);
       expect(errors.some((e) => e instanceof ConnectionClosedError && e.closeCode === 1008)).toBe(true);
       expect(handshakes).toHaveLength(2);
@@ -320,7 +321,7 @@ describe('integration with the real gateway', { timeout: 20_000 }, () => {
       expect(got.resets).toEqual([]);
       expect(got.seqs).toEqual(inOrder);
       expect(client.subscriptions.map((s) => s.id)).toEqual([subId]);
-    }, 30_000);
+    }, scaled(30_000));
 
     it('cut by the network (no close frame: the client reconnects by itself and resumes)', async () => {
       const proxy = new CuttableProxy(gw.port);
@@ -347,8 +348,8 @@ describe('integration with the real gateway', { timeout: 20_000 }, () => {
           if (i === 300) proxy.refusing = false;
         });
 
-        await waitFor(() => got.seqs.length >= COUNT, 15_000, () => `${COUNT} events (got ${got.seqs.length})`);
-        await sleep(200);
+        await waitFor(() => got.seqs.length >= COUNT, scaled(15_000), () => `${COUNT} events (got ${got.seqs.length})`);
+        await sleep(scaled(200));
         expect(rec.sockets.length).toBeGreaterThan(socketsBefore);
         expect(states).toContain('reconnecting');
         expect(client.state).toBe('open');
@@ -359,7 +360,7 @@ describe('integration with the real gateway', { timeout: 20_000 }, () => {
       } finally {
         await proxy.close();
       }
-    }, 30_000);
+    }, scaled(30_000));
   });
 });
 
@@ -369,11 +370,11 @@ describe('integration: the gateway restarts', () => {
   beforeAll(async () => {
     gw = new Gateway();
     await gw.start();
-  }, 30_000);
+  }, scaled(30_000));
 
   afterAll(async () => {
     await gw?.stop();
-  }, 20_000);
+  }, scaled(20_000));
 
   it('reconnects by itself, sees resumed:false, emits $reset, re-subscribes and receives new events', async () => {
     const token = gw.token('it-restart');
@@ -399,7 +400,7 @@ describe('integration: the gateway restarts', () => {
     expect((await disconnect).data).toMatchObject({ reconnect: true });
     await waitFor(() => client.state === 'reconnecting', WAIT_MS, 'the client to start reconnecting');
 
-    const resubscribed = nextMessage(client, 'subscription_update', (e) => e.data.status === 'active', 25_000);
+    const resubscribed = nextMessage(client, 'subscription_update', (e) => e.data.status === 'active', scaled(25_000));
     await gw.start(); // same port
     const reply = await resubscribed;
 
@@ -426,5 +427,5 @@ describe('integration: the gateway restarts', () => {
     expect(received).toEqual([0, 1, 2, 3]);
     expect(states.filter((s) => s === 'open').length).toBe(2);
     expect(client.state).toBe('open');
-  }, 40_000);
+  }, scaled(40_000));
 });

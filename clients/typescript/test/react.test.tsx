@@ -166,6 +166,42 @@ describe('useWebSocket', () => {
   });
 });
 
+describe('useWebSocket re-renders', () => {
+  it('a consumer that does not read lastMessage does not re-render on events; one that reads it does', async () => {
+    const renders = { state: 0, message: 0 };
+    function StateOnly() {
+      const { state } = useWebSocket(URL, options());
+      renders.state += 1;
+      return <div data-testid="state">{state}</div>;
+    }
+    function LastMessage() {
+      const { lastMessage } = useWebSocket(URL, options());
+      renders.message += 1;
+      return <div data-testid="last">{lastMessage?.id ?? '-'}</div>;
+    }
+    render(
+      <>
+        <StateOnly />
+        <LastMessage />
+      </>,
+    );
+    const ws = FakeWebSocket.last;
+    await act(async () => {
+      handshake({}, ws);
+    });
+    expect(screen.getByTestId('state').textContent).toBe('open');
+    const before = { ...renders };
+    for (let i = 0; i < 20; i += 1) act(() => ws.push(event('agent_status', `evt-${i}`)));
+    expect(screen.getByTestId('last').textContent).toBe('evt-19');
+    expect(renders.state).toBe(before.state);
+    expect(renders.message - before.message).toBeGreaterThanOrEqual(20);
+    // A connection change still reaches the consumer that ignores events.
+    act(() => ws.serverClose(1006));
+    expect(screen.getByTestId('state').textContent).toBe('reconnecting');
+    expect(renders.state).toBe(before.state + 1);
+  });
+});
+
 describe('useSubscription and useEvent', () => {
   function Feed({ agentId }: { agentId: string }) {
     const sub = useSubscription({ events: ['agent_*'], filters: { agentId } });
@@ -261,6 +297,56 @@ describe('useSubscription and useEvent', () => {
     view.unmount();
     ws.push(event('workflow_started', 'w2', { workflowId: 'wf-1' }));
     expect(got).toHaveLength(1);
+    client.close();
+  });
+
+  it('follows the core status: pending while re-subscribing after a lost session, active again, error when refused', async () => {
+    const { client, ws } = await setup();
+    await act(async () => {
+      acceptSubscribe(ws, 'sub-1');
+    });
+    expect(screen.getByTestId('feed').textContent).toBe('active|sub-1|');
+    act(() => ws.serverClose(1006));
+    // Still known to the core (the server may resume it).
+    expect(screen.getByTestId('feed').textContent).toBe('active|sub-1|');
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(1000);
+    });
+    const ws2 = FakeWebSocket.last;
+    await act(async () => {
+      handshake({ sessionId: 'sess-2', resumed: false }, ws2);
+    });
+    expect(screen.getByTestId('feed').textContent).toBe('pending|sub-1|');
+    await act(async () => {
+      ws2.push(reply(ws2.lastOf('subscribe'), 'error', { code: 'forbidden', message: 'revoked' }));
+    });
+    expect(screen.getByTestId('feed').textContent).toBe('error|-|');
+    client.close();
+  });
+
+  it('under StrictMode (effects run twice) leaves exactly one subscription at the server', async () => {
+    const client = new AutoSDLCWebSocketClient({ url: URL, token: 'jwt', WebSocket: FakeWebSocket });
+    const connected = client.connect();
+    const ws = handshake();
+    await connected;
+    const view = render(
+      <StrictMode>
+        <AutoSDLCProvider client={client}>
+          <Feed agentId="a" />
+        </AutoSDLCProvider>
+      </StrictMode>,
+    );
+    const [first, second] = ws.framesOf('subscribe');
+    expect(second).toBeDefined();
+    await act(async () => {
+      acceptSubscribe(ws, 'sub-first', first);
+      acceptSubscribe(ws, 'sub-second', second);
+    });
+    // The first effect's subscription was ended before the server confirmed it: undone.
+    expect(ws.framesOf('unsubscribe').map((f) => f.data)).toEqual([{ subscriptionId: 'sub-first' }]);
+    expect(screen.getByTestId('feed').textContent).toBe('active|sub-second|');
+    expect(client.subscriptions.map((s) => s.id)).toEqual(['sub-second']);
+    view.unmount();
     client.close();
   });
 });

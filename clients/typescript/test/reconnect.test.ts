@@ -250,6 +250,36 @@ describe('close codes (contract §6)', () => {
   });
 });
 
+describe('close() from the application', () => {
+  it('close(4000) is a normal close: the code goes to the server as is, no terminate, no reconnect', async () => {
+    const { client, ws } = await openClient();
+    const terminate = vi.fn();
+    Object.assign(ws, { terminate });
+    client.close(4000, 'app says bye');
+    expect(ws.closedWith).toEqual({ code: 4000, reason: 'app says bye' });
+    expect(terminate).not.toHaveBeenCalled();
+    expect(client.state).toBe('closed');
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeWebSocket.instances).toHaveLength(1);
+  });
+
+  it('a dead link is dropped with terminate() where the socket has it (Node ws), not closed', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const client = makeClient({ pongTimeoutMs: 500 });
+    const connected = client.connect();
+    const ws = handshake({ heartbeatInterval: 1000 });
+    await connected;
+    const terminate = vi.fn();
+    Object.assign(ws, { terminate });
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(terminate).toHaveBeenCalledOnce();
+    expect(ws.closedWith).toBeNull();
+    expect(client.state).toBe('reconnecting');
+    client.close();
+  });
+});
+
 describe('heartbeat', () => {
   it('sends application pings every heartbeatInterval', async () => {
     const { client, ws } = await openClient();

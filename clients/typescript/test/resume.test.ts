@@ -1,9 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import type { ResetEnvelope } from '../src/types.js';
-import type { ResetInfo } from '../src/client.js';
+import { DEFAULTS, type ResetInfo } from '../src/client.js';
 import { FakeWebSocket } from './helpers/fake-websocket.js';
-import { acceptSubscribe, authSuccess, connectFrame, envelope, event, handshake, makeClient } from './helpers/frames.js';
+import {
+  acceptSubscribe,
+  authSuccess,
+  connectFrame,
+  envelope,
+  event,
+  handshake,
+  makeClient,
+  openClient,
+  reply,
+} from './helpers/frames.js';
 
 beforeEach(() => {
   FakeWebSocket.reset();
@@ -191,3 +201,41 @@ describe('duplicate events', () => {
     client.close();
   });
 });
+
+describe('per-subscription status across reconnects', () => {
+  it('goes pending while re-subscribing after a session was not resumed, active again, and counts the reset', async () => {
+    const { client, ws } = await openClient();
+    const handle = client.createSubscription({ events: ['agent_*'] });
+    acceptSubscribe(ws, 'sub-1');
+    await handle.result;
+    expect(handle.getSnapshot()).toMatchObject({ status: 'active', id: 'sub-1', resets: 0 });
+    const seen: string[] = [];
+    handle.subscribe(() => seen.push(handle.getSnapshot().status));
+
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(DEFAULTS.reconnect.baseMs);
+    const ws2 = handshake({ sessionId: 'sess-2', resumed: false });
+    expect(handle.getSnapshot()).toMatchObject({ status: 'pending', id: 'sub-1', resets: 1 });
+    acceptSubscribe(ws2, 'sub-2');
+    expect(handle.getSnapshot()).toMatchObject({ status: 'active', id: 'sub-1', serverId: 'sub-2' });
+    expect(seen).toEqual(['pending', 'pending', 'active']);
+    client.close();
+    expect(handle.getSnapshot().status).toBe('removed');
+  });
+
+  it('shows a re-subscribe refused after reconnect as error', async () => {
+    const { client, ws } = await openClient();
+    const handle = client.createSubscription({ events: ['workflow_*'] });
+    acceptSubscribe(ws, 'sub-1');
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(DEFAULTS.reconnect.baseMs);
+    const ws2 = handshake({ sessionId: 'sess-2', resumed: false });
+    const errors: unknown[] = [];
+    client.onError((e) => errors.push(e));
+    ws2.push(reply(ws2.lastOf('subscribe'), 'error', { code: 'forbidden', message: 'revoked' }));
+    expect(handle.getSnapshot()).toMatchObject({ status: 'error', error: { code: 'forbidden' } });
+    expect(errors).toHaveLength(1);
+    client.close();
+  });
+});
+

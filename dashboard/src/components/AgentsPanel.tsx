@@ -1,5 +1,5 @@
 import { formatBytes, type AgentView } from '../state';
-import type { CategorySubscription } from '../useCategorySubscription';
+import type { CategorySubscription } from '../subscriptions';
 import { Bar, Empty, Panel, SubNotice } from './common';
 
 function AgentCard({ agent }: { agent: AgentView }) {

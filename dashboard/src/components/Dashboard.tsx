@@ -5,22 +5,25 @@ import {
   ConnectError,
   ConnectionClosedError,
   type AutoSDLCError,
+  type AutoSDLCWebSocketClient,
   type Envelope,
 } from '@autosdlc/ws-client';
-import { useEvent, useWebSocket } from '@autosdlc/ws-client/react';
+import { useEvent, useSubscription, useWebSocket } from '@autosdlc/ws-client/react';
 
 import { gatewayWsUrl, type Credential } from '../credentials';
 import { initialState, reduce } from '../state';
 import {
   agentScope,
   CATEGORIES,
+  categorySubscription,
   DEFAULT_FILTERS,
   describeFilters,
   subscriptionSpecs,
   type CategoryKey,
+  type CategorySubscription,
   type Filters,
+  type SubscriptionSpec,
 } from '../subscriptions';
-import { useCategorySubscription, type CategorySubscription } from '../useCategorySubscription';
 import { AgentsPanel } from './AgentsPanel';
 import { FeedPanel } from './FeedPanel';
 import { FilterBar } from './FilterBar';
@@ -31,6 +34,23 @@ import { TddPanel } from './TddPanel';
 import { WorkflowsPanel } from './WorkflowsPanel';
 
 const RATE_WINDOW_MS = 10_000;
+
+const NO_EVENTS: string[] = [];
+
+/**
+ * One category's subscription through the library's `useSubscription` (it
+ * unsubscribes on unmount and when the spec changes: the filtering happens
+ * at the gateway), shown as the dashboard's category status.
+ */
+function useCategory(client: AutoSDLCWebSocketClient, spec: SubscriptionSpec, signedIn: boolean): CategorySubscription {
+  const result = useSubscription({
+    client,
+    events: spec.active ? spec.events : NO_EVENTS,
+    ...(spec.active && spec.filters ? { filters: spec.filters } : {}),
+    enabled: signedIn && spec.active,
+  });
+  return categorySubscription(spec, signedIn, result);
+}
 
 /** Errors that mean "this credential will not do": back to the login form. */
 function credentialProblem(error: AutoSDLCError | null): string | null {
@@ -101,10 +121,10 @@ export function Dashboard({ credential, onSignOut, onCredentialRejected, onRecon
   );
   const enabled = auth !== null;
   const subs: Record<CategoryKey, CategorySubscription> = {
-    agents: useCategorySubscription(ws.subscribe, client, specs.agents, enabled),
-    workflows: useCategorySubscription(ws.subscribe, client, specs.workflows, enabled),
-    system: useCategorySubscription(ws.subscribe, client, specs.system, enabled),
-    github: useCategorySubscription(ws.subscribe, client, specs.github, enabled),
+    agents: useCategory(client, specs.agents, enabled),
+    workflows: useCategory(client, specs.workflows, enabled),
+    system: useCategory(client, specs.system, enabled),
+    github: useCategory(client, specs.github, enabled),
   };
 
   // A line in the feed once the gateway has answered every subscription of the

@@ -1,5 +1,5 @@
 import { ALL_TYPES, CATEGORIES, type CategoryKey, type Filters } from '../subscriptions';
-import type { CategorySubscription } from '../useCategorySubscription';
+import type { CategorySubscription } from '../subscriptions';
 
 export interface FilterBarProps {
   filters: Filters;

@@ -1,5 +1,5 @@
 import type { GithubItem } from '../state';
-import type { CategorySubscription } from '../useCategorySubscription';
+import type { CategorySubscription } from '../subscriptions';
 import { Empty, formatClock, Panel, SubNotice } from './common';
 
 function label(i: GithubItem): string {

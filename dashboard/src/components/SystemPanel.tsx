@@ -1,5 +1,5 @@
 import { severityCounts, sortSystem, type Severity, type SystemItem } from '../state';
-import type { CategorySubscription } from '../useCategorySubscription';
+import type { CategorySubscription } from '../subscriptions';
 import { Empty, formatClock, Panel, SubNotice } from './common';
 
 const SEVERITIES: Severity[] = ['critical', 'error', 'warning', 'info'];

@@ -1,5 +1,5 @@
 import type { PhaseChange, TddPhase, TddView } from '../state';
-import type { CategorySubscription } from '../useCategorySubscription';
+import type { CategorySubscription } from '../subscriptions';
 import { Bar, Empty, formatClock, Panel, SubNotice } from './common';
 
 const PHASES: TddPhase[] = ['red', 'green', 'refactor'];

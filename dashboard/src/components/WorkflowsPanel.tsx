@@ -1,5 +1,5 @@
 import { formatDuration, type WorkflowView } from '../state';
-import type { CategorySubscription } from '../useCategorySubscription';
+import type { CategorySubscription } from '../subscriptions';
 import { Empty, formatClock, Panel, SubNotice } from './common';
 
 function Steps({ wf }: { wf: WorkflowView }) {

@@ -1,6 +1,6 @@
 import type { ReactNode } from 'react';
 
-import type { CategorySubscription } from '../useCategorySubscription';
+import type { CategorySubscription } from '../subscriptions';
 
 export function formatClock(ms: number): string {
   const d = new Date(ms);

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
 import type { AutoSDLCWebSocketClient, WebSocketConstructor } from '../../src/client.js';
+import { scaled } from './timeouts.js';
 import type { ConnectData, Envelope } from '../../src/types.js';
 
 const packageDir = fileURLToPath(new URL('../..', import.meta.url));
@@ -134,7 +135,7 @@ export class Gateway {
   }
 
   /** Starts the server (on the same port as before when restarted) and waits for /healthz. */
-  async start(timeoutMs = 20_000): Promise<void> {
+  async start(timeoutMs = scaled(20_000)): Promise<void> {
     if (this.proc) throw new Error('gateway already running');
     if (this.port === 0) this.port = await freePort();
     const env: NodeJS.ProcessEnv = {};
@@ -174,7 +175,7 @@ export class Gateway {
     for (;;) {
       if (exited) throw new Error(`gateway ${exited} before it was healthy:\n${this.log}`);
       try {
-        const res = await fetch(`${this.httpUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+        const res = await fetch(`${this.httpUrl}/healthz`, { signal: AbortSignal.timeout(scaled(1000)) });
         if (res.status === 200) return;
       } catch {
         // not listening yet
@@ -188,7 +189,7 @@ export class Gateway {
   }
 
   /** SIGTERM (the server drains and closes with 1001), SIGKILL if it hangs. */
-  async stop(timeoutMs = 10_000): Promise<void> {
+  async stop(timeoutMs = scaled(10_000)): Promise<void> {
     const proc = this.proc;
     if (!proc) return;
     if (proc.exitCode !== null || proc.signalCode !== null) {
