@@ -16,9 +16,9 @@ from autosdlc_ws.client import (
     full_jitter,
 )
 from autosdlc_ws.client.backoff import parse_retry_after
+from autosdlc_ws.client.close_rules import close_outcome
 from autosdlc_ws.client.events import FrameError, decode_frame, is_event, matches, to_model, validate_pattern
 from autosdlc_ws.client.queue import Outbox, Outgoing, SeenIds
-from autosdlc_ws.client.state import close_outcome
 from autosdlc_ws.core.messages import AgentStatusMessage, Envelope
 from autosdlc_ws.errors import RECONNECT_CODES
 
