@@ -1,6 +1,6 @@
 """The WebSocket client's protocol state machine, without I/O.
 
-The driver (`client.websocket.AutoSDLCWebSocket`) tells it what happened: a socket opened,
+The driver (`client.driver.CoreDriver`) tells it what happened: a socket opened,
 a frame arrived, the socket ended with a close code, a timer fired, the token provider
 answered, the application called subscribe/unsubscribe/send/close. Each input comes with
 the current wall-clock time in ms and returns the actions (`client.actions`) the driver
@@ -38,7 +38,7 @@ from autosdlc_ws.client.actions import (
     StateChanged,
     Stopped,
 )
-from autosdlc_ws.client.backoff import Backoff, ReconnectPolicy
+from autosdlc_ws.client.backoff import ReconnectPolicy
 from autosdlc_ws.client.close_rules import close_outcome
 from autosdlc_ws.client.errors import (
     AuthenticationFailed,
@@ -54,6 +54,7 @@ from autosdlc_ws.client.events import ConnectionState, FrameError, decode_frame,
 from autosdlc_ws.client.link import Link, LinkPhase
 from autosdlc_ws.client.outgoing import OutgoingFrames
 from autosdlc_ws.client.queue import Outgoing, SeenIds
+from autosdlc_ws.client.reconnect import ReconnectPlan
 from autosdlc_ws.client.refresh import TokenRefresh
 from autosdlc_ws.client.replies import Replies
 from autosdlc_ws.client.requests import PendingRequest, RequestKind, dumps, new_request
@@ -111,10 +112,7 @@ class ClientCore:
         self.outgoing = OutgoingFrames(config.outbox_size)
         self._seen = SeenIds(config.dedup_size)
         self._replies = Replies(self)
-        policy = config.reconnect
-        self._backoff = Backoff(policy.base, policy.cap, policy.max_attempts, config.rng) if policy else None
-        self._last_attempt_error: AutoSDLCError | None = None
-        self._retry_after: float | None = None
+        self._reconnects = ReconnectPlan(config.reconnect, config.rng)
         self._refresh = TokenRefresh(config.refresh_before_s, config.has_token_provider)
 
     # ------------------------------------------------------------------ queries
@@ -283,14 +281,10 @@ class ClientCore:
         up_for_s = (now_ms - link.opened_ms) / 1000
         log.info("connection lost (%s %s) after %.1f s", code, reason, up_for_s)
         fatal = close_outcome(code, reason, link.disconnect, self.config.has_token_provider)
-        policy = self.config.reconnect
-        if fatal is not None or policy is None or self._backoff is None:
+        if fatal is not None or not self._reconnects.enabled:
             return actions + self._stop(fatal or ConnectionClosed(code, reason))
-        if up_for_s >= policy.stable_after:
-            self._backoff.reset()
-        actions += self._set_state(ConnectionState.RECONNECTING)
-        self._last_attempt_error, self._retry_after = None, None
-        return actions + self._next_attempt()
+        self._reconnects.connection_lost(up_for_s)
+        return actions + self._set_state(ConnectionState.RECONNECTING) + self._next_attempt()
 
     def attempt_failed(self, error: AutoSDLCError, now_ms: int) -> list[Action]:
         """A connection attempt failed before it was open (refused upgrade, handshake)."""
@@ -299,21 +293,15 @@ class ClientCore:
         self._link = None
         actions = self._connection_gone()
         retry = isinstance(error, ConnectError) and not isinstance(error, AuthenticationFailed)
-        if self.state is ConnectionState.CONNECTING or not retry or self._backoff is None:
+        if self.state is ConnectionState.CONNECTING or not retry or not self._reconnects.enabled:
             return actions + self._stop(error)
-        log.debug("reconnect attempt %d failed: %s", self._backoff.attempts, error)
-        self._last_attempt_error = error
-        self._retry_after = error.retry_after if isinstance(error, ConnectError) else None
+        assert isinstance(error, ConnectError)
+        self._reconnects.attempt_failed(error)
         return actions + self._next_attempt()
 
     def _next_attempt(self) -> list[Action]:
-        assert self._backoff is not None
-        delay = self._backoff.next_delay()
-        if delay is None:
-            return self._stop(ReconnectFailed(self._backoff.attempts, self._last_attempt_error))
-        if self._retry_after is not None:
-            delay = max(delay, self._retry_after)
-        return [Reconnect(delay)]
+        delay = self._reconnects.next_delay()
+        return self._stop(delay) if isinstance(delay, ReconnectFailed) else [Reconnect(delay)]
 
     def fail(self, error: AutoSDLCError) -> list[Action]:
         """Stop for good with `error` (the driver hit a bug of its own)."""
