@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import aiohttp
@@ -45,6 +44,7 @@ from autosdlc_ws.client.actions import (
 )
 from autosdlc_ws.client.backoff import parse_retry_after
 from autosdlc_ws.client.core import ClientCore
+from autosdlc_ws.client.credentials import Credentials
 from autosdlc_ws.client.dispatch import Delivery, Dispatcher
 from autosdlc_ws.client.errors import AuthenticationFailed, AutoSDLCError, ConnectError
 from autosdlc_ws.client.events import RESET_TYPE, now_ms, to_model
@@ -54,30 +54,6 @@ log = logging.getLogger("autosdlc_ws.client")
 
 SUBPROTOCOL = "autosdlc.v1"
 WRITE_ERRORS = (ConnectionError, aiohttp.ClientError, RuntimeError)
-TokenProvider = Callable[[], "str | Awaitable[str]"]
-
-
-class Credentials:
-    """The upgrade's `Authorization: Bearer` or `X-API-Key` header; a token provider is
-    asked for a fresh token before every connection attempt and every in-band refresh."""
-
-    def __init__(self, token: str | None, api_key: str | None, provider: TokenProvider | None) -> None:
-        self._token = token
-        self._api_key = api_key
-        self.provider = provider
-
-    async def fetch_token(self) -> str:
-        assert self.provider is not None
-        result = self.provider()
-        return str(await result if inspect.isawaitable(result) else result)
-
-    async def headers(self) -> dict[str, str]:
-        if self.provider is not None:
-            self._token = await self.fetch_token()
-        if self._token:
-            return {"Authorization": f"Bearer {self._token}"}
-        assert self._api_key is not None
-        return {"X-API-Key": self._api_key}
 
 
 class CoreDriver:

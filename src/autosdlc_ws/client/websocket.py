@@ -14,8 +14,9 @@ import aiohttp
 
 from autosdlc_ws.client.backoff import ReconnectPolicy
 from autosdlc_ws.client.core import ClientCore, CoreConfig
+from autosdlc_ws.client.credentials import Credentials, TokenProvider
 from autosdlc_ws.client.dispatch import END, Dispatcher
-from autosdlc_ws.client.driver import CoreDriver, Credentials, TokenProvider
+from autosdlc_ws.client.driver import CoreDriver
 from autosdlc_ws.client.errors import AutoSDLCError, ClientClosed
 from autosdlc_ws.client.events import ConnectionState, new_id, now_ms, to_dict
 from autosdlc_ws.client.handlers import Handler, HandlerRegistry, Listeners, Unsubscribe
