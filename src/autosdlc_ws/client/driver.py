@@ -198,12 +198,13 @@ class CoreDriver:
             try:
                 msg = await ws.receive(timeout=timeout)
             except TimeoutError:
-                await self._drop(ws)
                 if handshake_deadline is not None:
                     error = ConnectError(f"no complete handshake within {self._connect_timeout} s")
-                    await self.apply(core.attempt_failed(error, now_ms()))
+                    actions = core.attempt_failed(error, now_ms())
                 else:
-                    await self.apply(core.heartbeat_missed(timeout or 0.0, now_ms()))
+                    actions = core.heartbeat_missed(timeout or 0.0, now_ms())
+                await self._drop(ws)
+                await self.apply(actions)
                 return
             if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
                 await self.apply(core.receive(msg.data, now_ms()))
@@ -215,8 +216,9 @@ class CoreDriver:
             else:
                 detail = msg.data if msg.type is aiohttp.WSMsgType.ERROR else ws.exception()
                 code, reason = 1006, f"connection lost: {detail!r}" if detail else "connection lost"
+            actions = core.connection_lost(code, reason, now_ms())  # before awaiting: no write targets ws
             await self._drop(ws)
-            await self.apply(core.connection_lost(code, reason, now_ms()))
+            await self.apply(actions)
             return
 
     async def _drop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
