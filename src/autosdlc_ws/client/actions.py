@@ -26,7 +26,7 @@ class SendFrame:
     item: Outgoing | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event, and a frozen __init__ costs more
 class Deliver:
     """A received frame for the application: handlers of its type, and the iterator when
     `to_iterator` (events). A control frame only matters to handlers naming its type."""

@@ -182,7 +182,7 @@ class ClientCore:
     def receive(self, payload: str | bytes, now_ms: int) -> list[Action]:
         """A frame from the server: text JSON, or gzip of it in a binary frame."""
         link = self._link
-        if link is None or self.finished:
+        if link is None:  # no socket, or the client stopped
             return []
         try:
             frame = decode_frame(payload, binary=isinstance(payload, bytes),
@@ -193,8 +193,15 @@ class ClientCore:
         if link.phase is LinkPhase.AWAIT_CONNECT:
             return self._on_connect(frame, link, now_ms)
         type_: str = frame["type"]
-        if is_event(type_):
-            return self._on_event(type_, frame)
+        if is_event(type_):  # the hot path, inline
+            event_id = frame.get("id")
+            if isinstance(event_id, str):
+                if not self._seen.add(event_id):
+                    self.stats.duplicates_dropped += 1
+                    return []
+                self.last_event_id = event_id
+            self.stats.events_received += 1
+            return [Deliver(type_, frame, True)]
         if link.phase is LinkPhase.AWAIT_AUTH:
             if type_ == "auth_success":
                 return self._on_auth_success(frame, link, now_ms)
@@ -203,16 +210,6 @@ class ClientCore:
                 return [DropSocket(), *self.attempt_failed(AuthenticationFailed(
                     401, str(data.get("code", "unauthorized")), str(data.get("message", ""))), now_ms)]
         return self._replies.on_control(type_, frame, link, now_ms)
-
-    def _on_event(self, type_: str, frame: dict[str, Any]) -> list[Action]:
-        event_id = frame.get("id")
-        if isinstance(event_id, str):
-            if not self._seen.add(event_id):
-                self.stats.duplicates_dropped += 1
-                return []
-            self.last_event_id = event_id
-        self.stats.events_received += 1
-        return [Deliver(type_, frame, True)]
 
     def _on_connect(self, frame: dict[str, Any], link: Link, now_ms: int) -> list[Action]:
         data = frame.get("data")

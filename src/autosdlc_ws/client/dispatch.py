@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +34,17 @@ class Dispatcher:
     so a handler may itself `await subscribe(...)` without blocking the reader."""
 
     def __init__(self, handlers: HandlerRegistry, reset_listeners: Listeners,
-                 report: Callable[[BaseException], None], *, iterate: bool, queue_size: int) -> None:
+                 report: Callable[[BaseException], None], stop_error: Callable[[], AutoSDLCError | None], *,
+                 iterate: bool, queue_size: int) -> None:
         self._handlers = handlers
         self._reset_listeners = reset_listeners
         self._report = report
+        self._stop_error = stop_error
         self._iterate = iterate
         self._deliveries: asyncio.Queue[Any] = asyncio.Queue(queue_size)
+        #: Queue a delivery (waits while the application is behind): the queue's own method,
+        #: one call less per event.
+        self.put: Callable[[Delivery], Coroutine[Any, Any, None]] = self._deliveries.put
         self._deliveries_closed = False
         self._events: asyncio.Queue[Any] = asyncio.Queue(queue_size)
         self._events_finished = False
@@ -48,9 +53,6 @@ class Dispatcher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="autosdlc-ws-dispatch")
 
-    async def put(self, delivery: Delivery) -> None:
-        """Queue a delivery (waits while the application is behind)."""
-        await self._deliveries.put(delivery)
 
     async def stop(self) -> None:
         """Stop running handlers now (the application closed the client)."""
@@ -72,13 +74,21 @@ class Dispatcher:
             self._deliveries_closed = True
 
     async def next_event(self) -> Any:
-        """The next event for the iterator, or `END`."""
+        """The next event for the iterator; at the end `StopAsyncIteration`, or the error the
+        client stopped with."""
         if self._events_finished and self._events.empty():
-            return END
+            self._end_iteration()
         item = await self._events.get()
         if item is END:
             self._events.put_nowait(END)  # later calls end too
+            self._end_iteration()
         return item
+
+    def _end_iteration(self) -> None:
+        error = self._stop_error()
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
 
     async def _run(self) -> None:
         while True:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -54,6 +55,13 @@ log = logging.getLogger("autosdlc_ws.client")
 
 SUBPROTOCOL = "autosdlc.v1"
 WRITE_ERRORS = (ConnectionError, aiohttp.ClientError, RuntimeError)
+
+
+class _Current(enum.Enum):
+    SOCKET = "current socket"
+
+
+CURRENT = _Current.SOCKET
 
 
 class CoreDriver:
@@ -229,10 +237,6 @@ class CoreDriver:
                 await asyncio.wait_for(ws.close(code=1001, message=b"client reconnecting"),
                                        min(self._close_timeout, 0.5))
 
-    async def next_event(self) -> Any:
-        """The next event for the application's iterator, or `dispatch.END`."""
-        return await self._dispatcher.next_event()
-
     # ------------------------------------------------------------------ requests
 
     async def call(self, request_id: str, actions: list[Action]) -> dict[str, Any]:
@@ -251,11 +255,12 @@ class CoreDriver:
 
     # ------------------------------------------------------------------ carrying out actions
 
-    async def apply(self, actions: list[Action]) -> None:
-        """Carry out `actions` in order; frames go to the socket current at this call."""
-        await self._carry_out(actions, self._socket)
-
-    async def _carry_out(self, actions: Sequence[Action], ws: aiohttp.ClientWebSocketResponse | None) -> None:
+    async def apply(self, actions: Sequence[Action],
+                    ws: aiohttp.ClientWebSocketResponse | _Current | None = CURRENT) -> None:
+        """Carry out `actions` in order; frames go to `ws`, by default the socket current
+        at this call (the one the core's decision was about)."""
+        if ws is CURRENT:
+            ws = self._socket
         index, count = 0, len(actions)
         while index < count:
             action = actions[index]
@@ -321,7 +326,7 @@ class CoreDriver:
         self._timers.pop(name, None)
         actions = self._core.timer_fired(name, now_ms())
         if actions:
-            self._spawn(self._carry_out(actions, self._socket))
+            self._spawn(self.apply(actions, self._socket))
 
     def _cancel_timer(self, name: str) -> None:
         handle = self._timers.pop(name, None)

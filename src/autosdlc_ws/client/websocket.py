@@ -7,7 +7,7 @@ the handlers and feeds the iterator. This class wires them and turns calls into 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import aiohttp
@@ -15,7 +15,7 @@ import aiohttp
 from autosdlc_ws.client.backoff import ReconnectPolicy
 from autosdlc_ws.client.core import ClientCore, CoreConfig
 from autosdlc_ws.client.credentials import Credentials, TokenProvider
-from autosdlc_ws.client.dispatch import END, Dispatcher
+from autosdlc_ws.client.dispatch import Dispatcher
 from autosdlc_ws.client.driver import CoreDriver
 from autosdlc_ws.client.errors import AutoSDLCError, ClientClosed
 from autosdlc_ws.client.events import ConnectionState, new_id, now_ms, to_dict
@@ -92,13 +92,14 @@ class AutoSDLCWebSocket:
             self._reset_listeners.add(on_reset)
         if on_error is not None:
             self._error_listeners.add(on_error)
+        self._dispatcher = Dispatcher(self._handlers, self._reset_listeners, self._report,
+                                      lambda: self._core.error, iterate=iterate, queue_size=queue_size)
         self._driver = CoreDriver(
             self._core, url=url, credentials=Credentials(token, api_key, token_provider), typed=typed,
             connect_timeout=connect_timeout, close_timeout=close_timeout,
             max_message_bytes=max_message_bytes, headers=dict(headers or {}), http_session=http_session,
             handlers=self._handlers,
-            dispatcher=Dispatcher(self._handlers, self._reset_listeners, self._report,
-                                  iterate=iterate, queue_size=queue_size),
+            dispatcher=self._dispatcher,
             state_listeners=self._state_listeners, error_listeners=self._error_listeners)
 
     # ------------------------------------------------------------------ properties
@@ -222,13 +223,8 @@ class AutoSDLCWebSocket:
             raise RuntimeError("this client was created with iterate=False")
         return self
 
-    async def __anext__(self) -> Any:
-        item = await self._driver.next_event()
-        if item is END:
-            if self._core.error is not None:
-                raise self._core.error
-            raise StopAsyncIteration
-        return item
+    def __anext__(self) -> Coroutine[Any, Any, Any]:
+        return self._dispatcher.next_event()  # no coroutine of its own: one call less per event
 
     # ------------------------------------------------------------------ requests
 
