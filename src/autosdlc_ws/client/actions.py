@@ -8,7 +8,7 @@ from typing import Any
 
 from autosdlc_ws.client.errors import AutoSDLCError
 from autosdlc_ws.client.events import ConnectionState, ResetEvent
-from autosdlc_ws.client.queue import Outgoing
+from autosdlc_ws.client.queue import QueuedFrame
 
 #: Timer names (`StartTimer.name`); request timers are `REQUEST_TIMER + request id`.
 PING_TIMER = "ping"
@@ -23,7 +23,7 @@ class SendFrame:
     with `ClientCore.writes_failed`, together with the frames after it."""
 
     text: str
-    item: Outgoing | None = None
+    item: QueuedFrame | None = None
 
 
 @dataclass(slots=True)  # not frozen: one per event, and a frozen __init__ costs more

@@ -53,7 +53,7 @@ from autosdlc_ws.client.errors import (
 from autosdlc_ws.client.events import ConnectionState, FrameError, decode_frame, is_event, new_id
 from autosdlc_ws.client.link import Link, LinkPhase
 from autosdlc_ws.client.outgoing import OutgoingFrames
-from autosdlc_ws.client.queue import Outgoing, SeenIds
+from autosdlc_ws.client.queue import QueuedFrame, SeenIds
 from autosdlc_ws.client.reconnect import ReconnectPlan
 from autosdlc_ws.client.refresh import TokenRefresh
 from autosdlc_ws.client.replies import Replies
@@ -430,7 +430,7 @@ class ClientCore:
         if self.max_frame_bytes is not None and size > self.max_frame_bytes:
             raise MessageTooLarge(f"message of {size} bytes exceeds the server's "
                                   f"maxFrameBytes {self.max_frame_bytes}")
-        return str(obj["id"]), self.submit(Outgoing(text))
+        return str(obj["id"]), self.submit(QueuedFrame(text))
 
     def abandon_request(self, request_id: str) -> list[Action]:
         """The caller awaiting `request_id` stopped waiting (cancelled)."""
@@ -438,7 +438,7 @@ class ClientCore:
             return []
         return [CancelTimer(REQUEST_TIMER + request_id)]
 
-    def writes_failed(self, items: Sequence[Outgoing]) -> list[Action]:
+    def writes_failed(self, items: Sequence[QueuedFrame]) -> list[Action]:
         """Frames the driver could not write (the socket is going away): keep them, in
         order, for the next connection."""
         if not self.finished:
@@ -458,7 +458,7 @@ class ClientCore:
         sends = self.outgoing.request(pending, open_now=self._open_now, bounded=bounded)
         return pending.id, [StartTimer(REQUEST_TIMER + pending.id, self.config.request_timeout_s), *sends]
 
-    def submit(self, item: Outgoing) -> list[Action]:
+    def submit(self, item: QueuedFrame) -> list[Action]:
         """Write now when open, else queue (bounded: `QueueFull`) for after re-authentication."""
         self._check_queueable()
         return self.outgoing.send_or_queue(item, open_now=self._open_now, bounded=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from autosdlc_ws.client.actions import REQUEST_TIMER, Action, CancelTimer, SendFrame
-from autosdlc_ws.client.queue import Outbox, Outgoing
+from autosdlc_ws.client.queue import Outbox, QueuedFrame
 from autosdlc_ws.client.requests import PendingRequest, RequestKind
 from autosdlc_ws.client.subscriptions import Subscription
 
@@ -24,7 +24,7 @@ class OutgoingFrames:
     def get(self, request_id: str) -> PendingRequest | None:
         return self._pending.get(request_id)
 
-    def send_or_queue(self, item: Outgoing, *, open_now: bool, bounded: bool) -> list[Action]:
+    def send_or_queue(self, item: QueuedFrame, *, open_now: bool, bounded: bool) -> list[Action]:
         """Write `item` now when the connection is open, else queue it (bounded: `QueueFull`)."""
         if open_now:
             self._mark_sent(item)
@@ -39,7 +39,7 @@ class OutgoingFrames:
         """Track `pending` and send or queue its frame (not tracked if the queue refuses it)."""
         self._pending[pending.id] = pending
         try:
-            return self.send_or_queue(Outgoing(pending.text, pending.id), open_now=open_now, bounded=bounded)
+            return self.send_or_queue(QueuedFrame(pending.text, pending.id), open_now=open_now, bounded=bounded)
         except Exception:
             del self._pending[pending.id]
             raise
@@ -66,9 +66,9 @@ class OutgoingFrames:
         """Queue a tracked request's frame again (outside the bound)."""
         pending = self._pending.get(request_id)
         if pending is not None:
-            self.outbox.append_unbounded(Outgoing(pending.text, request_id))
+            self.outbox.append_unbounded(QueuedFrame(pending.text, request_id))
 
-    def writes_failed(self, items: Sequence[Outgoing]) -> None:
+    def writes_failed(self, items: Sequence[QueuedFrame]) -> None:
         """Frames the driver could not write: back to the queue's front, in order."""
         for item in reversed(items):
             if item.request_id is not None:
@@ -82,7 +82,7 @@ class OutgoingFrames:
         """Requests the lost socket carried go back to the queue's front; a token refresh
         and orphan removals in flight are dropped (the next connection does without them)."""
         actions: list[Action] = []
-        requeue: list[Outgoing] = []
+        requeue: list[QueuedFrame] = []
         for rid, pending in list(self._pending.items()):
             if pending.kind is RequestKind.AUTH:
                 self.forget(rid)
@@ -91,7 +91,7 @@ class OutgoingFrames:
                 del self._pending[rid]
             elif pending.sent:
                 pending.sent = False
-                requeue.append(Outgoing(pending.text, rid))
+                requeue.append(QueuedFrame(pending.text, rid))
         self.outbox.requeue_front(requeue)
         return actions
 
@@ -102,7 +102,7 @@ class OutgoingFrames:
                 self.forget(pending.id)
         for pending in resubscribes:
             self._pending[pending.id] = pending
-        self.outbox.requeue_front([Outgoing(p.text, p.id) for p in resubscribes])
+        self.outbox.requeue_front([QueuedFrame(p.text, p.id) for p in resubscribes])
 
     def drop_unsent_restores(self, sub: Subscription) -> None:
         """`sub` was unsubscribed: a re-subscribe of it not sent yet has nothing to undo."""
@@ -116,7 +116,7 @@ class OutgoingFrames:
         self._pending.clear()
         return pendings, self.outbox.clear()
 
-    def _mark_sent(self, item: Outgoing) -> None:
+    def _mark_sent(self, item: QueuedFrame) -> None:
         if item.request_id is not None:
             pending = self._pending.get(item.request_id)
             if pending is not None:
