@@ -23,6 +23,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Coroutine, Sequence
+from time import time
 from typing import Any
 
 import aiohttp
@@ -196,13 +197,14 @@ class CoreDriver:
         `handshake_deadline`, only until the handshake is over."""
         core = self._core
         loop = asyncio.get_running_loop()
+        liveness = core.liveness_timeout_s()  # fixed once the handshake has told the interval
         while self._socket is ws:
             if handshake_deadline is not None:
                 if not core.handshaking:
                     return
                 timeout: float | None = max(0.0, handshake_deadline - loop.time())
             else:
-                timeout = core.liveness_timeout_s()
+                timeout = liveness
             try:
                 msg = await ws.receive(timeout=timeout)
             except TimeoutError:
@@ -215,7 +217,7 @@ class CoreDriver:
                 await self.apply(actions)
                 return
             if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
-                await self.apply(core.receive(msg.data, now_ms()))
+                await self.apply(core.receive(msg.data, int(time() * 1000)))  # now_ms(), inline
                 continue
             if msg.type is aiohttp.WSMsgType.CLOSE:
                 code, reason = int(msg.data), str(msg.extra or "")
@@ -261,21 +263,18 @@ class CoreDriver:
         at this call (the one the core's decision was about)."""
         if ws is CURRENT:
             ws = self._socket
-        index, count = 0, len(actions)
-        while index < count:
-            action = actions[index]
-            index += 1
+        frames: list[SendFrame] = []  # consecutive frames, written together
+        for action in actions:
+            if isinstance(action, SendFrame):
+                frames.append(action)
+                continue
+            if frames:
+                await self._write(ws, frames)
+                frames = []
             if isinstance(action, Deliver):
                 if action.to_iterator or self._handlers.has_exact(action.type):
                     message = to_model(action.frame) if self._typed else action.frame
                     await self._dispatcher.put(Delivery(action.type, message, action.to_iterator))
-            elif isinstance(action, SendFrame):
-                end = index
-                while end < count and isinstance(actions[end], SendFrame):
-                    end += 1
-                frames = [action, *(a for a in actions[index:end] if isinstance(a, SendFrame))]
-                index = end
-                await self._write(ws, frames)
             elif isinstance(action, DeliverReset):
                 await self._dispatcher.put(Delivery(RESET_TYPE, action.event, True, reset=True))
             elif isinstance(action, ResolveRequest):
@@ -305,6 +304,8 @@ class CoreDriver:
                 self._reconnect_delay = action.delay_s
             elif isinstance(action, Stopped):
                 await self._finish(action.error)
+        if frames:
+            await self._write(ws, frames)
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse | None, frames: list[SendFrame]) -> None:
         """Write `frames` in order; those that cannot be written go back to the core."""
