@@ -31,9 +31,9 @@ from autosdlc_ws.broker.base import (
     Position,
     PublishReceipt,
     SessionRecord,
-    SnapshotResult,
     SessionStore,
     SharedLimits,
+    SnapshotResult,
 )
 from autosdlc_ws.broker.local_limits import LocalBuckets, LocalSlots
 from autosdlc_ws.core.last_values import LastValues
