@@ -6,11 +6,13 @@ keeps the last values next to the log), with the kit of test_broker_contract.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from autosdlc_ws.broker.redis_log import RedisEventLog
 from tests.redis.test_broker_contract import Kit, _kit
 
 TYPES = frozenset({"agent_status", "agent_tdd_phase", "workflow_progress", "system_notification"})
@@ -117,7 +119,7 @@ async def test_a_lost_log_loses_its_last_values_too(kit: Kit) -> None:
     assert ids(result) == ["s-2"] and result.position.offset == 1
 
 
-async def test_redis_workers_share_the_last_values(redis_kit: Kit) -> None:
+async def test_redis_workers_share_the_last_values(redis_kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
     """Published through one worker, read through another; by the time the answer
     comes, that worker's live handler has had every event up to its position."""
     a, b = await redis_kit.make(), await redis_kit.make()
@@ -126,3 +128,16 @@ async def test_redis_workers_share_the_last_values(redis_kit: Kit) -> None:
     assert ids(result) == ["s-28", "s-29", "s-30"]
     assert result.position.offset == 30
     assert [g.offset for g in redis_kit.got(b)] == list(range(1, 31))
+    # b's live reader lags behind the log: the snapshot waits for it
+    assert isinstance(b.log, RedisEventLog)
+    on_payload = b.log._on_payload
+
+    async def late(payload: bytes) -> None:
+        await asyncio.sleep(0.2)
+        await on_payload(payload)
+
+    monkeypatch.setattr(b.log, "_on_payload", late)
+    await a.log.publish([ev(31, agentId="a1")])
+    result = await b.log.snapshot(TYPES, NO_FILTERS)
+    assert result.position.offset == 31
+    assert redis_kit.got(b)[-1].offset == 31
