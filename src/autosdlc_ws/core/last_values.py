@@ -41,12 +41,21 @@ def index_tags(data: Mapping[str, object]) -> tuple[str, ...]:
 
     The value is JSON-encoded so a tag is unambiguous whatever the id holds
     (quotes and control characters are escaped): the Redis index finds a tag by
-    prefix, and `agentId="a1"` must never be a prefix of another value's tag."""
-    return tuple(
-        tag(key, value) for key in RESOURCE_ORDER if isinstance(value := data.get(key), str))
+    prefix, and `agentId="a1"` must never be a prefix of another value's tag.
+    Runs on every publish, hence the plain loop."""
+    tags: list[str] = []
+    for key in RESOURCE_ORDER:
+        value = data.get(key)
+        if value.__class__ is str:
+            tags.append(tag(key, value))
+    return tuple(tags)
 
 
 def tag(key: str, value: str) -> str:
+    # The JSON string of `value`, as orjson writes it, without the call for the
+    # usual id (no quote, backslash or control character: nothing to escape).
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return key + '="' + value + '"'
     return key + "=" + orjson.dumps(value).decode()
 
 
@@ -125,12 +134,16 @@ class LastValues:
         self._entries: OrderedDict[str, LastValue] = OrderedDict()
         self._by_type: dict[str, set[str]] = {}
         self._by_tag: dict[str, set[str]] = {}
+        self._next_ttl_check = 0.0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def put(self, offset: int, event: dict[str, Any]) -> None:
-        """Record `event` (at log `offset`) as the newest of its (type, resource)."""
+        """Record `event` (at log `offset`) as the newest of its (type, resource).
+
+        On every publish: an agent reporting again (same key, same tags) costs a
+        move to the end of the order and three assignments."""
         if self.max_keys <= 0:
             return
         data = event.get("data")
@@ -139,17 +152,24 @@ class LastValues:
         event_type = str(event.get("type"))
         tags = index_tags(data)
         key = event_type + "|" + (tags[0] if tags else "")
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._unindex_tags(old)
-        else:
-            self._by_type.setdefault(event_type, set()).add(key)
         now = self._clock()
-        entry = LastValue(key, tags, offset, now, event)
-        self._entries[key] = entry
-        for t in tags:
-            self._by_tag.setdefault(t, set()).add(key)
-        self._evict(now)
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is None:
+            entries[key] = LastValue(key, tags, offset, now, event)
+            self._by_type.setdefault(event_type, set()).add(key)
+            self._index_tags(key, tags)
+            if len(entries) > self.max_keys or now >= self._next_ttl_check:
+                self._evict(now)
+            return
+        entries.move_to_end(key)
+        entry.offset, entry.stored_at, entry.event = offset, now, event
+        if entry.tags != tags:
+            self._unindex_tags(entry)
+            entry.tags = tags
+            self._index_tags(key, tags)
+        if now >= self._next_ttl_check:
+            self._evict(now)
 
     def lookup(self, types: frozenset[str], filters: Filters) -> list[LastValue]:
         """The entries a subscription matches, oldest offset first."""
@@ -169,7 +189,14 @@ class LastValues:
         found.sort(key=lambda e: e.offset)
         return found
 
+    def _index_tags(self, key: str, tags: tuple[str, ...]) -> None:
+        for t in tags:
+            self._by_tag.setdefault(t, set()).add(key)
+
     def _evict(self, now: float) -> None:
+        """Drop past `max_keys` and past the TTL (the oldest first). Between
+        lookups, expiry is checked at most once a second of the clock."""
+        self._next_ttl_check = now + 1.0
         entries = self._entries
         oldest_allowed = now - self.ttl_s
         while entries:
