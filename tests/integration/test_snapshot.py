@@ -12,7 +12,9 @@ from collections import defaultdict
 from typing import Any
 
 import aiohttp
+import pytest
 
+from autosdlc_ws.errors import BrokerUnavailable
 from tests.conftest import PUBLISHER_KEY, READER_KEY, RunningGateway, make_token
 from tests.integration.helpers import Client, agent_status, event, next_id, open_authed, open_ws, publish
 
@@ -103,6 +105,25 @@ async def test_a_reader_sees_only_what_it_may_read(server: RunningGateway) -> No
         await keyed.silent()
     finally:
         await keyed.close()
+
+
+async def test_a_snapshot_that_cannot_be_read_is_a_reset_and_live_events_still_come(
+        server: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unavailable(*_: Any) -> None:
+        raise BrokerUnavailable("redis: connection refused")
+
+    monkeypatch.setattr(server.gateway.backend.log, "snapshot", unavailable)
+    client = await open_authed(server)
+    try:
+        sub_id = await subscribe_with_snapshot(client, ["agent_status"])
+        reset = await client.recv_type("subscription_update")
+        assert reset["data"]["subscriptionId"] == sub_id and reset["data"]["status"] == "reset"
+        assert reset["data"]["reason"].startswith("snapshot unavailable")
+        await publish(server, agent_status("a1", "live"))
+        live = await client.recv()
+        assert live["id"] == "live" and not is_snapshot(live)
+    finally:
+        await client.close()
 
 
 async def test_snapshot_exactly_once_while_a_publisher_runs(server: RunningGateway) -> None:

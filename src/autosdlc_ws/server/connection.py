@@ -378,6 +378,9 @@ class Connection:
                     continue
                 out = EncodedEvent(as_snapshot(record.event), gzip_threshold=threshold)
                 self._enqueue(out.frame_for(self.core.gzip))
+                if self.host.logs_messages:
+                    self.host.log_message("out", out.message, subject=self.subject,
+                                          connection_id=self.core.connection_id)
                 sent += 1
                 if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
                     return
