@@ -84,6 +84,9 @@ class Settings:
     history_max_events: int = 100_000
     history_max_age_s: float = 3600.0
     session_ttl_s: float = 300.0  # how long a disconnected session can be resumed
+    # --- snapshot on subscribe (last value per event type and resource) -------
+    snapshot_ttl_s: float = 86400.0  # a last value older than this is no longer sent
+    snapshot_max_keys: int = 100_000  # last values kept per deployment (oldest dropped); 0 = off
     # --- redis broker (when broker is a redis:// URL) -------------------------
     redis_prefix: str = "{autosdlc}:"  # key and channel prefix; the {hash tag} keeps keys in one Cluster slot
     redis_reconnect_max_s: float = 5.0  # cap of the jittered exponential backoff while Redis is away
@@ -121,9 +124,11 @@ class Settings:
             except PermissionSyntaxError as exc:
                 raise ConfigError(f"api key {entry.name!r}: {exc}") from None
         for name in ("max_frame_bytes", "max_decompressed_bytes", "outgoing_buffer_bytes",
-                     "http_idle_timeout_s", "connection_slot_lease_s"):
+                     "http_idle_timeout_s", "connection_slot_lease_s", "snapshot_ttl_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.snapshot_max_keys < 0:
+            raise ConfigError("snapshot_max_keys must be 0 (off) or positive")
         if not 1 <= self.max_json_depth <= 200:  # orjson encodes at most 254 levels
             raise ConfigError("max_json_depth must be from 1 to 200")
         for proxy in self.trusted_proxies:

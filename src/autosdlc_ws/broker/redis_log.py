@@ -40,7 +40,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -59,8 +59,10 @@ from autosdlc_ws.broker.base import (
     OutageKind,
     Position,
     PublishReceipt,
+    SnapshotResult,
 )
 from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, cancel_all, text
+from autosdlc_ws.core.last_values import index_tags, lookup_plan, matches
 from autosdlc_ws.errors import BrokerUnavailable
 
 log = logging.getLogger("autosdlc_ws.broker.redis")
@@ -83,12 +85,16 @@ class RedisEventLog(EventLog):
         trim_interval_s: float | None = None,
         start_timeout_s: float = 5.0,
         alert_after_s: float = 1.0,
+        snapshot_max_keys: int = 100_000,
+        snapshot_ttl_s: float = 86_400.0,
     ) -> None:
         self.link = link
         self.channel = f"{link.prefix}events"
         self._log_key = link.log_keys[2]
         self.max_events = max_events
         self.max_age_s = max_age_s
+        self.snapshot_max_keys = snapshot_max_keys
+        self.snapshot_ttl_s = snapshot_ttl_s
         self._reconnect = (reconnect_min_s, reconnect_max_s)
         self._catch_up_timeout_s = catch_up_timeout_s
         self._idle_ping_s = idle_ping_s
@@ -168,10 +174,15 @@ class RedisEventLog(EventLog):
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
         if not events:
             return []
-        args: list[str | bytes | int | float] = [self.max_events, self.channel]
+        args: list[str | bytes | int | float] = [self.max_events, self.channel, self.snapshot_max_keys,
+                                                 int(self.snapshot_ttl_s * 1000)]
         for event in events:
             args.append(str(event["id"]))
             args.append(orjson.dumps(event))
+            data = event.get("data")
+            tags = index_tags(data) if isinstance(data, dict) else ()
+            args.append(f"{event['type']}|{tags[0] if tags else ''}" if isinstance(data, dict) else "")
+            args.append("\n".join(tags))
         try:
             result = await self.link.log_script("PUBLISH", args)
         except REDIS_FAILURES as exc:
@@ -266,6 +277,29 @@ class RedisEventLog(EventLog):
         if outcome == "timeout":
             raise BrokerUnavailable("live delivery from redis is lagging; resume later")
         return HistoryResult(events, complete, reason, head)
+
+    async def snapshot(self, types: frozenset[str], filters: Mapping[str, frozenset[str]]) -> SnapshotResult:
+        kind, names = lookup_plan(types, filters)
+        args = [int(self.snapshot_ttl_s * 1000), "t" if kind == "type" else "r", " ".join(sorted(types)), *names]
+        try:
+            result = await self.link.log_script("SNAPSHOT", args)
+        except REDIS_FAILURES as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        epoch, seq = text(result[0]), int(result[1])
+        events: list[BrokerEvent] = []
+        for i in range(2, len(result), 2):
+            event = orjson.loads(bytes(result[i + 1]).partition(b" ")[2])
+            if matches(types, filters, event):
+                events.append(BrokerEvent(event, int(result[i]), epoch))
+        events.sort(key=lambda e: e.offset)
+        # As for history: everything up to `seq` must have reached this worker's
+        # live handler first, so the caller can drop live copies at or below it.
+        outcome = await self._wait_delivered(epoch, seq, self._catch_up_timeout_s)
+        if outcome == "reset":  # the store went with the old epoch: nothing to send
+            return SnapshotResult([], Position(self._epoch or epoch, 0))
+        if outcome == "timeout":
+            raise BrokerUnavailable("live delivery from redis is lagging; snapshot unavailable")
+        return SnapshotResult(events, Position(epoch, seq))
 
     async def _wait_delivered(self, epoch: str, offset: int, timeout_s: float) -> str:
         if self._handler is None:  # not started: nothing is live here, nothing to wait for

@@ -30,6 +30,7 @@ from autosdlc_ws.broker.base import (
     PublishReceipt,
     SessionRecord,
     SharedLimits,
+    SnapshotResult,
 )
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Authenticator, Principal
@@ -237,6 +238,9 @@ class Gateway:
         receipts = await self.backend.log.publish(events)
         self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
         return receipts
+
+    async def snapshot(self, subscription: Subscription[Any]) -> SnapshotResult:
+        return await self.backend.log.snapshot(subscription.types, subscription.filters)
 
     async def history_for(self, base_offset: int) -> HistoryResult:
         head = await self.backend.log.head()

@@ -379,6 +379,7 @@ export interface SubscribeData {
    */
   events: string[];
   filters?: SubscriptionFilters;
+  snapshot?: boolean;
   [k: string]: unknown;
 }
 /**
@@ -578,6 +579,7 @@ export interface WorkflowStepCompleteData {
 export interface Metadata {
   compressed?: boolean;
   correlationId?: string;
+  snapshot?: boolean;
   source?: string;
   version?: string;
   [k: string]: unknown;
