@@ -16,10 +16,12 @@ A = TypeVar("A")
 
 
 def frame(type_: str, data: dict[str, Any] | None = None, *, id: str | None = None,
-          correlation: str | None = None) -> str:
+          correlation: str | None = None, metadata: dict[str, Any] | None = None) -> str:
     obj: dict[str, Any] = {"id": id or f"srv-{type_}", "type": type_, "timestamp": T0, "data": data or {}}
     if correlation is not None:
-        obj["metadata"] = {"correlationId": correlation}
+        metadata = {**(metadata or {}), "correlationId": correlation}
+    if metadata is not None:
+        obj["metadata"] = metadata
     return orjson.dumps(obj).decode()
 
 

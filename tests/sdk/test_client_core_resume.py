@@ -178,3 +178,27 @@ def test_a_lost_connection_abandons_a_refresh_in_progress() -> None:
     lost = core.connection_lost(1006, "cut", T0 + 50_000)
     assert CancelTimer(REFRESH_TIMER) in lost
     assert core.token_fetched("jwt-2", T0 + 50_000) == []  # the reconnect presents a fresh token
+
+
+def test_snapshot_subscriptions_ask_again_after_a_lost_session_and_snapshot_events_keep_the_position() -> None:
+    core = started()
+    _, actions = core.subscribe("agent_*", {"agentId": "a1"}, T0, snapshot=True)
+    request = sent(actions)[0]
+    assert request["data"] == {"events": ["agent_*"], "filters": {"agentId": "a1"}, "snapshot": True}
+    confirm(core, request, "sub-1")
+    core.receive(event("evt-live"), T0)
+    old = frame("agent_status", {"agentId": "a1", "status": "busy"}, id="evt-old", metadata={"snapshot": True})
+    assert [d.frame["id"] for d in of(core.receive(old, T0), Deliver)] == ["evt-old"]
+    assert core.last_event_id == "evt-live"  # resuming from a snapshot event would replay the past
+    core.connection_lost(1006, "cut", T0)
+    resubscribe = sent(open_link(core, session="s-2", resumed=False))[0]
+    assert resubscribe["data"]["snapshot"] is True  # the new session's state, asked again
+
+
+def test_agent_short_names_map_to_their_event_types() -> None:
+    from autosdlc_ws.client.subscriptions import agent_event_type
+
+    names = ["status", "task_update", "logs", "metrics", "errors", "agent_status", "agent_*"]
+    assert [agent_event_type(n) for n in names] == [
+        "agent_status", "agent_task_update", "agent_log", "agent_metric", "agent_error",
+        "agent_status", "agent_*"]

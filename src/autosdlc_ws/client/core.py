@@ -199,7 +199,11 @@ class ClientCore:
                 if not self._seen.add(event_id):
                     self.stats.duplicates_dropped += 1
                     return []
-                self.last_event_id = event_id
+                meta = frame.get("metadata")
+                # A snapshot event is older than the live stream: resuming after it would
+                # replay from the past, so only live events move the resume position.
+                if not (meta and meta.get("snapshot") is True):
+                    self.last_event_id = event_id
             self.stats.events_received += 1
             return [Deliver(type_, frame, True)]
         if link.phase is LinkPhase.AWAIT_AUTH:
@@ -394,12 +398,12 @@ class ClientCore:
     # ------------------------------------------------------------------ application calls
 
     def subscribe(self, events: Sequence[str] | str, filters: Mapping[str, str | Sequence[str]] | None,
-                  now_ms: int) -> tuple[str, list[Action]]:
+                  now_ms: int, *, snapshot: bool = False) -> tuple[str, list[Action]]:
         """Returns the request id; its `ResolveRequest` answer's `subscriptionId` is the
         subscription's id for the caller."""
         self.check_usable()
         sub = Subscription(None, None, (events,) if isinstance(events, str) else tuple(events),
-                           normalise_filters(filters))
+                           normalise_filters(filters), snapshot)
         return self._request(RequestKind.SUBSCRIBE, "subscribe", sub.request_data(), now_ms, sub=sub)
 
     def unsubscribe(self, caller_id: str, now_ms: int) -> tuple[str | None, list[Action]]:

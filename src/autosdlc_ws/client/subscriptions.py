@@ -30,12 +30,17 @@ class Subscription:
     server_id: str | None
     events: tuple[str, ...]
     filters: Filters
+    # Ask for the current state on (re-)subscribe (protocol 1.1). A resumed session gets
+    # history instead; a lost session's re-subscribe asks again, so nothing is stale.
+    snapshot: bool = False
 
     def request_data(self) -> dict[str, Any]:
         """The `data` of the `subscribe` request that creates it on the server."""
         data: dict[str, Any] = {"events": list(self.events)}
         if self.filters:
             data["filters"] = self.filters
+        if self.snapshot:
+            data["snapshot"] = True
         return data
 
     def info(self) -> SubscriptionInfo:
@@ -87,3 +92,16 @@ class SubscriptionRegistry:
 
     def infos(self) -> dict[str, SubscriptionInfo]:
         return {cid: sub.info() for cid, sub in self._by_caller_id.items()}
+
+
+#: The design document's short names for an agent's events (`subscribe_to_agent`).
+AGENT_EVENT_NAMES: dict[str, str] = {
+    "status": "agent_status", "task_update": "agent_task_update", "logs": "agent_log",
+    "log": "agent_log", "metrics": "agent_metric", "metric": "agent_metric",
+    "errors": "agent_error", "error": "agent_error",
+}
+
+
+def agent_event_type(name: str) -> str:
+    """A full event type (or glob) for a short name; full types and globs pass unchanged."""
+    return AGENT_EVENT_NAMES.get(name, name)

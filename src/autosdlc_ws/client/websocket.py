@@ -20,7 +20,7 @@ from autosdlc_ws.client.driver import CoreDriver
 from autosdlc_ws.client.errors import AutoSDLCError, ClientClosed
 from autosdlc_ws.client.events import ConnectionState, new_id, now_ms, to_dict
 from autosdlc_ws.client.handlers import Handler, HandlerRegistry, Listeners, Unsubscribe
-from autosdlc_ws.client.subscriptions import SubscriptionInfo
+from autosdlc_ws.client.subscriptions import SubscriptionInfo, agent_event_type
 from autosdlc_ws.core.messages import Envelope
 
 __all__ = ["AutoSDLCWebSocket"]
@@ -229,18 +229,28 @@ class AutoSDLCWebSocket:
     # ------------------------------------------------------------------ requests
 
     async def subscribe(self, events: Sequence[str] | str,
-                        filters: Mapping[str, str | Sequence[str]] | None = None) -> str:
+                        filters: Mapping[str, str | Sequence[str]] | None = None, *,
+                        snapshot: bool = False) -> str:
         """Subscribe to event types (exact or globs) with optional resource filters
         (`agentId`, `taskId`, `workflowId`, `repository`: a value or a list). Returns the
         subscription id, stable for the client's lifetime. Raises `RequestError` (e.g.
-        `ForbiddenError`, code "forbidden") when the server refuses it."""
-        request_id, actions = self._core.subscribe(events, filters, now_ms())
+        `ForbiddenError`, code "forbidden") when the server refuses it.
+
+        `snapshot=True` (protocol 1.1) first delivers the latest retained event of every
+        (type, resource) the subscription matches, each with `metadata.snapshot` true,
+        then live events: the current state without waiting for each source to speak."""
+        request_id, actions = self._core.subscribe(events, filters, now_ms(), snapshot=snapshot)
         answer = await self._driver.call(request_id, actions)
         return str(answer["subscriptionId"])
 
-    async def subscribe_to_agent(self, agent_id: str, events: Sequence[str] | str = ("agent_*",)) -> str:
-        """`subscribe(events, {"agentId": agent_id})`."""
-        return await self.subscribe(events, {"agentId": agent_id})
+    async def subscribe_to_agent(self, agent_id: str, events: Sequence[str] | str = ("agent_*",), *,
+                                 snapshot: bool = False) -> str:
+        """`subscribe(events, {"agentId": agent_id})`; `events` may use the design
+        document's short names (`status`, `task_update`, `logs`, `metrics`, `errors`)
+        beside full types and globs."""
+        names = (events,) if isinstance(events, str) else tuple(events)
+        return await self.subscribe([agent_event_type(n) for n in names], {"agentId": agent_id},
+                                    snapshot=snapshot)
 
     async def unsubscribe(self, subscription_id: str) -> None:
         """Remove a subscription by the id `subscribe()` returned."""
