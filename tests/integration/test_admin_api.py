@@ -39,6 +39,10 @@ async def test_one_node_lists_itself_and_its_connections(server: RunningGateway)
     assert status == 200
     assert body["resources"] == [{"resource": "agent:a1", "subscribers": 1}]
     assert body["types"] == [{"type": "agent_log", "subscribers": 1}, {"type": "agent_status", "subscribers": 1}]
+    async with aiohttp.ClientSession() as http, http.get(server.http_url + "/metrics") as resp:
+        metrics = await resp.text()
+    assert 'autosdlc_ws_subscribers_by_resource{resource="agent:a1"} 1.0' in metrics
+    assert 'autosdlc_ws_subscribers_by_type{type="agent_log"} 1.0' in metrics
 
 
 async def test_logging_round_trips_and_starts_from_config(gateway_factory: Any) -> None:

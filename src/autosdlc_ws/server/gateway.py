@@ -40,6 +40,7 @@ from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
+from autosdlc_ws.core.subscription_counts import count_subscribers, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.admin_view import register_commands
@@ -51,9 +52,9 @@ from autosdlc_ws.server.alerts import (
 )
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
-from autosdlc_ws.server.local_admin import GatewayAdmin
+from autosdlc_ws.server.local_admin import GatewayAdmin, connection_shapes
 from autosdlc_ws.server.logs import MessageLog
-from autosdlc_ws.server.stats import GatewayStats, StatsCollector
+from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP, GatewayStats, StatsCollector
 
 log = logging.getLogger("autosdlc_ws.gateway")
 
@@ -157,6 +158,11 @@ class Gateway:
                 key = sub.index_key()
                 kind = KIND_OF_KEY[key] if key else "unfiltered"
                 gauges[f"subscriptions_by_kind:{kind}"] += 1
+        resources, types = count_subscribers(connection_shapes(list(self.connections.values())))
+        for resource, count in top_counts(resources, SUBSCRIBER_RESOURCES_TOP).items():
+            gauges[f"subscribers_by_resource:{resource}"] = float(count)
+        for type_name, count in types.items():
+            gauges[f"subscribers_by_type:{type_name}"] = float(count)
         return gauges
 
     def record_error(self, code: str, message_type: str, message: str) -> None:
