@@ -61,6 +61,9 @@ log = logging.getLogger("autosdlc_ws.gateway")
 #: While a client is connected its session record is kept this long; on
 #: disconnect the record's lifetime drops to `session_ttl_s`.
 CONNECTED_SESSION_TTL_S = 24 * 3600.0
+#: An error-burst alert is raised once per deployment in this window, by the
+#: first node whose group crosses the threshold (the group's own rate window).
+ERROR_ALERT_LEASE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +181,17 @@ class Gateway:
                 message=f"{group.rate_per_min(time.monotonic())} '{code}' errors on "
                         f"{message_type} messages in the last minute",
                 resolved=False, origin=ERRORS_ORIGIN, now_ms=self.now_ms())
-            asyncio.get_running_loop().create_task(self.alert_sink(alert))
+            asyncio.get_running_loop().create_task(self._raise_once(alert))
+
+    async def _raise_once(self, alert: dict[str, Any]) -> None:
+        """Raise an error-burst alert unless another node raised the same one lately: the
+        first node to take the alert's lease speaks for the deployment."""
+        try:
+            first = await self.control.acquire_lease(f"alert:{alert['data']['alertId']}", ERROR_ALERT_LEASE_S)
+        except Exception:  # fail open: an alert twice beats no alert
+            first = True
+        if first and self.alert_sink is not None:
+            await self.alert_sink(alert)
 
     # --- the ConnectionHost protocol (what a Connection may ask of its gateway) ---
 
