@@ -35,6 +35,7 @@ from autosdlc_ws.broker.base import (
     SharedLimits,
 )
 from autosdlc_ws.broker.local_limits import LocalBuckets, LocalSlots
+from autosdlc_ws.broker.memory_control import MemoryControlChannel
 
 if TYPE_CHECKING:
     from autosdlc_ws.config import Settings
@@ -176,12 +177,13 @@ class MemorySharedLimits(SharedLimits):
 
 def memory_backend(*, max_events: int = 100_000, max_age_s: float = 3600.0,
                    clock: Clock = time.monotonic) -> Backend:
-    """The three memory implementations on one clock."""
+    """The memory implementations on one clock, and a control channel of one node."""
     return Backend(
         name="memory",
         log=MemoryEventLog(max_events=max_events, max_age_s=max_age_s, clock=clock),
         sessions=MemorySessionStore(clock=clock),
         limits=MemorySharedLimits(clock=clock),
+        control=MemoryControlChannel(),  # its own hub: this process is the one node
     )
 
 
