@@ -291,6 +291,24 @@ describe.skipIf(plan.skip)('Debug view in Chromium against 2 workers on Redis', 
     expect(repo?.subscribers).toBe(1);
     await page.waitForSelector(`[data-testid=sub-resource][data-name="repo:octo/${clients[0]!.subject}"][data-count="1"]`);
     await page.waitForSelector('[data-testid=sub-type][data-name=agent_status]');
+  });
+
+  it('fits a phone: no sideways scroll at 390 px, the wide tables scroll inside their panels', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      await page.waitForTimeout(300);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      const tabs = await page.$$eval('.view-tab', (els) => els.map((e) => e.getBoundingClientRect().height));
+      for (const h of tabs) expect(h).toBeGreaterThanOrEqual(44);
+      const wrap = await page.$eval('[data-testid=connections-table]', (t) => {
+        const box = t.parentElement!.getBoundingClientRect();
+        return { right: box.right, scrolls: t.parentElement!.scrollWidth > t.parentElement!.clientWidth };
+      });
+      expect(wrap.right).toBeLessThanOrEqual(390);
+      expect(wrap.scrolls).toBe(true);
+    } finally {
+      await page.setViewportSize({ width: 1400, height: 1000 });
+    }
     expect(pageErrors, dumpLogs()).toEqual([]);
   });
 });
