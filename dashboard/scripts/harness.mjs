@@ -15,7 +15,15 @@ export const REPO = path.resolve(here, '..', '..');
 export const STATIC_INDEX = path.join(REPO, 'src', 'autosdlc_ws', 'static', 'index.html');
 export const PYTHON = process.env.AUTOSDLC_PYTHON ?? path.join(REPO, '.venv', 'bin', 'python');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const REDIS_SERVER = process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server';
+/** redis-server for the tests that need their own: REDIS_SERVER_PATH, else the first on PATH. */
+export const REDIS_SERVER = process.env.REDIS_SERVER_PATH ?? onPath('redis-server') ?? '/usr/bin/redis-server';
+
+function onPath(name) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return null;
+}
 
 export const CHROMIUM_ARGS = [
   '--headless',

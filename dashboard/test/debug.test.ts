@@ -293,6 +293,28 @@ describe.skipIf(plan.skip)('Debug view in Chromium against 2 workers on Redis', 
     await page.waitForSelector('[data-testid=sub-type][data-name=agent_status]');
   });
 
+  it('shows a partial answer as such, naming the missing node, and a late heartbeat as late', async () => {
+    // The gateway's own partial answers are tested on the Python side (a node that does
+    // not answer in time); here the page's side: the real answer, marked as a gateway
+    // marks it when a node is missing, with one node's heartbeat 7 s old.
+    await page.route('**/api/v1/nodes', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as { nodes: { lastSeen: number }[] };
+      body.nodes[0]!.lastSeen -= 7000;
+      await route.fulfill({ response: res, json: { ...body, partial: true, missingNodes: ['far-host:4242:gone'] } });
+    });
+    try {
+      const notice = page.locator('[data-testid=panel-debug-nodes] [data-testid=partial]');
+      await notice.waitFor({ timeout: WAIT });
+      await expect(notice.textContent()).resolves.toContain('far-host:4242:gone');
+      await page.waitForSelector('[data-testid=node-row][data-health=late]');
+    } finally {
+      await page.unroute('**/api/v1/nodes');
+    }
+    await page.locator('[data-testid=panel-debug-nodes] [data-testid=partial]').waitFor({ state: 'detached', timeout: WAIT });
+    expect(await page.locator('[data-testid=node-row][data-health=ok]').count()).toBe(2);
+  });
+
   it('fits a phone: no sideways scroll at 390 px, the wide tables scroll inside their panels', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     try {
