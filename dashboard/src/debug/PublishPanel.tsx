@@ -59,18 +59,17 @@ export function PublishPanel({ api, now }: { api: GatewayApi; now: () => number 
     };
   }, [api, type]);
 
+  const parsed = useMemo(() => parseData(text), [text]);
   const problems: Problem[] = useMemo(() => {
-    const parsed = parseData(text);
     if (!parsed.ok) return [parsed.problem];
     if (schema.status !== 'ready') return [];
     const envelope = envelopeForValidation(type, parsed.data, now());
     return schema.validate(envelope) ? [] : problemsOf(schema.validate.errors);
-  }, [text, schema, type, now]);
-  const unparsable = !parseData(text).ok;
-  const blocked = unparsable || (problems.length > 0 && !skipCheck) || sending;
+  }, [parsed, schema, type, now]);
+  // Unparsable data cannot be sent at all; schema problems only until "let the gateway validate".
+  const blocked = !parsed.ok || (problems.length > 0 && !skipCheck) || sending;
 
   const send = async () => {
-    const parsed = parseData(text);
     if (!parsed.ok) return;
     setSending(true);
     setOutcome(null);

@@ -4,9 +4,8 @@
  * column sort.
  */
 import type { ConnectionInfo, ConnectionSubscription } from './model';
+import { KIND_OF_KEY } from './resources';
 
-/** Resource key in event data -> the kind permissions and the admin API name it by. */
-const KIND_OF_KEY: Readonly<Record<string, string>> = { agentId: 'agent', taskId: 'task', workflowId: 'workflow', repository: 'repo' };
 
 /**
  * The resources one subscription names, as `GET /api/v1/subscriptions` counts

@@ -5,6 +5,7 @@
  */
 import type { FeedItem } from '../state';
 import { obj, str } from '../state/coerce';
+import { KIND_OF_KEY } from './resources';
 
 export interface InspectorFilter {
   /** An exact event type; empty: every type. */
@@ -17,7 +18,6 @@ export interface InspectorFilter {
 
 export const NO_FILTER: InspectorFilter = { type: '', resource: '', text: '' };
 
-const KIND_OF_KEY: Readonly<Record<string, string>> = { agentId: 'agent', taskId: 'task', workflowId: 'workflow', repository: 'repo' };
 
 /** The resources an event names in its data, as `agent:coder-001`, `repo:octo/app`. */
 export function envelopeResources(envelope: { data?: unknown } | undefined): string[] {
