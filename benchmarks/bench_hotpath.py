@@ -9,6 +9,12 @@ shows what changes to hub.py / connection.py / envelope.py / frames.py buy,
 with far less noise than an end-to-end run on a shared machine.
 
     .venv/bin/python benchmarks/bench_hotpath.py [--n 1000] [--events 2000] [--runs 7] [--cpu 0]
+
+`--control` starts the gateway first (`Gateway.start`: its control channel
+registers the node and heartbeats, the stats tick pushes the node's figures
+every second), and `--control-redis URL` makes that channel a
+`RedisControlChannel` on the given Redis, so the same deliveries are timed
+with the deployment registry running beside them (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 
 from autosdlc_ws.broker.base import BrokerEvent
 from autosdlc_ws.broker.memory import memory_backend
+from autosdlc_ws.broker.redis_control import RedisControlChannel
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.subscriptions import Subscription
@@ -61,9 +68,12 @@ class NullWS:
         return True
 
 
-def build(n: int) -> tuple[Gateway, list[CountingTransport]]:
+def build(n: int, control_redis: str | None = None) -> tuple[Gateway, list[CountingTransport]]:
     settings = Settings(jwt_secret="x" * 32)
-    gateway = Gateway(settings, backend=memory_backend())
+    backend = memory_backend()
+    if control_redis:
+        backend.control = RedisControlChannel(control_redis, prefix="{bench-hotpath}:")
+    gateway = Gateway(settings, backend=backend)
     transports = []
     for i in range(n):
         core = ConnectionCore(settings=settings, authenticator=gateway.authenticator,
@@ -103,13 +113,20 @@ async def measure(gateway: Gateway, events: int, per_tick: int) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    gateway, transports = build(args.n)
-    await measure(gateway, max(50, args.events // 10), 1)  # warm up
-    out: dict[str, Any] = {}
-    for per_tick in (1, 50):
-        samples = [await measure(gateway, args.events, per_tick) for _ in range(args.runs)]
-        out[f"{per_tick}_per_tick"] = {"ns_per_delivery": statistics.median(samples) * 1e9,
-                                       "min": min(samples) * 1e9, "max": max(samples) * 1e9}
+    gateway, transports = build(args.n, args.control_redis)
+    started = args.control or bool(args.control_redis)
+    if started:
+        await gateway.start()
+    try:
+        await measure(gateway, max(50, args.events // 10), 1)  # warm up
+        out: dict[str, Any] = {"control": "redis" if args.control_redis else ("memory" if started else "none")}
+        for per_tick in (1, 50):
+            samples = [await measure(gateway, args.events, per_tick) for _ in range(args.runs)]
+            out[f"{per_tick}_per_tick"] = {"ns_per_delivery": statistics.median(samples) * 1e9,
+                                           "min": min(samples) * 1e9, "max": max(samples) * 1e9}
+    finally:
+        if started:
+            await gateway.close()
     writes = sum(t.writes for t in transports)
     out["writes"] = writes
     return out
@@ -124,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--label", default="")
+    parser.add_argument("--control", action="store_true",
+                        help="start the gateway (control channel and stats tick running) before timing")
+    parser.add_argument("--control-redis", default=None, metavar="URL",
+                        help="like --control, with the control channel on this Redis")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
