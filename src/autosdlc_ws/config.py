@@ -24,6 +24,7 @@ from typing import Any
 from autosdlc_ws.broker.registry import check_broker_url
 from autosdlc_ws.core.permissions import PermissionSyntaxError, parse_permissions
 from autosdlc_ws.errors import ConfigError
+from autosdlc_ws.server.logs import MessageLogConfig
 
 ENV_PREFIX = "AUTOSDLC_WS_"
 
@@ -104,6 +105,7 @@ class Settings:
     shutdown_grace_s: float = 5.0  # time to drain queued frames on shutdown
     log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR
     log_format: str = "text"  # "text" (key=value) or "json"
+    message_log: MessageLogConfig | None = None  # message-logging filter at start (as PUT /api/v1/logging)
     dashboard: bool = True  # serve the web dashboard at /
 
     def __post_init__(self) -> None:
@@ -131,6 +133,8 @@ class Settings:
             raise ConfigError("snapshot_max_keys must be 0 (off) or positive")
         if not 1 <= self.max_json_depth <= 200:  # orjson encodes at most 254 levels
             raise ConfigError("max_json_depth must be from 1 to 200")
+        if self.message_log is not None and not isinstance(self.message_log, MessageLogConfig):
+            raise ConfigError("message_log must be a MessageLogConfig (load_settings parses the table)")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -158,6 +162,8 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
             )
             for i in items
         )
+    if name == "message_log":
+        return _message_log(value)
     if hint.startswith("tuple"):
         if text:
             return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -175,6 +181,24 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
     if value in ("", None) and "None" in hint:
         return None
     return str(value)
+
+
+def _message_log(value: Any) -> MessageLogConfig | None:
+    """The `message_log` table (TOML) or JSON object (environment), validated as
+    `PUT /api/v1/logging` validates its body; a ValueError names what is wrong."""
+    if isinstance(value, MessageLogConfig) or value is None:
+        return value
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON ({exc}); expected an object such as "
+                             '{"enabled": true, "types": ["agent_*"]}') from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a table (TOML) or JSON object of message-logging settings")
+    return MessageLogConfig.from_json(value)
 
 
 def load_settings(

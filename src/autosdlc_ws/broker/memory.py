@@ -36,6 +36,7 @@ from autosdlc_ws.broker.base import (
     SnapshotResult,
 )
 from autosdlc_ws.broker.local_limits import LocalBuckets, LocalSlots
+from autosdlc_ws.broker.memory_control import MemoryControlChannel
 from autosdlc_ws.core.last_values import LastValues
 
 if TYPE_CHECKING:
@@ -188,13 +189,14 @@ class MemorySharedLimits(SharedLimits):
 def memory_backend(*, max_events: int = 100_000, max_age_s: float = 3600.0,
                    snapshot_max_keys: int = 100_000, snapshot_ttl_s: float = 86_400.0,
                    clock: Clock = time.monotonic) -> Backend:
-    """The three memory implementations on one clock."""
+    """The memory implementations on one clock, and a control channel of one node."""
     return Backend(
         name="memory",
         log=MemoryEventLog(max_events=max_events, max_age_s=max_age_s, snapshot_max_keys=snapshot_max_keys,
                            snapshot_ttl_s=snapshot_ttl_s, clock=clock),
         sessions=MemorySessionStore(clock=clock),
         limits=MemorySharedLimits(clock=clock),
+        control=MemoryControlChannel(),  # its own hub: this process is the one node
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.redis_control import RedisControlChannel
 from autosdlc_ws.broker.redis_limits import RedisSharedLimits
 from autosdlc_ws.broker.redis_link import RedisLink
 from autosdlc_ws.broker.redis_log import RedisEventLog
@@ -54,6 +55,11 @@ def redis_backend(
         sessions=RedisSessionStore(link),
         limits=RedisSharedLimits(link, slot_lease_s=slot_lease_s, slot_refresh_s=slot_refresh_s,
                                  limit_retry_s=limit_retry_s),
+        # Its own connections (commands must get through while the log's are busy),
+        # under the same prefix, so every process on this broker is one deployment.
+        control=RedisControlChannel(url, prefix=prefix, connect_timeout_s=connect_timeout_s,
+                                    reconnect_min_s=reconnect_min_s, reconnect_max_s=reconnect_max_s,
+                                    idle_ping_s=idle_ping_s),
     )
 
 

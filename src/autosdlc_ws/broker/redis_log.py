@@ -45,7 +45,6 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from autosdlc_ws.broker.base import (
     LOCAL_EPOCH,
@@ -62,6 +61,7 @@ from autosdlc_ws.broker.base import (
     SnapshotResult,
 )
 from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, cancel_all, text
+from autosdlc_ws.broker.redis_pubsub import ReaderTimings, read_forever
 from autosdlc_ws.core.last_values import index_tags, lookup_plan, matches
 from autosdlc_ws.errors import BrokerUnavailable
 
@@ -343,59 +343,21 @@ class RedisEventLog(EventLog):
     # --- the live reader ----------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
-        delay = self._reconnect[0]
-        while not self._closed:
-            assert self._sub_client is not None
-            pubsub = self._sub_client.pubsub(ignore_subscribe_messages=False)
-            try:
-                await self._subscribe(pubsub)
-                await self._catch_up()
-                self._went_up()
-                delay = self._reconnect[0]
-                await self._listen(pubsub)
-            except asyncio.CancelledError:
-                raise
-            except REDIS_FAILURES as exc:
-                self._went_down(exc)
-            except Exception as exc:  # a bug must not stop delivery for good
-                log.exception("redis broker reader failed")
-                self._went_down(exc)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
-            if self._closed:
-                break
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(self._reconnect[1], delay * 2)
+        """The live reader: subscribe, catch up, deliver; reconnect on any failure
+        (`redis_pubsub.read_forever`, shared with the control channel)."""
+        assert self._sub_client is not None
+        timings = ReaderTimings(reconnect_min_s=self._reconnect[0], reconnect_max_s=self._reconnect[1],
+                                idle_ping_s=self._idle_ping_s, timeout_s=self.link.command_timeout_s)
+        await read_forever(self._sub_client, [self.channel], self._on_message, on_up=self._reader_up,
+                           on_down=self._went_down, running=lambda: not self._closed, timings=timings,
+                           name="redis broker")
 
-    async def _subscribe(self, pubsub: PubSub) -> None:
-        await pubsub.subscribe(self.channel)
-        deadline = time.monotonic() + self.link.command_timeout_s
-        while True:
-            msg = await pubsub.get_message(timeout=max(0.01, deadline - time.monotonic()))
-            if msg is not None and msg["type"] == "subscribe":
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError("no subscribe confirmation from redis")
+    async def _reader_up(self) -> None:
+        await self._catch_up()
+        self._went_up()
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Deliver live messages; ping when idle so a dead peer is noticed."""
-        last_rx = time.monotonic()
-        ping_sent: float | None = None
-        while not self._closed:
-            msg = await pubsub.get_message(timeout=0.5)
-            now = time.monotonic()
-            if msg is None:
-                if ping_sent is not None:
-                    if now - ping_sent > self._idle_ping_s + self.link.command_timeout_s:
-                        raise TimeoutError("redis did not answer a ping on the pub/sub connection")
-                elif now - last_rx > self._idle_ping_s:
-                    await pubsub.ping()
-                    ping_sent = now
-                continue
-            last_rx, ping_sent = now, None
-            if msg["type"] == "message":
-                await self._on_payload(msg["data"])
+    async def _on_message(self, channel: str, data: bytes) -> None:
+        await self._on_payload(data)  # the events channel is the only one
 
     async def _catch_up(self) -> None:
         """After (re)subscribing: adopt the current epoch and fill up to its head from the stream."""
