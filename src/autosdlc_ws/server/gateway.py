@@ -41,7 +41,7 @@ from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
-from autosdlc_ws.core.subscription_counts import count_subscribers, top_counts
+from autosdlc_ws.core.subscription_counts import SubscriberCounts, SubscriptionShape, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.admin_view import register_commands
@@ -53,7 +53,7 @@ from autosdlc_ws.server.alerts import (
 )
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
-from autosdlc_ws.server.local_admin import GatewayAdmin, connection_shapes
+from autosdlc_ws.server.local_admin import GatewayAdmin
 from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP, GatewayStats, StatsCollector
 
@@ -101,6 +101,9 @@ class Gateway:
         self.hub = Hub(gzip_threshold=settings.gzip_threshold_bytes, stats=self.stats,
                        message_log=self.message_log)
         self.connections: dict[str, Connection] = {}
+        #: Connections per resource and per event type, kept as subscriptions change
+        #: (read by /metrics and GET /api/v1/subscriptions without a walk).
+        self.subscriber_counts = SubscriberCounts()
         self.per_identity: Counter[str] = Counter()
         #: connection id -> the identity whose slot it holds (see `take_identity_slot`)
         self._slot_holders: dict[str, str] = {}
@@ -162,7 +165,7 @@ class Gateway:
                 key = sub.index_key()
                 kind = KIND_OF_KEY[key] if key else "unfiltered"
                 gauges[f"subscriptions_by_kind:{kind}"] += 1
-        resources, types = count_subscribers(connection_shapes(list(self.connections.values())))
+        resources, types = self.subscriber_counts.counts()
         for resource, count in top_counts(resources, SUBSCRIBER_RESOURCES_TOP).items():
             gauges[f"subscribers_by_resource:{resource}"] = float(count)
         for type_name, count in types.items():
@@ -214,10 +217,12 @@ class Gateway:
 
     def subscription_added(self, conn: Connection, subscription: Subscription[Any]) -> None:
         self.hub.index.add(subscription)
+        self.subscriber_counts.add(conn, subscription.id, SubscriptionShape(subscription.types, subscription.filters))
         self.schedule_session_save(conn)
 
     def subscription_removed(self, conn: Connection, subscription_id: str) -> None:
         self.hub.index.remove(subscription_id)
+        self.subscriber_counts.remove(conn, subscription_id)
         self.schedule_session_save(conn)
 
     async def take_identity_publish(self, identity: str) -> int:
@@ -364,6 +369,7 @@ class Gateway:
             self._retired_frames += conn.frames_out
             self._retired_bytes += conn.bytes_out
         self.hub.index.remove_owner(conn)
+        self.subscriber_counts.drop_owner(conn)
         if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
             del self.session_owners[conn.session_key]
         pending = self._session_saves.pop(conn.core.connection_id, None)
@@ -456,6 +462,7 @@ class Gateway:
         if pending is not None:
             pending.cancel()
         self.hub.index.remove_owner(old)
+        self.subscriber_counts.drop_owner(old)
         asyncio.get_running_loop().create_task(
             old.close(CloseCode.NORMAL, "session resumed by another connection"))
 
