@@ -65,6 +65,7 @@ class GatewayStats:
     errors: Counter[str] = field(default_factory=Counter)  # error frames by code
     slow_consumer_disconnects: int = 0
     rate_limited: int = 0
+    rate_limited_by_type: Counter[str] = field(default_factory=Counter)  # configured types + "other"
     webhooks: Counter[str] = field(default_factory=Counter)  # github deliveries by outcome
     received_size: Histogram = field(default_factory=lambda: Histogram(SIZE_BUCKETS))
     event_size: Histogram = field(default_factory=lambda: Histogram(SIZE_BUCKETS))
@@ -88,6 +89,7 @@ class GatewayStats:
                 "events_sent": dict(self.events_sent),
                 "errors": dict(self.errors),
                 "webhooks": dict(self.webhooks),
+                "rate_limited_by_type": dict(self.rate_limited_by_type),
             },
             "histograms": {"received_size": self.received_size.to_json(),
                            "event_size": self.event_size.to_json(),
@@ -111,6 +113,7 @@ LABELLED_DOCS = {
     "events_sent": ("type", "Event deliveries to clients, by type"),
     "errors": ("code", "Error frames sent, by code"),
     "webhooks": ("outcome", "GitHub webhook deliveries, by outcome"),
+    "rate_limited_by_type": ("type", "Messages refused by a rate limit, by type (types in rate_limits, else other)"),
 }
 HISTOGRAM_DOCS = {
     "received_size": (SIZE_BUCKETS, "received_message_size_bytes", "Size of client frames"),
