@@ -166,7 +166,7 @@ def test_finish_auth_sends_connect_then_auth_success(resumed: bool) -> None:
     assert connect["data"]["sessionId"] == "sess-2" and core.session_id == "sess-2"
     assert connect["data"]["connectionId"] == "conn-1"
     assert connect["data"]["heartbeatInterval"] == 25000
-    assert connect["data"]["protocolVersion"] == "1.0"
+    assert connect["data"]["protocolVersion"] == "1.1"
     assert connect["data"]["limits"]["maxFrameBytes"] == 65536
     assert success["type"] == "auth_success"
     assert success["data"] == {"subject": "alice", "permissions": ["read:*", "publish:*"],

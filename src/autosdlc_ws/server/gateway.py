@@ -38,6 +38,7 @@ from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
+from autosdlc_ws.core.schema_versions import stamp_version
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.core.type_limits import Charge, TypeLimits
 from autosdlc_ws.errors import CloseCode
@@ -236,6 +237,7 @@ class Gateway:
 
     def deliver_locally(self, event: dict[str, Any]) -> None:
         """Hand `event` to this worker's subscribers without the log (it may be down)."""
+        stamp_version(event)
         self.backend.log.deliver_local(event)
 
     async def _share_stats(self) -> None:
@@ -250,6 +252,8 @@ class Gateway:
     # --- publishing -----------------------------------------------------------
 
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
+        for event in events:  # once here, so fan-out and replay pay nothing for it
+            stamp_version(event)
         receipts = await self.backend.log.publish(events)
         self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
         return receipts
