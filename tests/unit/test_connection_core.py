@@ -494,7 +494,7 @@ def test_overlong_id_is_not_echoed_as_correlation() -> None:
           "data": {"agentId": "a1", "status": "busy", "currentTask": {"id": "t", "progress": 150}}},
          "data.currentTask.progress"),
         ({"id": "e1", "type": "agent_status", "timestamp": T0,
-          "data": {"agentId": "a1", "status": "dancing"}}, "data.status"),
+          "data": {"agentId": "a1", "status": "d" * 65}}, "data.status"),  # open value, but too long
         ({"id": "e1", "type": "agent_status", "timestamp": T0, "data": {"status": "busy"}}, "data.agentId"),
         (subscribe([]), "data.events"),
         (subscribe(["agent_status"], {"agentID": "a1"}), "data.filters.agentID"),

@@ -36,6 +36,7 @@ from autosdlc_ws.core.auth import Authenticator, Principal
 from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
+from autosdlc_ws.core.open_values import unknown_values
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
 from autosdlc_ws.core.schema_versions import stamp_version
@@ -254,6 +255,8 @@ class Gateway:
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
         for event in events:  # once here, so fan-out and replay pay nothing for it
             stamp_version(event)
+            for field in unknown_values(event):
+                self.stats.unknown_values[field] += 1
         receipts = await self.backend.log.publish(events)
         self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
         return receipts
