@@ -11,7 +11,6 @@ so operators see new values arriving (`autosdlc_ws_unknown_values_total`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +59,29 @@ OPEN_FIELDS: tuple[OpenField, ...] = (
 _BY_TYPE: dict[str, tuple[OpenField, ...]] = {}
 for _field in OPEN_FIELDS:
     _BY_TYPE[_field.event_type] = (*_BY_TYPE.get(_field.event_type, ()), _field)
-_KNOWN: dict[OpenField, frozenset[str]] = {f: frozenset(f.known) for f in OPEN_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """An open field as `unknown_values` reads it: `data[key]`, or with `item_key`
+    `data[key][i][item_key]` for every item of the list."""
+
+    label: str
+    key: str
+    item_key: str | None
+    known: frozenset[str]
+
+
+def _check(f: OpenField) -> _Check:
+    match f.path:
+        case ("data", key):
+            return _Check(f.label, key, None, frozenset(f.known))
+        case ("data", key, "[]", item_key):
+            return _Check(f.label, key, item_key, frozenset(f.known))
+    raise ValueError(f"{f.label}: unsupported open field path")  # pragma: no cover - guards OPEN_FIELDS
+
+
+_CHECKS: dict[str, tuple[_Check, ...]] = {t: tuple(map(_check, fs)) for t, fs in _BY_TYPE.items()}
 
 
 def open_value_schema(title: str, known: tuple[str, ...]) -> dict[str, Any]:
@@ -73,27 +94,28 @@ def open_value_schema(title: str, known: tuple[str, ...]) -> dict[str, Any]:
                       {"type": "string", "maxLength": MAX_OPEN_VALUE}]}
 
 
-def _values_at(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    if not path:
-        yield node
-        return
-    head, rest = path[0], path[1:]
-    if head == "[]":
-        if isinstance(node, list):
-            for item in node:
-                yield from _values_at(item, rest)
-    elif isinstance(node, dict) and head in node:
-        yield from _values_at(node[head], rest)
-
-
 def unknown_values(event: dict[str, Any]) -> list[str]:
     """Labels of the open fields of a (valid) `event` holding an undocumented value,
-    one per value (two unknown component healths: the label twice)."""
-    fields = _BY_TYPE.get(event.get("type", ""))
-    if not fields:
+    one per value (two unknown component healths: the label twice). Runs once
+    per published event, so it does dictionary lookups and nothing more."""
+    checks = _CHECKS.get(event.get("type", ""))
+    if checks is None:
         return []
-    return [f.label for f in fields for value in _values_at(event, f.path)
-            if isinstance(value, str) and value not in _KNOWN[f]]
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return []
+    found: list[str] = []
+    for check in checks:
+        value = data.get(check.key)
+        if check.item_key is None:
+            if isinstance(value, str) and value not in check.known:
+                found.append(check.label)
+        elif isinstance(value, list):
+            for item in value:
+                inner = item.get(check.item_key) if isinstance(item, dict) else None
+                if isinstance(inner, str) and inner not in check.known:
+                    found.append(check.label)
+    return found
 
 
 def open_field_schema(event_type: str, *path: str) -> dict[str, Any]:
