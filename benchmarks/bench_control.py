@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
+from private_redis import private_redis
 
 from autosdlc_ws.broker.control import NodeInfo
 from autosdlc_ws.broker.redis_control import RedisControlChannel
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def answer(command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -71,26 +61,10 @@ async def run(url: str, nodes: int, calls: int) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    server = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="bench-control-")
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        for _ in range(100):
-            try:
-                await Redis.from_url(url).ping()
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
+    async with private_redis() as url:
         print("| nodes | call | median ms | p99 ms |\n|---|---|---|---|")
         for nodes in args.nodes:
             await run(url, nodes, args.calls)
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:

@@ -9,6 +9,13 @@ shows what changes to hub.py / connection.py / envelope.py / frames.py buy,
 with far less noise than an end-to-end run on a shared machine.
 
     .venv/bin/python benchmarks/bench_hotpath.py [--n 1000] [--events 2000] [--runs 7] [--cpu 0]
+
+`--control memory` (or `--control redis://HOST:PORT/DB`) times each run twice,
+back to back: once as above, once with the deployment registry running beside
+the deliveries (the control channel registered and heartbeating, its Pub/Sub
+reader listening on Redis, and the gateway's once-a-second stats tick pushing
+the node's figures), and reports the ratio of the paired medians. Pairing the
+runs in one process keeps a busy machine's drift out of the ratio.
 """
 
 from __future__ import annotations
@@ -25,12 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from autosdlc_ws.broker.base import BrokerEvent
+from autosdlc_ws.broker.control import ControlChannel
 from autosdlc_ws.broker.memory import memory_backend
+from autosdlc_ws.broker.memory_control import MemoryControlChannel
+from autosdlc_ws.broker.redis_control import RedisControlChannel
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.subscriptions import Subscription
+from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.server.local_admin import GatewayAdmin
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hotpath-latest.json"
 
@@ -115,6 +127,46 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def control_channel(spec: str) -> ControlChannel:
+    if spec == "memory":
+        return MemoryControlChannel()
+    return RedisControlChannel(spec, prefix="{bench-hotpath}:")
+
+
+async def paired_async(args: argparse.Namespace) -> dict[str, Any]:
+    """Each run timed without, then with, the control channel and stats tick running."""
+    gateway, _ = build(args.n)
+    gateway.backend.control = control_channel(args.control)
+    await measure(gateway, max(50, args.events // 10), 1)  # warm up
+    out: dict[str, Any] = {"control": args.control}
+    for per_tick in (1, 50):
+        without: list[float] = []
+        with_control: list[float] = []
+        for run in range(args.runs):
+            # ABBA order: whatever drifts within a pair (frequency, a neighbour's load)
+            # counts against each side equally often.
+            for control_on in ((False, True) if run % 2 == 0 else (True, False)):
+                if not control_on:
+                    without.append(await measure(gateway, args.events, per_tick))
+                    continue
+                await gateway.control.start(gateway.node, register_commands(GatewayAdmin(gateway)))
+                tick = asyncio.get_running_loop().create_task(gateway._stats_tick())
+                await asyncio.sleep(0.05)  # registered, reader subscribed
+                try:
+                    with_control.append(await measure(gateway, args.events, per_tick))
+                finally:
+                    tick.cancel()
+                    await asyncio.gather(tick, return_exceptions=True)
+                    await gateway.control.close()
+        out[f"{per_tick}_per_tick"] = {
+            "ns_without": statistics.median(without) * 1e9, "ns_with": statistics.median(with_control) * 1e9,
+            # deliveries per CPU-second with / without = time per delivery without / with
+            "ratio": statistics.median(without) / statistics.median(with_control),
+            "median_pair_ratio": statistics.median(a / b for a, b in zip(without, with_control, strict=True)),
+            "pair_ratios": [round(a / b, 3) for a, b in zip(without, with_control, strict=True)]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,9 +176,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--label", default="")
+    parser.add_argument("--control", default=None, metavar="memory|redis://...",
+                        help="paired runs without/with this control channel running (prints the ratio)")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
+    if args.control:
+        paired = asyncio.run(paired_async(args))
+        for key in ("1_per_tick", "50_per_tick"):
+            r = paired[key]
+            print(f"{args.label:<12} {key:<12} without {r['ns_without']:6.0f} ns, with control "
+                  f"{r['ns_with']:6.0f} ns per delivery: deliveries per CPU-s ratio {r['ratio']:.3f} "
+                  f"(median pair {r['median_pair_ratio']:.3f}, pairs {min(r['pair_ratios']):.2f}-"
+                  f"{max(r['pair_ratios']):.2f}), N={args.n}")
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"n": args.n, "events": args.events, "runs": args.runs,
+                                           "python": sys.version.split()[0], **paired}, indent=1) + "\n")
+        return 0
     result = asyncio.run(main_async(args))
     for key in ("1_per_tick", "50_per_tick"):
         r = result[key]

@@ -23,27 +23,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 import orjson
+from private_redis import private_redis
 from redis.asyncio import Redis
 
 CATEGORIES = ["agent", "tdd", "workflow", "system", "github", "deploy"]
 BATCH = 50  # events per publish call (the gateway's HTTP API batches too)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def redis_cpu(info: dict[str, Any]) -> float:
@@ -167,25 +157,7 @@ async def run_case(url: str, mapping: str, scope: str, workers: int, events: lis
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    server = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-           "--dir", workdir]
-    if hasattr(os, "sched_setaffinity"):
-        redis_proc = subprocess.Popen(["taskset", "-c", "0", *cmd] if shutil.which("taskset") else cmd,
-                                      stdout=subprocess.DEVNULL)
-        os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
-    else:  # pragma: no cover
-        redis_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        for _ in range(100):
-            try:
-                await Redis.from_url(url).ping()
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
+    async with private_redis(pin_cpu=0) as url:
         events = make_events(args.events, args.resources)
         results = []
         for workers in args.workers:
@@ -195,10 +167,6 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                     results.append(row)
                     print(json.dumps(row), flush=True)
         return results
-    finally:
-        redis_proc.terminate()
-        redis_proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:

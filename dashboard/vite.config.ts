@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig, type Plugin } from 'vite';
 
+import { EVENT_TYPES } from '../clients/typescript/src/types.ts';
+import { eventValidators } from './scripts/event-validators.ts';
+
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 
 /** The service worker's output name: at the root, so its scope can be the whole dashboard (`/`). */
@@ -62,7 +65,12 @@ function serviceWorkerShell(): Plugin {
 const gateway = process.env.AUTOSDLC_WS_URL ?? 'http://127.0.0.1:8765';
 
 export default defineConfig({
-  plugins: [react(), serviceWorkerShell()],
+  plugins: [
+    react(),
+    serviceWorkerShell(),
+    // The publish form's validators, compiled from the schemas the gateway serves at /schemas/.
+    eventValidators({ schemaDir: here('../src/autosdlc_ws/schemas'), types: EVENT_TYPES }),
+  ],
   // Built into the Python package: the gateway serves static/index.html at `/`
   // and static/assets/ at `/assets` (src/autosdlc_ws/server/app.py).
   base: '/',
@@ -96,6 +104,9 @@ export default defineConfig({
     proxy: {
       '/ws': { target: gateway.replace(/^http/, 'ws'), ws: true },
       '/healthz': gateway,
+      // The Debug view's HTTP calls.
+      '/api': gateway,
+      '/schemas': gateway,
     },
   },
   test: {

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +15,15 @@ export const REPO = path.resolve(here, '..', '..');
 export const STATIC_INDEX = path.join(REPO, 'src', 'autosdlc_ws', 'static', 'index.html');
 export const PYTHON = process.env.AUTOSDLC_PYTHON ?? path.join(REPO, '.venv', 'bin', 'python');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** redis-server for the tests that need their own: REDIS_SERVER_PATH, else the first on PATH. */
+export const REDIS_SERVER = process.env.REDIS_SERVER_PATH ?? onPath('redis-server') ?? '/usr/bin/redis-server';
+
+function onPath(name) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return null;
+}
 
 export const CHROMIUM_ARGS = [
   '--headless',
@@ -27,9 +36,10 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-/** Problems that make the browser tests impossible here, or null. */
-export function missingPrerequisites() {
+/** Problems that make the browser tests impossible here, or null. `redis`: the test also needs redis-server. */
+export function missingPrerequisites({ redis = false } = {}) {
   const missing = [];
+  if (redis && !existsSync(REDIS_SERVER)) missing.push(`${REDIS_SERVER} (apt-get install -y redis-server)`);
   if (!existsSync(PYTHON)) missing.push(`${PYTHON} (run \`make test\` or create the venv first)`);
   if (!existsSync(CHROMIUM)) missing.push(`${CHROMIUM} (apt-get install -y chromium)`);
   if (!existsSync(STATIC_INDEX)) missing.push(`${STATIC_INDEX} (npm run build)`);
@@ -66,8 +76,8 @@ export function mintToken(secret, sub, permissions, ttlS = 3600) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A child process whose output is kept (the tail is shown when something fails). */
-function spawnLogged(name, args, env) {
-  const proc = spawn(PYTHON, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnLogged(name, args, env, command = PYTHON) {
+  const proc = spawn(command, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   const keep = (chunk) => {
     for (const line of String(chunk).split('\n')) if (line) lines.push(`[${name}] ${line}`);
@@ -95,15 +105,45 @@ async function waitHealthy(base, proc, timeoutMs) {
   throw new Error(`gateway at ${base} did not become healthy:\n${proc.output.slice(-30).join('\n')}`);
 }
 
-/** `python -m autosdlc_ws serve --port <port>`, resolved once /healthz answers. */
-export async function startGateway({ port, secret, env = {}, timeoutMs = 20_000 }) {
-  const proc = spawnLogged('gateway', ['-m', 'autosdlc_ws', 'serve', '--host', '127.0.0.1', '--port', String(port)], {
+/** `python -m autosdlc_ws serve --port <port> [args…]`, resolved once /healthz answers. */
+export async function startGateway({ port, secret, args = [], env = {}, timeoutMs = 20_000 }) {
+  const proc = spawnLogged('gateway', ['-m', 'autosdlc_ws', 'serve', '--host', '127.0.0.1', '--port', String(port), ...args], {
     AUTOSDLC_WS_JWT_SECRET: secret,
     ...env,
   });
   const base = `http://127.0.0.1:${port}`;
   await waitHealthy(base, proc, timeoutMs);
   return { proc, port, base };
+}
+
+/**
+ * A private redis-server on `port` (no persistence, bound to 127.0.0.1), as
+ * the Python tests start theirs (tests/redis/conftest.py): never a shared one.
+ * Resolved once it answers PING.
+ */
+export async function startRedis({ port, timeoutMs = 10_000 }) {
+  const proc = spawnLogged('redis', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, REDIS_SERVER);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null || proc.signalCode !== null) break;
+    if (await redisPing(port)) return { proc, url: `redis://127.0.0.1:${port}/0` };
+    await sleep(50);
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`redis-server on ${port} did not start:\n${proc.output.slice(-20).join('\n')}`);
+}
+
+function redisPing(port) {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port }, () => sock.write('PING\r\n'));
+    sock.setTimeout(500, () => sock.destroy());
+    sock.once('data', (d) => {
+      resolve(String(d).startsWith('+PONG'));
+      sock.destroy();
+    });
+    sock.once('error', () => resolve(false));
+    sock.once('close', () => resolve(false));
+  });
 }
 
 /** `python -m autosdlc_ws simulate` publishing to the gateway over HTTP. */

@@ -2,7 +2,9 @@
 // Takes docs/dashboard.png: a gateway and the simulator on a free port, the
 // built dashboard in headless Chromium, a screenshot once every panel has data.
 // With --phone, docs/dashboard-phone.png: what a 390x844 phone shows first.
-//   npm run build && npm run screenshot [-- [--phone] out.png]
+// With --debug, docs/dashboard-debug.png: the Debug view of 2 workers on Redis
+// (scripts/screenshot-debug.mjs; needs redis-server).
+//   npm run build && npm run screenshot [-- [--phone|--debug] out.png]
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -17,18 +19,27 @@ import {
   startSimulator,
   stopProcess,
 } from './harness.mjs';
+import { debugScreenshot } from './screenshot-debug.mjs';
 
 const args = process.argv.slice(2);
 const phone = args.includes('--phone');
+const debug = args.includes('--debug');
 /** The whole page on a desktop, or a phone's first screen (device scale 2 for a sharp picture). */
-const view = phone
+const view = debug
+  ? { file: 'dashboard-debug.png' }
+  : phone
   ? { file: 'dashboard-phone.png', page: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }, fullPage: false }
   : { file: 'dashboard.png', page: { viewport: { width: 1440, height: 1000 }, deviceScaleFactor: 1 }, fullPage: true };
 const out = path.resolve(args.find((a) => !a.startsWith('--')) ?? path.join(REPO, 'docs', view.file));
-const missing = missingPrerequisites();
+const missing = missingPrerequisites({ redis: debug });
 if (missing) {
   console.error(`screenshot: missing ${missing.join(', ')}`);
   process.exit(1);
+}
+if (debug) {
+  await writeFile(out, await debugScreenshot());
+  console.log(`screenshot: wrote ${path.relative(process.cwd(), out)}`);
+  process.exit(0);
 }
 
 const secret = newSecret();

@@ -137,8 +137,10 @@ describe.skipIf(plan.skip)('dashboard in Chromium against the real gateway', { t
       }
     }
     expect(moved, `no progress bar moved: ${JSON.stringify(seen)}`).not.toBeNull();
-    // CPU and memory figures are filled in
-    await expect(page.locator('[data-testid=agent-card][data-agent=coder-001] .metric-value').first().textContent()).resolves.toMatch(/%$/);
+    // CPU and memory figures are filled in (by the agent's first metric, which may
+    // come after the progress moved: a bounded wait, not a single look)
+    const cpu = page.locator('[data-testid=agent-card][data-agent=coder-001] .metric-value').first();
+    await expect.poll(() => cpu.textContent(), { timeout: WAIT, interval: 150 }).toMatch(/%$/);
   });
 
   it('shows a TDD phase change arriving', async () => {

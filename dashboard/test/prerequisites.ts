@@ -14,8 +14,11 @@ export interface BrowserTestPlan {
   skip: boolean;
 }
 
-export function browserTestPlan(env: Record<string, string | undefined> = process.env): BrowserTestPlan {
-  const missing = missingPrerequisites();
+export function browserTestPlan(
+  env: Record<string, string | undefined> = process.env,
+  needs: { redis?: boolean } = {},
+): BrowserTestPlan {
+  const missing = missingPrerequisites(needs);
   return { missing, skip: missing !== null && !env.CI };
 }
 

@@ -1,4 +1,4 @@
-"""The `autosdlc-ws` command: serve, token, keys, publish, simulate.
+"""The `autosdlc-ws` command: serve, token, keys, publish, simulate, status, connections, disconnect.
 
 Errors are one line on stderr and a non-zero exit code; never a traceback.
 """
@@ -13,6 +13,7 @@ import secrets
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from autosdlc_ws.config import load_settings
 from autosdlc_ws.core.auth import hash_api_key, mint_token
 from autosdlc_ws.core.permissions import PermissionSyntaxError, parse_permissions
 from autosdlc_ws.errors import ConfigError, GatewayError, ProtocolError
+from autosdlc_ws.tools.admin import AdminRequestError
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -104,8 +106,22 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="health, connections and message figures of a gateway",
                             formatter_class=fmt, epilog="example:\n  autosdlc-ws status --url http://127.0.0.1:8765")
-    status.add_argument("--url", default=os.environ.get("AUTOSDLC_WS_URL", DEFAULT_URL),
-                        help=f"gateway base URL (default {DEFAULT_URL})")
+    _client_args(status)  # with admin credentials it also lists every node of the deployment
+
+    conns = sub.add_parser("connections", help="every open connection of the deployment (admin)",
+                           formatter_class=fmt, epilog=(
+                               "examples:\n  autosdlc-ws connections --api-key $ADMIN_KEY\n"
+                               "  autosdlc-ws connections --subject dashboard --json"))
+    conns.add_argument("--subject", help="only this subject's connections")
+    conns.add_argument("--node", help="only the connections of this node id (see `status`)")
+    conns.add_argument("--json", action="store_true", help="the API's JSON answer, as is")
+    _client_args(conns)
+
+    disconnect = sub.add_parser("disconnect", help="close a connection on any node with 1008 (admin)",
+                                formatter_class=fmt,
+                                epilog="example:\n  autosdlc-ws disconnect conn_0123abcd --api-key $ADMIN_KEY")
+    disconnect.add_argument("id", help="connection id (see `connections`)")
+    _client_args(disconnect)
 
     bench = sub.add_parser("bench", help="benchmark fan-out against bare aiohttp and python-socketio",
                            formatter_class=fmt, epilog=(
@@ -343,6 +359,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from autosdlc_ws.tools.admin import NODES_HINT, admin_request, render_nodes
     from autosdlc_ws.tools.status import render_table, status_rows
 
     try:
@@ -350,7 +367,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot reach the gateway at {args.url}: {getattr(exc, 'reason', exc)}") from None
     print(render_table(rows))
+    if args.token or args.api_key:
+        try:  # credentials from the environment may lack admin: the figures above still stand
+            print(f"\n{render_nodes(admin_request(args.url, '/api/v1/nodes', _auth_headers(args)))}")
+        except AdminRequestError as exc:
+            print(f"\nnodes: {exc}")
+    else:
+        print(f"\n{NODES_HINT}")
     return 0 if rows[2][1].startswith("yes") else 3
+
+
+def cmd_connections(args: argparse.Namespace) -> int:
+    from autosdlc_ws.tools.admin import admin_request, render_connections
+
+    answer = admin_request(args.url, "/api/v1/connections", _auth_headers(args),
+                           query={"subject": args.subject or "", "nodeId": args.node or ""})
+    print(json.dumps(answer, indent=2) if args.json else render_connections(answer))
+    return 0
+
+
+def cmd_disconnect(args: argparse.Namespace) -> int:
+    from autosdlc_ws.tools.admin import admin_request
+
+    answer = admin_request(args.url, f"/api/v1/connections/{urllib.parse.quote(args.id, safe='')}",
+                           _auth_headers(args), method="DELETE")
+    print(f"closed {answer.get('closed', args.id)} (1008, closed by admin)")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -363,6 +405,8 @@ COMMANDS = {
     "bench": cmd_bench,
     "tail": cmd_tail,
     "status": cmd_status,
+    "connections": cmd_connections,
+    "disconnect": cmd_disconnect,
     "demo": cmd_demo,
     "serve": cmd_serve,
     "publish": cmd_publish,
@@ -378,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "keys":
             return cmd_keys_create(args)
         return COMMANDS[args.command](args)
-    except (CliError, ConfigError) as exc:
+    except (CliError, ConfigError, AdminRequestError) as exc:
         print(f"autosdlc-ws: error: {exc}", file=sys.stderr)
         return 1
     except GatewayError as exc:

@@ -25,6 +25,7 @@ from autosdlc_ws.broker.registry import check_broker_url
 from autosdlc_ws.core.permissions import PermissionSyntaxError, parse_permissions
 from autosdlc_ws.core.type_limits import RateLimitsError, TypeLimit, parse_rate_limits
 from autosdlc_ws.errors import ConfigError
+from autosdlc_ws.server.logs import MessageLogConfig
 
 ENV_PREFIX = "AUTOSDLC_WS_"
 
@@ -86,6 +87,9 @@ class Settings:
     history_max_events: int = 100_000
     history_max_age_s: float = 3600.0
     session_ttl_s: float = 300.0  # how long a disconnected session can be resumed
+    # --- snapshot on subscribe (last value per event type and resource) -------
+    snapshot_ttl_s: float = 86400.0  # a last value older than this is no longer sent
+    snapshot_max_keys: int = 100_000  # last values kept per deployment (oldest dropped); 0 = off
     # --- redis broker (when broker is a redis:// URL) -------------------------
     redis_prefix: str = "{autosdlc}:"  # key and channel prefix; the {hash tag} keeps keys in one Cluster slot
     redis_reconnect_max_s: float = 5.0  # cap of the jittered exponential backoff while Redis is away
@@ -103,6 +107,7 @@ class Settings:
     shutdown_grace_s: float = 5.0  # time to drain queued frames on shutdown
     log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR
     log_format: str = "text"  # "text" (key=value) or "json"
+    message_log: MessageLogConfig | None = None  # message-logging filter at start (as PUT /api/v1/logging)
     dashboard: bool = True  # serve the web dashboard at /
 
     def __post_init__(self) -> None:
@@ -127,11 +132,15 @@ class Settings:
             except PermissionSyntaxError as exc:
                 raise ConfigError(f"api key {entry.name!r}: {exc}") from None
         for name in ("max_frame_bytes", "max_decompressed_bytes", "outgoing_buffer_bytes",
-                     "http_idle_timeout_s", "connection_slot_lease_s"):
+                     "http_idle_timeout_s", "connection_slot_lease_s", "snapshot_ttl_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.snapshot_max_keys < 0:
+            raise ConfigError("snapshot_max_keys must be 0 (off) or positive")
         if not 1 <= self.max_json_depth <= 200:  # orjson encodes at most 254 levels
             raise ConfigError("max_json_depth must be from 1 to 200")
+        if self.message_log is not None and not isinstance(self.message_log, MessageLogConfig):
+            raise ConfigError("message_log must be a MessageLogConfig (load_settings parses the table)")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -164,6 +173,8 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
             )
             for i in items
         )
+    if name == "message_log":
+        return _message_log(value)
     if hint.startswith("tuple"):
         if text:
             return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -181,6 +192,24 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
     if value in ("", None) and "None" in hint:
         return None
     return str(value)
+
+
+def _message_log(value: Any) -> MessageLogConfig | None:
+    """The `message_log` table (TOML) or JSON object (environment), validated as
+    `PUT /api/v1/logging` validates its body; a ValueError names what is wrong."""
+    if isinstance(value, MessageLogConfig) or value is None:
+        return value
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON ({exc}); expected an object such as "
+                             '{"enabled": true, "types": ["agent_*"]}') from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a table (TOML) or JSON object of message-logging settings")
+    return MessageLogConfig.from_json(value)
 
 
 def load_settings(

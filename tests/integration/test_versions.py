@@ -19,7 +19,8 @@ async def test_connect_says_protocol_1_1(server: RunningGateway) -> None:
 
 async def test_each_served_schema_names_its_version(server: RunningGateway) -> None:
     async with aiohttp.ClientSession() as http:
-        for type_, version in (("agent_status", "1.1"), ("coverage_update", "1.0"), ("subscribe", "1.0")):
+        for type_, version in (("agent_status", "1.1"), ("coverage_update", "1.0"),
+                               ("subscribe", "1.1"), ("unsubscribe", "1.0")):
             async with http.get(f"{server.http_url}/schemas/{type_}.json") as resp:
                 assert (await resp.json(content_type=None))["version"] == version
 

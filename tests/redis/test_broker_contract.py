@@ -49,14 +49,17 @@ class Kit:
         else:
             await asyncio.sleep(seconds)
 
-    async def make(self, *, max_events: int = 1000, max_age_s: float = 3600.0) -> Backend:
+    async def make(self, *, max_events: int = 1000, max_age_s: float = 3600.0,
+                   snapshot_max_keys: int = 100_000, snapshot_ttl_s: float = 86_400.0) -> Backend:
         broker: Backend
         if self.kind == "memory":
-            broker = memory_backend(max_events=max_events, max_age_s=max_age_s, clock=self.clock)
+            broker = memory_backend(max_events=max_events, max_age_s=max_age_s, clock=self.clock,
+                                    snapshot_max_keys=snapshot_max_keys, snapshot_ttl_s=snapshot_ttl_s)
         else:
             assert self.server is not None
             broker = make_redis_broker(self.server.url, self.prefix, max_events=max_events,
-                                       max_age_s=max_age_s)
+                                       max_age_s=max_age_s, snapshot_max_keys=snapshot_max_keys,
+                                       snapshot_ttl_s=snapshot_ttl_s)
         got: list[BrokerEvent] = []
         self.received[id(broker)] = got
         await broker.start(got.append)

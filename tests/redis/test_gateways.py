@@ -1,17 +1,19 @@
 """Two gateways (two "workers") in this process sharing one Redis: cross-worker delivery,
-resume on the other worker, and a Redis outage seen from the wire."""
+resume on the other worker, and a Redis outage seen from the wire (the admin API then
+answers for the local node, partial)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import RunningGateway, base_settings
+from tests.conftest import ADMIN_KEY, RunningGateway, base_settings, timeout
 from tests.redis.conftest import RedisServer, make_redis_broker, wait_until
 from tests.redis.helpers import agent_event, connect, publish, wait_status
 
@@ -90,6 +92,27 @@ async def test_resume_on_the_other_worker_gets_all_10000_events_once_in_order(
             await resumed.close()
 
 
+async def admin_answers_locally(gateway: RunningGateway, other_node: str) -> None:
+    """While Redis is away the admin API answers at once for this node alone, partial,
+    naming the node it cannot reach."""
+    deadline = time.monotonic() + timeout(10)
+    async with aiohttp.ClientSession() as http:
+        while True:
+            started = time.monotonic()
+            resp = await http.get(f"{gateway.http_url}/api/v1/connections", headers={"X-API-Key": ADMIN_KEY})
+            body = await resp.json()
+            assert resp.status == 200 and time.monotonic() - started < 2.5, body
+            if body.get("partial") and other_node in body["missingNodes"]:
+                break
+            assert time.monotonic() < deadline, f"admin answer never said partial: {body}"
+            await asyncio.sleep(0.1)
+        assert {c["nodeId"] for c in body["connections"]} == {gateway.gateway.node.node_id}
+        resp = await http.get(f"{gateway.http_url}/api/v1/nodes", headers={"X-API-Key": ADMIN_KEY})
+        nodes = await resp.json()
+        assert [n["nodeId"] for n in nodes["nodes"]] == [gateway.gateway.node.node_id]
+        assert nodes["partial"] is True and other_node in nodes["missingNodes"]
+
+
 async def test_redis_outage_seen_from_the_wire(persistent_redis: RedisServer, prefix: str,
                                                gateway_factory: Factory) -> None:
     g1, g2 = await start_pair(persistent_redis.url, prefix, gateway_factory)
@@ -117,6 +140,9 @@ async def test_redis_outage_seen_from_the_wire(persistent_redis: RedisServer, pr
                 n += 1
                 await asyncio.sleep(0.01)
 
+    async with aiohttp.ClientSession() as http:  # both nodes listed (and known to g1) before the outage
+        resp = await http.get(f"{g1.http_url}/api/v1/nodes", headers={"X-API-Key": ADMIN_KEY})
+        assert (await resp.json())["count"] == 2
     task = asyncio.create_task(publisher())
     try:
         await asyncio.sleep(0.3)
@@ -130,6 +156,7 @@ async def test_redis_outage_seen_from_the_wire(persistent_redis: RedisServer, pr
             if error["type"] == "error":
                 break
         assert error["data"]["code"] == "internal" and error["data"]["retryAfterMs"] > 0
+        await admin_answers_locally(g1, g2.gateway.node.node_id)
         # (a publish in flight when Redis stopped may take the whole retry time to fail:
         # wait for one begun during the outage to be refused, not for a fixed time)
         await wait_until(lambda: any(i.startswith("r-during") for i in refused), 10,

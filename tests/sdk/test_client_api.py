@@ -235,3 +235,21 @@ async def test_api_key_and_unreachable_server(server: RunningGateway) -> None:
         await AutoSDLCWebSocket(f"ws://127.0.0.1:{free_port()}/ws", token="t", connect_timeout=2).connect()
     with pytest.raises(ValueError):
         AutoSDLCWebSocket(server.ws_url)  # no credentials
+
+
+async def test_snapshot_on_subscribe_and_the_design_documents_short_names(server: RunningGateway) -> None:
+    token = make_token()
+    async with Publisher(server.http_url, token=token) as pub:
+        first = await pub.publish("agent_status", status("coder-001"))
+        latest = await pub.publish("agent_status", status("coder-001", currentTask={"id": "t", "progress": 7}))
+        await pub.publish("agent_status", status("coder-002"))  # another agent: filtered out
+    async with AutoSDLCWebSocket(server.ws_url, token=token, typed=False) as ws:
+        await ws.subscribe_to_agent("coder-001", ["status", "task_update"], snapshot=True)
+        event = await next_event(ws)
+        assert event["id"] == latest != first  # the current state only, marked as such
+        assert event["metadata"]["snapshot"] is True
+        async with Publisher(server.http_url, token=token) as pub:
+            live = await pub.publish("agent_task_update", {"agentId": "coder-001", "taskId": "t",
+                                                           "status": "completed"})
+        event = await next_event(ws)
+        assert event["id"] == live and not (event.get("metadata") or {}).get("snapshot")

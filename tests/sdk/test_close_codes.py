@@ -170,7 +170,7 @@ async def _admin_close(server: RunningGateway, ws: AutoSDLCWebSocket) -> None:
 
 
 async def _oversize(server: RunningGateway, ws: AutoSDLCWebSocket) -> None:
-    ws._max_frame_bytes = None  # skip the client's own MessageTooLarge check
+    ws._core.max_frame_bytes = None  # skip the client's own MessageTooLarge check
     await ws.send({"type": "agent_log", "data": {"agentId": "a", "level": "info", "message": "x" * 70_000}})
 
 

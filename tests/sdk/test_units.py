@@ -16,9 +16,9 @@ from autosdlc_ws.client import (
     full_jitter,
 )
 from autosdlc_ws.client.backoff import parse_retry_after
+from autosdlc_ws.client.close_rules import close_outcome
 from autosdlc_ws.client.events import FrameError, decode_frame, is_event, matches, to_model, validate_pattern
-from autosdlc_ws.client.queue import Outbox, Outgoing, SeenIds
-from autosdlc_ws.client.state import close_outcome
+from autosdlc_ws.client.queue import Outbox, QueuedFrame, SeenIds
 from autosdlc_ws.core.messages import AgentStatusMessage, Envelope
 from autosdlc_ws.errors import RECONNECT_CODES
 
@@ -50,14 +50,14 @@ def test_retry_after() -> None:
 
 def test_outbox_bound_requeue_and_removal() -> None:
     box = Outbox(2)
-    box.append(Outgoing("a"))
-    box.append(Outgoing("b", "req-1"))
+    box.append(QueuedFrame("a"))
+    box.append(QueuedFrame("b", "req-1"))
     with pytest.raises(QueueFull):
-        box.append(Outgoing("c"))
-    box.requeue_front([Outgoing("x", "req-0")])  # in-flight requests: front, outside the bound
+        box.append(QueuedFrame("c"))
+    box.requeue_front([QueuedFrame("x", "req-0")])  # in-flight requests: front, outside the bound
     assert [i.text for i in box] == ["x", "a", "b"]
     assert box.remove_request("req-1") and not box.remove_request("req-1")
-    box.append(Outgoing("c"))
+    box.append(QueuedFrame("c"))
     first = box.popleft()
     box.appendleft(first)
     assert [box.popleft().text for _ in range(len(box))] == ["x", "a", "c"]

@@ -239,3 +239,21 @@ def test_with_partial_marks_only_incomplete_answers() -> None:
         "x": 1, "partial": True, "missingNodes": ["b"]}
     assert admin_view.with_partial({}, BroadcastResult({"a": {}}, [], reachable=False)) == {
         "partial": True, "missingNodes": []}
+
+
+# --- query parsing and PUT bodies ---------------------------------------------------------
+
+
+def test_connection_filters_take_subject_and_node_once() -> None:
+    assert admin_view.connection_filters({}) == {}
+    filters = admin_view.connection_filters({"subject": ["carol"], "nodeId": ["h:1:ab"]})
+    assert filters == {"subject": "carol", "node_id": "h:1:ab"}
+    for bad in ({"subject": [""]}, {"subject": ["a", "b"]}, {"subjet": ["a"]}, {"nodeId": ["x\ny"]},
+                {"nodeId": ["x" * 257]}):
+        with pytest.raises(ValueError):
+            admin_view.connection_filters(bad)
+
+
+def test_a_get_logging_body_put_back_sets_its_filter() -> None:
+    body = {"enabled": True, "types": ["ping"], "partial": True, "missingNodes": ["n2"], "divergentNodes": ["n3"]}
+    assert admin_view.logging_settings(body) == {"enabled": True, "types": ["ping"]}

@@ -211,3 +211,19 @@ def test_an_unknown_broker_scheme_names_the_known_ones() -> None:
     with pytest.raises(ConfigError) as info:
         Settings(broker="nats://localhost:4222")
     assert "memory, redis://, rediss://" in str(info.value)
+
+
+def test_message_log_from_a_toml_table_or_json(tmp_path: Path) -> None:
+    path = write(tmp_path, '[message_log]\nenabled = true\ntypes = ["agent_*"]\nsampleRate = 0.5\n')
+    config = load_settings(path, env={}).message_log
+    assert config is not None and config.enabled and config.types == ["agent_*"] and config.sample_rate == 0.5
+    from_env = load_settings(env={"AUTOSDLC_WS_MESSAGE_LOG": '{"enabled": true, "subjects": ["alice"]}'})
+    assert from_env.message_log is not None and from_env.message_log.subjects == ["alice"]
+    assert load_settings(env={}).message_log is None
+
+
+@pytest.mark.parametrize("value", ['{"sampleRate": 2}', '{"directions": ["sideways"]}', '{"colour": 1}',
+                                   "[1, 2]", "{not json"])
+def test_invalid_message_log_stops_the_start_with_the_reason(value: str) -> None:
+    with pytest.raises(ConfigError, match="message_log"):
+        load_settings(env={"AUTOSDLC_WS_MESSAGE_LOG": value})

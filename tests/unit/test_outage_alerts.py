@@ -8,7 +8,6 @@ from autosdlc_ws.server.alerts import (
     MONITOR_ORIGIN,
     BrokerOutageState,
     broker_unavailable_alert,
-    instance_name,
     outage_alert,
 )
 
@@ -19,7 +18,7 @@ def test_an_outage_is_announced_once_and_resolved_once() -> None:
     assert down is not None and down["type"] == "system_alert" and down["timestamp"] == 5
     assert down["data"] == {"severity": "critical", "title": "Broker unavailable",
                             "message": "Redis is unreachable", "resolved": False, "source": "gateway",
-                            "alertId": f"{instance_name()}:broker_unavailable"}
+                            "alertId": "deployment:broker_unavailable"}
     assert down["metadata"]["source"] == BROKER_ORIGIN
     assert outage_alert(Outage(OutageKind.UNAVAILABLE, True, "again"), state, 6) is None
     up = outage_alert(Outage(OutageKind.UNAVAILABLE, False, "Redis is back"), state, 7)
@@ -49,5 +48,5 @@ def test_a_history_reset_always_alerts() -> None:
 
 def test_the_monitor_words_broker_loss_like_the_log() -> None:
     alert = broker_unavailable_alert(down=True, message="cannot be reached", origin=MONITOR_ORIGIN, now_ms=1)
-    assert alert["data"]["alertId"] == f"{instance_name()}:broker_unavailable"
+    assert alert["data"]["alertId"] == "deployment:broker_unavailable"
     assert alert["metadata"]["source"] == MONITOR_ORIGIN

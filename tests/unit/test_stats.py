@@ -67,3 +67,26 @@ def test_shared_dir_snapshots_from_siblings(tmp_path: Path) -> None:
     assert "autosdlc_ws_connections_active 5.0" in text
     collector.write_snapshot()
     assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["counters"]["events_delivered"] == 2
+
+
+def test_subscriber_counts_keep_a_bounded_resource_label_across_workers() -> None:
+    from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP
+
+    # Two workers, each already bounded, together name more resources than the bound.
+    worker_a = {f"subscribers_by_resource:agent:a{i}": 1.0 for i in range(SUBSCRIBER_RESOURCES_TOP)}
+    worker_b = {f"subscribers_by_resource:agent:b{i}": 1.0 for i in range(SUBSCRIBER_RESOURCES_TOP)}
+    worker_b["subscribers_by_resource:agent:a0"] = 5.0
+    worker_b["subscribers_by_type:agent_status"] = 2.0
+
+    class Merged(StatsCollector):
+        def _snapshots(self) -> list[dict[str, object]]:
+            return [GatewayStats().snapshot(worker_a), GatewayStats().snapshot(worker_b)]
+
+    text = _render(Merged(GatewayStats(), dict))
+    rows = [line for line in text.splitlines() if line.startswith("autosdlc_ws_subscribers_by_resource{")]
+    assert len(rows) == SUBSCRIBER_RESOURCES_TOP + 1
+    assert 'autosdlc_ws_subscribers_by_resource{resource="agent:a0"} 6.0' in rows
+    total = sum(float(r.rsplit(" ", 1)[1]) for r in rows)
+    assert total == 2 * SUBSCRIBER_RESOURCES_TOP + 5  # nothing lost: the rest is under "other"
+    assert any(r.startswith('autosdlc_ws_subscribers_by_resource{resource="other"}') for r in rows)
+    assert 'autosdlc_ws_subscribers_by_type{type="agent_status"} 2.0' in text

@@ -139,7 +139,7 @@ describe('the npm package, installed into a fresh project', { timeout: 60_000 },
 
   it('ships both builds, their types and the sources the maps point at, and nothing else', () => {
     const shipped = readdirSync(installedDir).sort();
-    expect(shipped).toEqual(['README.md', 'dist', 'package.json', 'src']);
+    expect(shipped).toEqual(['LICENSE', 'README.md', 'dist', 'package.json', 'src']);
     for (const entry of ['index', 'react']) {
       for (const extension of ['.js', '.cjs', '.d.ts', '.d.cts']) {
         expect(existsSync(join(installedDir, 'dist', `${entry}${extension}`)), `dist/${entry}${extension}`).toBe(true);

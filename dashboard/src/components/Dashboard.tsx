@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 
 import {
   AuthError,
@@ -11,7 +11,8 @@ import {
 import { useEvent, useSubscription, useWebSocket } from '@autosdlc/ws-client/react';
 
 import { gatewayWsUrl, type Credential } from '../credentials';
-import { initialState, reduce } from '../state';
+import { isAdmin } from '../debug/permissions';
+import { initialState, reduce, type FeedItem } from '../state';
 import {
   agentScope,
   CATEGORIES,
@@ -31,9 +32,13 @@ import { GithubPanel } from './GithubPanel';
 import { Header } from './Header';
 import { SystemPanel } from './SystemPanel';
 import { TddPanel } from './TddPanel';
+import { ViewTabs, type ViewKey } from './ViewTabs';
 import { WorkflowsPanel } from './WorkflowsPanel';
 
 const RATE_WINDOW_MS = 10_000;
+
+// Admin only: its code is fetched the first time the tab opens.
+const DebugView = lazy(() => import('../debug/DebugView'));
 
 const NO_EVENTS: string[] = [];
 
@@ -146,6 +151,16 @@ export function Dashboard({ credential, onSignOut, onCredentialRejected, onRecon
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [settled, specKey]);
 
+  // The Debug view: offered to admin credentials only (as the gateway's admin API requires).
+  const admin = isAdmin(permissions);
+  const [chosenView, setView] = useState<ViewKey>('live');
+  const view: ViewKey = admin ? chosenView : 'live';
+  const [inspected, setInspected] = useState<FeedItem | null>(null);
+  const inspect = useCallback((item: FeedItem) => {
+    setInspected(item);
+    setView('debug');
+  }, []);
+
   const signOut = useCallback(() => {
     client.close();
     onSignOut();
@@ -166,6 +181,7 @@ export function Dashboard({ credential, onSignOut, onCredentialRejected, onRecon
         onSignOut={signOut}
         onReconnect={onReconnect}
       />
+      {admin && <ViewTabs view={view} onChange={setView} />}
       <FilterBar
         filters={filters}
         onChange={setFilters}
@@ -173,18 +189,32 @@ export function Dashboard({ credential, onSignOut, onCredentialRejected, onRecon
         scope={JSON.parse(scopeKey) as string[] | null}
         subs={subs}
       />
-      <main className="grid">
-        <div className="col-main">
-          <AgentsPanel agents={model.agentOrder.map((id) => model.agents[id]!)} sub={subs.agents} now={now} />
-          <TddPanel tdd={model.tdd} order={model.knownAgents} changes={model.phaseChanges} sub={subs.agents} />
-          <WorkflowsPanel workflows={model.workflowOrder.map((id) => model.workflows[id]!)} sub={subs.workflows} now={now} />
-        </div>
-        <div className="col-side">
-          <SystemPanel items={model.system} sub={subs.system} />
-          <GithubPanel items={model.github} sub={subs.github} />
-          <FeedPanel feed={model.feed} />
-        </div>
-      </main>
+      {view === 'debug' ? (
+        <Suspense fallback={<p className="notice">Loading the Debug view…</p>}>
+          <DebugView
+            credential={credential}
+            permissions={permissions ?? []}
+            feed={model.feed}
+            inspected={inspected}
+            onInspect={setInspected}
+            ownConnectionId={client.connectionId}
+            now={now}
+          />
+        </Suspense>
+      ) : (
+        <main className="grid">
+          <div className="col-main">
+            <AgentsPanel agents={model.agentOrder.map((id) => model.agents[id]!)} sub={subs.agents} now={now} />
+            <TddPanel tdd={model.tdd} order={model.knownAgents} changes={model.phaseChanges} sub={subs.agents} />
+            <WorkflowsPanel workflows={model.workflowOrder.map((id) => model.workflows[id]!)} sub={subs.workflows} now={now} />
+          </div>
+          <div className="col-side">
+            <SystemPanel items={model.system} sub={subs.system} />
+            <GithubPanel items={model.github} sub={subs.github} />
+            <FeedPanel feed={model.feed} {...(admin ? { onSelect: inspect } : {})} />
+          </div>
+        </main>
+      )}
     </div>
   );
 }

@@ -68,5 +68,6 @@ function applyEvent(state0: DashboardState, env: Envelope): DashboardState {
     ...(agentId ? { agentId } : {}),
     summary: clip(summary),
     ...(severity ? { severity } : {}),
+    envelope: env,
   });
 }

@@ -115,6 +115,8 @@ export interface FeedItem {
   agentId?: string;
   summary: string;
   severity?: Severity;
+  /** The whole envelope as received (events only), for the Debug view's inspector. */
+  envelope?: Envelope;
 }
 
 export interface DashboardState {

@@ -1,15 +1,17 @@
 """`Backend`: the broker's interfaces bundled for one gateway process.
 
 Built by the factory registered for the broker URL's scheme
-(`broker.registry`); the gateway starts it once and closes it once.
+(`broker.registry`); the gateway starts it once and closes it once. The
+control channel is started and closed by the gateway itself (`Gateway.start`),
+since only the gateway knows its node identity and admin commands.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from autosdlc_ws.broker.base import EventHandler, EventLog, OutageHandler, SessionStore, SharedLimits
+from autosdlc_ws.broker.control import ControlChannel
 
 
 @dataclass(slots=True)
@@ -18,9 +20,10 @@ class Backend:
     log: EventLog
     sessions: SessionStore
     limits: SharedLimits
-    # TODO(control channel): the node registry and commands between gateway
-    # processes (cluster-wide admin) are typed here once that interface lands.
-    control: Any | None = None
+    #: The node registry and commands between the gateway processes sharing this
+    #: broker (the deployment-wide admin API). The gateway starts it with its node
+    #: identity and command handler, which the backend does not know.
+    control: ControlChannel
 
     async def start(self, on_event: EventHandler, on_outage: OutageHandler | None = None) -> None:
         await self.log.start(on_event, on_outage)

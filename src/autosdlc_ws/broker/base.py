@@ -9,7 +9,9 @@ A broker is not one object but a bundle (`broker.backend.Backend`) of:
   wrong. Live events are pushed to the handler given to `start`, in offset
   order. `history_after` returns what followed a position or an event id, so a
   resuming client gets what it missed; `complete=False` says part of it is gone
-  (past retention, or another epoch) and the client must be told so. Outages
+  (past retention, or another epoch) and the client must be told so.
+  `snapshot` returns the newest retained event of each (type, resource) a
+  subscription matches (`core.last_values`), with the log position it reflects. Outages
   are *reported* (`on_outage`), never turned into events here: the gateway
   builds every alert.
 - `SessionStore`: a client's subscriptions, kept for `session_ttl_s` after it
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,16 @@ class HistoryResult:
     complete: bool
     reason: str | None = None
     head: Position | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    """The last values a subscription matches, oldest first, as of `position`:
+    every event at or below it is in `events` or superseded there, and every
+    later one is still to come live."""
+
+    events: list[BrokerEvent]
+    position: Position
 
 
 @dataclass(slots=True)
@@ -135,6 +147,16 @@ class EventLog(abc.ABC):
         self, *, position: Position | None = None, event_id: str | None = None, limit: int = 100_000
     ) -> HistoryResult:
         """Events after `position` (or after the event with `event_id`), oldest first."""
+
+    @abc.abstractmethod
+    async def snapshot(self, types: frozenset[str], filters: Mapping[str, frozenset[str]]) -> SnapshotResult:
+        """The newest retained event per (type, resource) matching `types` and
+        `filters`, oldest first, found by index lookups (never a scan).
+
+        Returns only once this worker's live handler has been given every event
+        up to the answer's position, so a caller whose subscription is already
+        indexed sees each later event live and each earlier one here (or
+        superseded here). Raises `BrokerUnavailable` when it cannot be read."""
 
     @abc.abstractmethod
     async def ready(self) -> bool:

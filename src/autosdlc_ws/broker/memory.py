@@ -16,7 +16,7 @@ import itertools
 import os
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from autosdlc_ws.broker.backend import Backend
@@ -33,8 +33,11 @@ from autosdlc_ws.broker.base import (
     SessionRecord,
     SessionStore,
     SharedLimits,
+    SnapshotResult,
 )
 from autosdlc_ws.broker.local_limits import LocalBuckets, LocalSlots
+from autosdlc_ws.broker.memory_control import MemoryControlChannel
+from autosdlc_ws.core.last_values import LastValues
 
 if TYPE_CHECKING:
     from autosdlc_ws.config import Settings
@@ -44,6 +47,7 @@ Clock = Callable[[], float]
 
 class MemoryEventLog(EventLog):
     def __init__(self, *, max_events: int = 100_000, max_age_s: float = 3600.0,
+                 snapshot_max_keys: int = 100_000, snapshot_ttl_s: float = 86_400.0,
                  clock: Clock = time.monotonic) -> None:
         self.epoch = os.urandom(6).hex()
         self._max_events = max_events
@@ -53,6 +57,7 @@ class MemoryEventLog(EventLog):
         self._offsets: dict[str, int] = {}
         self._next_offset = 1
         self._handler: EventHandler | None = None
+        self.last_values = LastValues(max_keys=snapshot_max_keys, ttl_s=snapshot_ttl_s, clock=clock)
 
     async def start(self, on_event: EventHandler, on_outage: OutageHandler | None = None) -> None:
         self._handler = on_event  # one process, no outages to report
@@ -74,6 +79,7 @@ class MemoryEventLog(EventLog):
             record = BrokerEvent(event, offset, self.epoch)
             self._log.append((now, record))
             self._offsets[event_id] = offset
+            self.last_values.put(offset, event)
             receipts.append(PublishReceipt(event_id, offset, False))
             if self._handler is not None:
                 self._handler(record)
@@ -114,6 +120,12 @@ class MemoryEventLog(EventLog):
         if complete and start + limit < len(self._log):
             complete, reason = False, f"more than {limit} events were missed"
         return HistoryResult(events, complete, reason, head)
+
+    async def snapshot(self, types: frozenset[str], filters: Mapping[str, frozenset[str]]) -> SnapshotResult:
+        # Publishing hands each event to the live handler in the same call, so
+        # everything up to the head has already been delivered.
+        events = [BrokerEvent(e.event, e.offset, self.epoch) for e in self.last_values.lookup(types, filters)]
+        return SnapshotResult(events, Position(self.epoch, self._next_offset - 1))
 
     async def ready(self) -> bool:
         return True
@@ -175,16 +187,20 @@ class MemorySharedLimits(SharedLimits):
 
 
 def memory_backend(*, max_events: int = 100_000, max_age_s: float = 3600.0,
+                   snapshot_max_keys: int = 100_000, snapshot_ttl_s: float = 86_400.0,
                    clock: Clock = time.monotonic) -> Backend:
-    """The three memory implementations on one clock."""
+    """The memory implementations on one clock, and a control channel of one node."""
     return Backend(
         name="memory",
-        log=MemoryEventLog(max_events=max_events, max_age_s=max_age_s, clock=clock),
+        log=MemoryEventLog(max_events=max_events, max_age_s=max_age_s, snapshot_max_keys=snapshot_max_keys,
+                           snapshot_ttl_s=snapshot_ttl_s, clock=clock),
         sessions=MemorySessionStore(clock=clock),
         limits=MemorySharedLimits(clock=clock),
+        control=MemoryControlChannel(),  # its own hub: this process is the one node
     )
 
 
 def backend_from_settings(settings: Settings) -> Backend:
     """The `memory` registration (`broker.registry`)."""
-    return memory_backend(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s)
+    return memory_backend(max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
+                          snapshot_max_keys=settings.snapshot_max_keys, snapshot_ttl_s=settings.snapshot_ttl_s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.redis_control import RedisControlChannel
 from autosdlc_ws.broker.redis_limits import RedisSharedLimits
 from autosdlc_ws.broker.redis_link import RedisLink
 from autosdlc_ws.broker.redis_log import RedisEventLog
@@ -37,6 +38,8 @@ def redis_backend(
     slot_refresh_s: float | None = None,
     limit_timeout_s: float = 1.0,
     limit_retry_s: float = 1.0,
+    snapshot_max_keys: int = 100_000,
+    snapshot_ttl_s: float = 86_400.0,
 ) -> Backend:
     link = RedisLink(url, prefix=prefix, connect_timeout_s=connect_timeout_s,
                      command_timeout_s=command_timeout_s, max_connections=max_connections,
@@ -47,10 +50,16 @@ def redis_backend(
                           reconnect_min_s=reconnect_min_s, reconnect_max_s=reconnect_max_s,
                           catch_up_timeout_s=catch_up_timeout_s, idle_ping_s=idle_ping_s,
                           trim_interval_s=trim_interval_s, start_timeout_s=start_timeout_s,
-                          alert_after_s=alert_after_s),
+                          alert_after_s=alert_after_s, snapshot_max_keys=snapshot_max_keys,
+                          snapshot_ttl_s=snapshot_ttl_s),
         sessions=RedisSessionStore(link),
         limits=RedisSharedLimits(link, slot_lease_s=slot_lease_s, slot_refresh_s=slot_refresh_s,
                                  limit_retry_s=limit_retry_s),
+        # Its own connections (commands must get through while the log's are busy),
+        # under the same prefix, so every process on this broker is one deployment.
+        control=RedisControlChannel(url, prefix=prefix, connect_timeout_s=connect_timeout_s,
+                                    reconnect_min_s=reconnect_min_s, reconnect_max_s=reconnect_max_s,
+                                    idle_ping_s=idle_ping_s),
     )
 
 
@@ -59,4 +68,5 @@ def backend_from_settings(settings: Settings) -> Backend:
     return redis_backend(settings.broker, prefix=settings.redis_prefix,
                          max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
                          reconnect_max_s=settings.redis_reconnect_max_s,
-                         slot_lease_s=settings.connection_slot_lease_s)
+                         slot_lease_s=settings.connection_slot_lease_s,
+                         snapshot_max_keys=settings.snapshot_max_keys, snapshot_ttl_s=settings.snapshot_ttl_s)

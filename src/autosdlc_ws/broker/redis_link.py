@@ -11,6 +11,10 @@ Key layout (all under `prefix`, default `{autosdlc}:`; see `redis_scripts`):
     <prefix>seq            last offset of this epoch
     <prefix>log            Stream, entry id "<offset>-0", fields t (Redis ms), e (event JSON)
     <prefix>ids            sorted set event id -> offset (resume by id, idempotent publish)
+    <prefix>lv:order       sorted set last-value key -> offset (snapshot on subscribe; these
+    <prefix>lv:val         four are written by the PUBLISH script, see `redis_scripts`)
+    <prefix>lv:tags
+    <prefix>lv:idx
     <prefix>session:<id>   a session record (JSON), with a TTL
     <prefix>events         the Pub/Sub channel
     <prefix>slots:<ident>  hash: connection holder -> lease expiry (shared connection caps)
@@ -37,7 +41,7 @@ from autosdlc_ws.broker.urls import redact_url
 #: Failures that mean "Redis cannot be reached or used right now".
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
-LOG_SCRIPTS = ("PUBLISH", "HEAD", "TRIM", "REMEMBER_IDS")
+LOG_SCRIPTS = ("PUBLISH", "HEAD", "TRIM", "REMEMBER_IDS", "SNAPSHOT")
 LIMIT_SCRIPTS = ("ACQUIRE_SLOT", "REFRESH_SLOTS", "TAKE_TOKENS")
 
 
@@ -51,7 +55,8 @@ class RedisLink:
         self.command_timeout_s = command_timeout_s
         self.limit_timeout_s = limit_timeout_s
         self._max_connections = max_connections
-        self.log_keys = [f"{prefix}epoch", f"{prefix}seq", f"{prefix}log", f"{prefix}ids"]
+        self.log_keys = [f"{prefix}epoch", f"{prefix}seq", f"{prefix}log", f"{prefix}ids",
+                         f"{prefix}lv:order", f"{prefix}lv:val", f"{prefix}lv:tags", f"{prefix}lv:idx"]
         self._client: Redis | None = None
         self._limits_client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}

@@ -40,12 +40,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from autosdlc_ws.broker.base import (
     LOCAL_EPOCH,
@@ -59,8 +58,11 @@ from autosdlc_ws.broker.base import (
     OutageKind,
     Position,
     PublishReceipt,
+    SnapshotResult,
 )
 from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, cancel_all, text
+from autosdlc_ws.broker.redis_pubsub import ReaderTimings, read_forever
+from autosdlc_ws.core.last_values import index_tags, lookup_plan, matches
 from autosdlc_ws.errors import BrokerUnavailable
 
 log = logging.getLogger("autosdlc_ws.broker.redis")
@@ -83,12 +85,16 @@ class RedisEventLog(EventLog):
         trim_interval_s: float | None = None,
         start_timeout_s: float = 5.0,
         alert_after_s: float = 1.0,
+        snapshot_max_keys: int = 100_000,
+        snapshot_ttl_s: float = 86_400.0,
     ) -> None:
         self.link = link
         self.channel = f"{link.prefix}events"
         self._log_key = link.log_keys[2]
         self.max_events = max_events
         self.max_age_s = max_age_s
+        self.snapshot_max_keys = snapshot_max_keys
+        self.snapshot_ttl_s = snapshot_ttl_s
         self._reconnect = (reconnect_min_s, reconnect_max_s)
         self._catch_up_timeout_s = catch_up_timeout_s
         self._idle_ping_s = idle_ping_s
@@ -168,10 +174,15 @@ class RedisEventLog(EventLog):
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
         if not events:
             return []
-        args: list[str | bytes | int | float] = [self.max_events, self.channel]
+        args: list[str | bytes | int | float] = [self.max_events, self.channel, self.snapshot_max_keys,
+                                                 int(self.snapshot_ttl_s * 1000)]
         for event in events:
             args.append(str(event["id"]))
             args.append(orjson.dumps(event))
+            data = event.get("data")
+            tags = index_tags(data) if isinstance(data, dict) else ()
+            args.append(f"{event['type']}|{tags[0] if tags else ''}" if isinstance(data, dict) else "")
+            args.append("\n".join(tags))
         try:
             result = await self.link.log_script("PUBLISH", args)
         except REDIS_FAILURES as exc:
@@ -267,6 +278,29 @@ class RedisEventLog(EventLog):
             raise BrokerUnavailable("live delivery from redis is lagging; resume later")
         return HistoryResult(events, complete, reason, head)
 
+    async def snapshot(self, types: frozenset[str], filters: Mapping[str, frozenset[str]]) -> SnapshotResult:
+        kind, names = lookup_plan(types, filters)
+        args = [int(self.snapshot_ttl_s * 1000), "t" if kind == "type" else "r", " ".join(sorted(types)), *names]
+        try:
+            result = await self.link.log_script("SNAPSHOT", args)
+        except REDIS_FAILURES as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        epoch, seq = text(result[0]), int(result[1])
+        events: list[BrokerEvent] = []
+        for i in range(2, len(result), 2):
+            event = orjson.loads(bytes(result[i + 1]).partition(b" ")[2])
+            if matches(types, filters, event):
+                events.append(BrokerEvent(event, int(result[i]), epoch))
+        events.sort(key=lambda e: e.offset)
+        # As for history: everything up to `seq` must have reached this worker's
+        # live handler first, so the caller can drop live copies at or below it.
+        outcome = await self._wait_delivered(epoch, seq, self._catch_up_timeout_s)
+        if outcome == "reset":  # the store went with the old epoch: nothing to send
+            return SnapshotResult([], Position(self._epoch or epoch, 0))
+        if outcome == "timeout":
+            raise BrokerUnavailable("live delivery from redis is lagging; snapshot unavailable")
+        return SnapshotResult(events, Position(epoch, seq))
+
     async def _wait_delivered(self, epoch: str, offset: int, timeout_s: float) -> str:
         if self._handler is None:  # not started: nothing is live here, nothing to wait for
             return "ok"
@@ -309,59 +343,21 @@ class RedisEventLog(EventLog):
     # --- the live reader ----------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
-        delay = self._reconnect[0]
-        while not self._closed:
-            assert self._sub_client is not None
-            pubsub = self._sub_client.pubsub(ignore_subscribe_messages=False)
-            try:
-                await self._subscribe(pubsub)
-                await self._catch_up()
-                self._went_up()
-                delay = self._reconnect[0]
-                await self._listen(pubsub)
-            except asyncio.CancelledError:
-                raise
-            except REDIS_FAILURES as exc:
-                self._went_down(exc)
-            except Exception as exc:  # a bug must not stop delivery for good
-                log.exception("redis broker reader failed")
-                self._went_down(exc)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
-            if self._closed:
-                break
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(self._reconnect[1], delay * 2)
+        """The live reader: subscribe, catch up, deliver; reconnect on any failure
+        (`redis_pubsub.read_forever`, shared with the control channel)."""
+        assert self._sub_client is not None
+        timings = ReaderTimings(reconnect_min_s=self._reconnect[0], reconnect_max_s=self._reconnect[1],
+                                idle_ping_s=self._idle_ping_s, timeout_s=self.link.command_timeout_s)
+        await read_forever(self._sub_client, [self.channel], self._on_message, on_up=self._reader_up,
+                           on_down=self._went_down, running=lambda: not self._closed, timings=timings,
+                           name="redis broker")
 
-    async def _subscribe(self, pubsub: PubSub) -> None:
-        await pubsub.subscribe(self.channel)
-        deadline = time.monotonic() + self.link.command_timeout_s
-        while True:
-            msg = await pubsub.get_message(timeout=max(0.01, deadline - time.monotonic()))
-            if msg is not None and msg["type"] == "subscribe":
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError("no subscribe confirmation from redis")
+    async def _reader_up(self) -> None:
+        await self._catch_up()
+        self._went_up()
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Deliver live messages; ping when idle so a dead peer is noticed."""
-        last_rx = time.monotonic()
-        ping_sent: float | None = None
-        while not self._closed:
-            msg = await pubsub.get_message(timeout=0.5)
-            now = time.monotonic()
-            if msg is None:
-                if ping_sent is not None:
-                    if now - ping_sent > self._idle_ping_s + self.link.command_timeout_s:
-                        raise TimeoutError("redis did not answer a ping on the pub/sub connection")
-                elif now - last_rx > self._idle_ping_s:
-                    await pubsub.ping()
-                    ping_sent = now
-                continue
-            last_rx, ping_sent = now, None
-            if msg["type"] == "message":
-                await self._on_payload(msg["data"])
+    async def _on_message(self, channel: str, data: bytes) -> None:
+        await self._on_payload(data)  # the events channel is the only one
 
     async def _catch_up(self) -> None:
         """After (re)subscribing: adopt the current epoch and fill up to its head from the stream."""

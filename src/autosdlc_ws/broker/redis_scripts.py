@@ -1,12 +1,22 @@
 """The Lua scripts of the Redis broker (kept as strings so they ship inside the package).
 
-Every script takes the same four keys, all under one prefix (the default
+Every script takes the same eight keys, all under one prefix (the default
 prefix holds a `{hash tag}`, so on Redis Cluster they share one slot):
 
-    KEYS[1] <prefix>epoch   random string; created when absent
-    KEYS[2] <prefix>seq     the last offset handed out in this epoch
-    KEYS[3] <prefix>log     Stream; entry id "<offset>-0", fields t (ms), e (event JSON)
-    KEYS[4] <prefix>ids     sorted set: member event id, score its offset
+    KEYS[1] <prefix>epoch     random string; created when absent
+    KEYS[2] <prefix>seq       the last offset handed out in this epoch
+    KEYS[3] <prefix>log       Stream; entry id "<offset>-0", fields t (ms), e (event JSON)
+    KEYS[4] <prefix>ids       sorted set: member event id, score its offset
+    KEYS[5] <prefix>lv:order  sorted set: last-value key, score the offset of its event
+    KEYS[6] <prefix>lv:val    hash: last-value key -> "<ms> <event JSON>"
+    KEYS[7] <prefix>lv:tags   hash: last-value key -> its event's index tags, one per line
+    KEYS[8] <prefix>lv:idx    sorted set, all scores 0, read by lex range:
+                              "t|<key>" (by type: keys start with "<type>|") and
+                              "r|<tag>|<key>" (by resource value)
+
+The last values (`core.last_values`: key "<type>|<first resource tag>", tags
+like `agentId="a1"`) are written by PUBLISH itself, so the log and the
+snapshot never disagree about what was published.
 
 and `ARGV[1]` is a fresh random epoch, used only when the epoch key is gone.
 A missing epoch means Redis lost its data (restart without persistence,
@@ -27,7 +37,7 @@ local function ensure_epoch()
   local epoch = redis.call('GET', KEYS[1])
   if not epoch then
     epoch = ARGV[1]
-    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
     redis.call('SET', KEYS[1], epoch)
   end
   return epoch
@@ -39,6 +49,16 @@ end
 local function entry_offset(entry)
   return tonumber(string.match(entry[1], '^(%d+)'))
 end
+local function lv_drop(key)
+  local tags = redis.call('HGET', KEYS[7], key)
+  if tags then
+    for t in string.gmatch(tags, '[^\n]+') do redis.call('ZREM', KEYS[8], 'r|' .. t .. '|' .. key) end
+  end
+  redis.call('ZREM', KEYS[8], 't|' .. key)
+  redis.call('HDEL', KEYS[7], key)
+  redis.call('HDEL', KEYS[6], key)
+  redis.call('ZREM', KEYS[5], key)
+end
 local function first_offset(seq)
   local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
   if first[1] then return entry_offset(first[1]) end
@@ -46,24 +66,31 @@ local function first_offset(seq)
 end
 """
 
-#: ARGV: epoch candidate, maxlen, channel, then (event id, event JSON) pairs.
+#: ARGV: epoch candidate, maxlen, channel, last-value max keys (0: off),
+#: last-value TTL ms, then (event id, event JSON, last-value key, index tags
+#: joined by newlines) for each event.
 #: Returns {epoch, offset1, duplicate1, offset2, duplicate2, ...}.
 #:
 #: An id already in `ids` is a duplicate: not appended, not published, its
 #: first offset returned. Otherwise the event is appended (XADD with the
-#: offset as entry id, so a range of offsets is a direct XRANGE) and all new
-#: events of the call go out in ONE Pub/Sub message:
+#: offset as entry id, so a range of offsets is a direct XRANGE), becomes the
+#: last value of its key, and all new events of the call go out in ONE
+#: Pub/Sub message:
 #:     "<epoch>\n<offset> <json>\n<offset> <json>..."
 #: (compact JSON never holds a raw newline). `seq` is written after each XADD
 #: so a failure part-way never leaves the counter behind the stream.
+#: Last values: the index entries change only when the tags do (an agent
+#: reporting again costs HGET + HSET + ZADD); past max keys the oldest go,
+#: and every 64 offsets expired ones are swept (reads skip them meanwhile).
 PUBLISH = _PROLOGUE + r"""
 local epoch = ensure_epoch()
 local now = now_ms()
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local seq_before = seq
+local lv_max = tonumber(ARGV[4])
 local out = {epoch}
 local lines = {epoch}
-for i = 4, #ARGV, 2 do
+for i = 6, #ARGV, 4 do
   local id = ARGV[i]
   local known = redis.call('ZSCORE', KEYS[4], id)
   if known then
@@ -79,14 +106,42 @@ for i = 4, #ARGV, 2 do
     out[#out + 1] = off
     out[#out + 1] = 0
     lines[#lines + 1] = string.format('%d ', off) .. ARGV[i + 1]
+    local key, tags = ARGV[i + 2], ARGV[i + 3]
+    if lv_max > 0 and key ~= '' then
+      local old_tags = redis.call('HGET', KEYS[7], key)
+      if old_tags ~= tags then
+        if old_tags then
+          for t in string.gmatch(old_tags, '[^\n]+') do redis.call('ZREM', KEYS[8], 'r|' .. t .. '|' .. key) end
+        else
+          redis.call('ZADD', KEYS[8], 0, 't|' .. key)
+        end
+        for t in string.gmatch(tags, '[^\n]+') do redis.call('ZADD', KEYS[8], 0, 'r|' .. t .. '|' .. key) end
+        redis.call('HSET', KEYS[7], key, tags)
+      end
+      redis.call('HSET', KEYS[6], key, string.format('%d ', now) .. ARGV[i + 1])
+      redis.call('ZADD', KEYS[5], string.format('%d', off), key)
+    end
   end
 end
 if #lines > 1 then
   redis.call('PUBLISH', ARGV[3], table.concat(lines, '\n'))
+  if lv_max > 0 then
+    local over = redis.call('ZCARD', KEYS[5]) - lv_max
+    if over > 0 then
+      for _, key in ipairs(redis.call('ZRANGE', KEYS[5], 0, over - 1)) do lv_drop(key) end
+    end
+  end
   -- MAXLEN ~ drops whole stream nodes: every 64 offsets, forget the ids of
-  -- what was dropped (history reads prune exactly, in TRIM, before a lookup)
+  -- what was dropped (history reads prune exactly, in TRIM, before a lookup),
+  -- and sweep expired last values (oldest offsets are the oldest writes)
   if math.floor(seq / 64) ~= math.floor(seq_before / 64) then
     redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('(%d', first_offset(seq)))
+    local cutoff = now - tonumber(ARGV[5])
+    for _, key in ipairs(redis.call('ZRANGE', KEYS[5], 0, 63)) do
+      local val = redis.call('HGET', KEYS[6], key)
+      if val and tonumber(string.match(val, '^(%d+) ')) >= cutoff then break end
+      lv_drop(key)
+    end
   end
 end
 return out
@@ -148,6 +203,40 @@ if ARGV[3] ~= '' then
   if score then found = tonumber(score) end
 end
 return {epoch, seq, kept, found}
+"""
+
+#: ARGV: epoch candidate, TTL ms, lookup kind ('t' by type, 'r' by resource
+#: tag), the event types wanted (space-separated), then the types or tags to
+#: look up. Returns {epoch, seq, offset1, value1, offset2, value2, ...}: the
+#: last values found (each "<ms> <event JSON>") of a wanted type and younger
+#: than the TTL, in no order. Each lookup is one lex range on the index: the
+#: work is the entries found, never the size of the store. Read in the same
+#: script as `seq`, so the answer is exactly the log up to that offset.
+SNAPSHOT = _PROLOGUE + r"""
+local epoch = ensure_epoch()
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cutoff = now_ms() - tonumber(ARGV[2])
+local wanted = {}
+for t in string.gmatch(ARGV[4], '%S+') do wanted[t] = true end
+local out = {epoch, seq}
+local seen = {}
+for i = 5, #ARGV do
+  local prefix = ARGV[3] .. '|' .. ARGV[i] .. '|'
+  local skip = #prefix
+  if ARGV[3] == 't' then skip = 2 end
+  for _, member in ipairs(redis.call('ZRANGEBYLEX', KEYS[8], '[' .. prefix, '[' .. prefix .. '\255')) do
+    local key = string.sub(member, skip + 1)
+    if not seen[key] and wanted[string.match(key, '^([^|]*)|')] then
+      seen[key] = true
+      local val = redis.call('HGET', KEYS[6], key)
+      if val and tonumber(string.match(val, '^(%d+) ')) >= cutoff then
+        out[#out + 1] = redis.call('ZSCORE', KEYS[5], key)
+        out[#out + 1] = val
+      end
+    end
+  end
+end
+return out
 """
 
 #: ARGV: epoch candidate, expected epoch, then (offset, event id) pairs.

@@ -10,7 +10,6 @@
 """
 
 from autosdlc_ws.client.backoff import Backoff, ReconnectPolicy, full_jitter
-from autosdlc_ws.client.connection import AutoSDLCWebSocket
 from autosdlc_ws.client.errors import (
     AuthenticationFailed,
     AutoSDLCError,
@@ -32,7 +31,9 @@ from autosdlc_ws.client.errors import (
 )
 from autosdlc_ws.client.events import RESET_TYPE, ConnectionState, ResetData, ResetEvent, to_dict
 from autosdlc_ws.client.publisher import Publisher
-from autosdlc_ws.client.state import ClientStats, SubscriptionInfo
+from autosdlc_ws.client.stats import ClientStats
+from autosdlc_ws.client.subscriptions import SubscriptionInfo
+from autosdlc_ws.client.websocket import AutoSDLCWebSocket
 
 __all__ = [
     "RESET_TYPE",

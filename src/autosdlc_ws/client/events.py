@@ -13,13 +13,13 @@ import enum
 import re
 import time
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
 
+from autosdlc_ws.core.envelope import gunzip_capped
 from autosdlc_ws.core.messages import CONTROL_TYPES, EVENT_TYPES, MESSAGE_TYPES, Envelope, parse_message
 from autosdlc_ws.errors import ProtocolError
 
@@ -106,16 +106,14 @@ class FrameError(ValueError):
 
 
 def decode_frame(payload: str | bytes, *, binary: bool, max_decompressed: int) -> dict[str, Any]:
-    """The JSON object a server frame holds; binary frames hold gzip of the JSON."""
+    """The JSON object a server frame holds; binary frames hold gzip of the JSON, inflated
+    by the gateway's own `gunzip_capped` (bounded output, truncated streams refused)."""
     if binary:
         assert isinstance(payload, bytes)
-        inflater = zlib.decompressobj(wbits=31)
         try:
-            payload = inflater.decompress(payload, max_decompressed + 1)
-        except zlib.error as exc:
-            raise FrameError(f"binary frame is not valid gzip: {exc}") from None
-        if len(payload) > max_decompressed:
-            raise FrameError(f"decompressed frame exceeds {max_decompressed} bytes")
+            payload = gunzip_capped(payload, max_decompressed)
+        except ProtocolError as exc:
+            raise FrameError(str(exc)) from None
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

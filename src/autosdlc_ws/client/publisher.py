@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -21,6 +20,7 @@ import orjson
 from yarl import URL
 
 from autosdlc_ws.client.backoff import full_jitter, parse_retry_after
+from autosdlc_ws.client.credentials import Credentials, TokenProvider
 from autosdlc_ws.client.errors import AutoSDLCError, PublishFailed, PublishRejected, QueueFull
 from autosdlc_ws.client.events import new_id, now_ms
 from autosdlc_ws.client.handlers import Handler, Listeners
@@ -30,8 +30,6 @@ log = logging.getLogger("autosdlc_ws.client.publisher")
 #: The gateway's cap on events per request.
 MAX_BATCH = 1000
 EVENTS_PATH = "/api/v1/events"
-
-TokenProvider = Callable[[], "str | Awaitable[str]"]
 
 
 def events_url(url: str) -> str:
@@ -79,9 +77,7 @@ class Publisher:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.url = events_url(url)
-        self._api_key = api_key
-        self._token = token
-        self._token_provider = token_provider
+        self._credentials = Credentials(token, api_key, token_provider)
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -256,16 +252,7 @@ class Publisher:
         return self._http
 
     async def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        token = self._token
-        if self._token_provider is not None:
-            result = self._token_provider()
-            token = str(await result if inspect.isawaitable(result) else result)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        elif self._api_key:
-            headers["X-API-Key"] = self._api_key
-        return headers
+        return {"Content-Type": "application/json", **await self._credentials.headers()}
 
     async def _post(self, body: dict[str, Any] | list[dict[str, Any]], count: int) -> list[str]:
         payload = orjson.dumps(body)

@@ -10,7 +10,7 @@ from autosdlc_ws.client.errors import QueueFull
 
 
 @dataclass(slots=True)
-class Outgoing:
+class QueuedFrame:
     """One frame waiting to be written; `request_id` ties it to a pending request."""
 
     text: str
@@ -31,7 +31,7 @@ class Outbox:
         if maxsize < 0:
             raise ValueError("outbox size must be >= 0")
         self.maxsize = maxsize
-        self._items: deque[Outgoing] = deque()
+        self._items: deque[QueuedFrame] = deque()
         self._counted = 0
 
     def __len__(self) -> int:
@@ -40,34 +40,34 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    def __iter__(self) -> Iterator[Outgoing]:
+    def __iter__(self) -> Iterator[QueuedFrame]:
         return iter(self._items)
 
-    def append(self, item: Outgoing) -> None:
+    def append(self, item: QueuedFrame) -> None:
         if self._counted >= self.maxsize:
             raise QueueFull(f"outgoing queue is full ({self.maxsize} messages waiting for the connection)")
         item.counted = True
         self._items.append(item)
         self._counted += 1
 
-    def append_unbounded(self, item: Outgoing) -> None:
+    def append_unbounded(self, item: QueuedFrame) -> None:
         """Queue an internal frame (protocol upkeep) outside the bound."""
         item.counted = False
         self._items.append(item)
 
-    def requeue_front(self, items: list[Outgoing]) -> None:
+    def requeue_front(self, items: list[QueuedFrame]) -> None:
         """Put `items` (in their order) before everything queued, outside the bound."""
         for item in items:
             item.counted = False
         self._items.extendleft(reversed(items))
 
-    def popleft(self) -> Outgoing:
+    def popleft(self) -> QueuedFrame:
         item = self._items.popleft()
         if item.counted:
             self._counted -= 1
         return item
 
-    def appendleft(self, item: Outgoing) -> None:
+    def appendleft(self, item: QueuedFrame) -> None:
         """Undo a `popleft` whose write failed."""
         self._items.appendleft(item)
         if item.counted:

@@ -17,7 +17,7 @@ from autosdlc_ws.config import Settings
 from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Authenticator, Credentials, Principal
 from autosdlc_ws.core.envelope import make_message, new_id, parse_frame
-from autosdlc_ws.core.permissions import may_access_event, may_subscribe
+from autosdlc_ws.core.permissions import may_access_event, may_read_event, may_subscribe
 from autosdlc_ws.core.ratelimit import TokenBucket
 from autosdlc_ws.core.subscriptions import (
     PatternError,
@@ -62,6 +62,15 @@ class RemoveSubscription:
 
 
 @dataclass(frozen=True, slots=True)
+class SendSnapshot:
+    """Send `subscription`'s snapshot (`subscribe.data.snapshot: true`): always
+    right after the subscription was added and its `subscription_update` sent,
+    so the I/O layer can hold back its live events until the snapshot is out."""
+
+    subscription: Subscription[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Publish:
     event: dict[str, Any]
     correlation_id: str | None
@@ -90,7 +99,8 @@ class CheckTypeLimit:
     correlation_id: str | None
 
 
-Action = Send | Close | AddSubscription | RemoveSubscription | Publish | AuthAccepted | CheckTypeLimit
+Action = (Send | Close | AddSubscription | RemoveSubscription | SendSnapshot | Publish | AuthAccepted
+          | CheckTypeLimit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,12 +455,21 @@ class ConnectionCore:
                 "per connection); unsubscribe first")
         sub = self._build_subscription(new_id("sub"), data["events"], data.get("filters"))
         self.subscriptions[sub.id] = sub
-        return [
+        actions: list[Action] = [
             AddSubscription(sub),
             Send(make_message("subscription_update",
                               {"subscriptionId": sub.id, "status": "active", **sub.describe()},
                               now_ms=now_ms, correlation_id=correlation)),
         ]
+        if data.get("snapshot") is True:
+            actions.append(SendSnapshot(sub))
+        return actions
+
+    def may_read(self, event: Mapping[str, Any]) -> bool:
+        """May this connection read `event` now (the per-event check of a snapshot)?"""
+        data = event.get("data")
+        return (self.principal is not None and isinstance(data, dict)
+                and may_read_event(self.principal.grants, str(event.get("type")), data))
 
     def _unsubscribe(self, data: dict[str, Any], correlation: str | None, now_ms: int) -> list[Action]:
         sub_id = data["subscriptionId"]

@@ -217,6 +217,8 @@ class Metadata(WireModel):
     source: Opt[str] = None
     correlation_id: Opt[str] = None
     compressed: Opt[bool] = None
+    #: Set by the server on events sent as a subscription's snapshot (current state, not news).
+    snapshot: Opt[bool] = None
 
 
 class Envelope(WireModel):
@@ -333,6 +335,8 @@ class SubscriptionFilters(WireModel):
 class SubscribeData(WireModel):
     events: Annotated[list[EventPattern], Field(min_length=1, max_length=64)]
     filters: Opt[SubscriptionFilters] = None
+    #: Protocol 1.1: first send the latest retained event of each (type, resource) matched.
+    snapshot: bool = False
 
 
 class UnsubscribeData(WireModel):

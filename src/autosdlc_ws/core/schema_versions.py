@@ -17,9 +17,12 @@ from autosdlc_ws.core.messages import MESSAGE_TYPES
 
 #: The version of a schema no release has changed since protocol 1.0.
 BASE_VERSION = "1.0"
-#: Types whose schemas protocol 1.1 changed (open status/level/severity values,
-#: fields the design document names), with what changed: see docs/protocol.md.
+#: Types whose `data` schemas protocol 1.1 changed (snapshot on subscribe, open
+#: status/level/severity values, fields the design document names), with what
+#: changed: see docs/protocol.md. Envelope additions (`metadata.snapshot`) are
+#: the protocol's own and move `protocolVersion`, not every type's version.
 CHANGED: dict[str, str] = {
+    "subscribe": "1.1",  # snapshot
     "agent_status": "1.1",  # status open
     "agent_task_update": "1.1",  # status open
     "agent_log": "1.1",  # level open

@@ -231,10 +231,20 @@ async def get_logging(control: ControlChannel, *, timeout_s: float = DEFAULT_TIM
     return with_partial(body, result)
 
 
+#: Keys a `GET /api/v1/logging` body carries about the answer, not about the filter.
+REPORT_KEYS = frozenset({"partial", "missingNodes", "divergentNodes"})
+
+
+def logging_settings(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The filter settings of a PUT body: a GET body sent back as it came (with its
+    `partial`, `missingNodes`, `divergentNodes`) sets the filter it shows."""
+    return {key: value for key, value in body.items() if key not in REPORT_KEYS}
+
+
 async def set_logging(control: ControlChannel, config: Mapping[str, Any], *,
                       timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     """`PUT /api/v1/logging`: validated here (ValueError -> 422), then applied on every node."""
-    normalized = MessageLogConfig.from_json(dict(config)).to_json()
+    normalized = MessageLogConfig.from_json(logging_settings(config)).to_json()
     result = await control.broadcast(SET_LOGGING, {"config": normalized}, timeout_s)
     return with_partial(dict(normalized), result)
 
@@ -245,3 +255,32 @@ async def subscription_counts(control: ControlChannel, *, timeout_s: float = DEF
     body = {"resources": _ranked(sum_counts(result, "resources"), "resource"),
             "types": _ranked(sum_counts(result, "types"), "type")}
     return with_partial(body, result)
+
+
+# --- query parsing ------------------------------------------------------------------------
+
+#: `GET /api/v1/connections` query parameter -> its keyword in `list_connections`.
+CONNECTION_FILTERS = {"subject": "subject", "nodeId": "node_id"}
+MAX_FILTER_CHARS = 256
+
+
+def connection_filters(query: Mapping[str, list[str]]) -> dict[str, str]:
+    """The filters of `GET /api/v1/connections` by `list_connections` keyword
+    (`subject`, `node_id`).
+
+    `query` maps each parameter to its values. Malformed (ValueError, answered
+    422): an unknown parameter (a typo would otherwise list everything), a
+    repeated one, an empty value, one over `MAX_FILTER_CHARS` characters or
+    holding control characters."""
+    filters: dict[str, str] = {}
+    for name, values in query.items():
+        keyword = CONNECTION_FILTERS.get(name)
+        if keyword is None:
+            raise ValueError(f"unknown filter {name!r}; filters are {', '.join(CONNECTION_FILTERS)}")
+        if len(values) != 1:
+            raise ValueError(f"filter {name!r} given {len(values)} times; give it once")
+        value = values[0]
+        if not value or len(value) > MAX_FILTER_CHARS or not value.isprintable():
+            raise ValueError(f"filter {name!r} must be 1 to {MAX_FILTER_CHARS} printable characters")
+        filters[keyword] = value
+    return filters

@@ -1,7 +1,9 @@
 """Every `system_alert` the gateway raises about itself is built here.
 
 Three sources feed it: the system monitor's hysteresis rules, the error
-aggregator, and the broker's outage reports (`broker.base.Outage`). Broker
+aggregator, and the broker's outage reports (`broker.base.Outage`). Alert ids
+name the condition, not the process (`deployment_alert_id`), so every node
+of a deployment speaks of the same alert. Broker
 loss can be noticed by two of them (the monitor polling readiness, the log
 reporting its own outage); `BrokerOutageState` lets only the first say so,
 and only the first say it is over.
@@ -27,8 +29,14 @@ HISTORY_RESET_TITLE = "Broker history reset"
 
 
 def instance_name() -> str:
-    """This worker, as named in alert ids: `<host>:<pid>`."""
+    """This worker, as named in its `deployment_status` events: `<host>:<pid>`."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def deployment_alert_id(condition: str) -> str:
+    """The id of a condition's alerts: the same on every node of the deployment, so the
+    alert and its resolution pair up whichever node raised them."""
+    return f"deployment:{condition}"
 
 
 def system_alert(*, alert_id: str, severity: str, title: str, message: str, resolved: bool,
@@ -58,7 +66,7 @@ class BrokerOutageState:
 
 def broker_unavailable_alert(*, down: bool, message: str, origin: str, now_ms: int) -> dict[str, Any]:
     return system_alert(
-        alert_id=f"{instance_name()}:broker_unavailable", severity="critical" if down else "info",
+        alert_id=deployment_alert_id("broker_unavailable"), severity="critical" if down else "info",
         title=BROKER_UNAVAILABLE_TITLE, message=message if down else f"resolved: {message}",
         resolved=not down, origin=origin, now_ms=now_ms)
 
@@ -67,7 +75,7 @@ def outage_alert(outage: Outage, state: BrokerOutageState, now_ms: int) -> dict[
     """The alert for a reported outage, or None when it is already announced."""
     if outage.kind is OutageKind.HISTORY_RESET:
         return system_alert(
-            alert_id=f"{instance_name()}:history_reset", severity="warning", title=HISTORY_RESET_TITLE,
+            alert_id=deployment_alert_id("history_reset"), severity="warning", title=HISTORY_RESET_TITLE,
             message=outage.detail, resolved=False, origin=BROKER_ORIGIN, now_ms=now_ms)
     if not state.change(outage.started):
         return None

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from autosdlc_ws.server import http_routes
+from autosdlc_ws.server.admin_routes import add_admin_routes
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP
 from autosdlc_ws.server.monitor import SystemMonitor
@@ -71,12 +72,7 @@ def build_app(gateway: Gateway) -> web.Application:
     app[GITHUB_DEDUP] = DeliveryDeduplicator()
     app.router.add_get("/ws", websocket_handler)
     app.router.add_post("/api/v1/events", http_routes.publish_events)
-    app.router.add_get("/api/v1/connections", http_routes.list_connections)
-    app.router.add_get("/api/v1/connections/{id}", http_routes.get_connection)
-    app.router.add_delete("/api/v1/connections/{id}", http_routes.close_connection)
-    app.router.add_get("/api/v1/errors", http_routes.list_errors)
-    app.router.add_get("/api/v1/logging", http_routes.get_logging)
-    app.router.add_put("/api/v1/logging", http_routes.put_logging)
+    add_admin_routes(app)
     app.router.add_post("/webhooks/github", http_routes.github_webhook)
     app.router.add_get("/metrics", http_routes.metrics)
     app.router.add_get("/healthz", http_routes.healthz)

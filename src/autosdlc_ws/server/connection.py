@@ -32,10 +32,13 @@ from autosdlc_ws.core.connection_core import (
     Publish,
     RemoveSubscription,
     Send,
+    SendSnapshot,
     SubscriptionRecord,
 )
 from autosdlc_ws.core.envelope import EncodedEvent, dumps, make_message
 from autosdlc_ws.core.frames import OP_TEXT, build_frame
+from autosdlc_ws.core.last_values import as_snapshot, still_live
+from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.errors import BrokerUnavailable, CloseCode, ErrorCode, GatewayError
 from autosdlc_ws.server.logs import connection_id_var, subject_var
 
@@ -298,6 +301,9 @@ class Connection:
                 self.host.subscription_added(self, action.subscription)
             elif isinstance(action, RemoveSubscription):
                 self.host.subscription_removed(self, action.subscription_id)
+            elif isinstance(action, SendSnapshot):
+                if not self.superseded:
+                    await self.send_snapshot(action.subscription)
             elif isinstance(action, Publish):
                 await self._publish(action)
             elif isinstance(action, AuthAccepted):
@@ -349,6 +355,56 @@ class Connection:
             self._loop.create_task(self.execute(actions))
         else:
             self._schedule_deadline()
+
+    # --- snapshot on subscribe -------------------------------------------------
+
+    async def send_snapshot(self, sub: Subscription[Any]) -> None:
+        """Send `sub`'s last values (`metadata.snapshot: true`), then go live.
+
+        Called right after `sub` entered the index, before any await: live
+        events from then on are held back (the resume mechanism) and released
+        after the snapshot, except those the snapshot covers (`still_live`).
+        The broker answers only once this worker has delivered everything up
+        to the snapshot's position, so each matching event is sent exactly once,
+        in the snapshot (or superseded there) or live."""
+        nested = self._replay_buffer is not None  # never today: a resume completes first
+        if not nested:
+            self._replay_buffer = []
+        position = 0
+        try:
+            result = await self.host.snapshot(sub)
+            position = result.position.offset
+            threshold = self.host.settings.gzip_threshold_bytes
+            sent = 0
+            for record in result.events:
+                # the subscription check already makes every match readable; this
+                # per-event check keeps it so whatever the grants become
+                if not self.core.may_read(record.event):
+                    continue
+                out = EncodedEvent(as_snapshot(record.event), gzip_threshold=threshold)
+                self._enqueue(out.frame_for(self.core.gzip))
+                if self.host.logs_messages:
+                    self.host.log_message("out", out.message, subject=self.subject,
+                                          connection_id=self.core.connection_id)
+                sent += 1
+                if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
+                    return
+            log.debug("snapshot conn=%s sub=%s sent=%d", self.core.connection_id, sub.id, sent)
+        except GatewayError as exc:
+            log.warning("snapshot failed conn=%s: %s", self.core.connection_id, exc)
+            self.send_message(make_message(
+                "subscription_update",
+                {"subscriptionId": sub.id, "status": "reset", "reason": f"snapshot unavailable: {exc}"},
+                now_ms=self.host.now_ms()))
+        finally:
+            held = [(out, offset) for out, offset in self._replay_buffer or []
+                    if still_live(out.message, offset, position, sub.types, sub.filters)]
+            if nested:
+                self._replay_buffer = held
+            else:
+                self._replay_buffer = None
+                for out, _ in held:
+                    self._enqueue(out.frame_for(self.core.gzip))
 
     # --- resume ---------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autosdlc_ws.broker.base import PublishReceipt
+from autosdlc_ws.broker.base import PublishReceipt, SnapshotResult
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.core.type_limits import Charge
@@ -50,6 +50,9 @@ class ConnectionHost(Protocol):
         """Route matching events to `conn` from now on (and keep the session record current)."""
 
     def subscription_removed(self, conn: Connection, subscription_id: str) -> None: ...
+
+    async def snapshot(self, subscription: Subscription[Any]) -> SnapshotResult:
+        """The last values `subscription` matches (see `EventLog.snapshot`)."""
 
     async def take_identity_publish(self, identity: str) -> int:
         """Charge one publish to the identity's shared bucket: 0 when allowed, else ms to wait."""

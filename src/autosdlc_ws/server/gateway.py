@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 from prometheus_client import CollectorRegistry
 
+from autosdlc_ws import __version__
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.base import (
     HistoryResult,
@@ -30,7 +31,9 @@ from autosdlc_ws.broker.base import (
     PublishReceipt,
     SessionRecord,
     SharedLimits,
+    SnapshotResult,
 )
+from autosdlc_ws.broker.control import ControlChannel, NodeInfo, this_process
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Authenticator, Principal
 from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
@@ -40,9 +43,11 @@ from autosdlc_ws.core.open_values import unknown_values
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
 from autosdlc_ws.core.schema_versions import stamp_version
+from autosdlc_ws.core.subscription_counts import count_subscribers, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.core.type_limits import Charge, TypeLimits
 from autosdlc_ws.errors import CloseCode
+from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.alerts import (
     ERRORS_ORIGIN,
     BrokerOutageState,
@@ -51,8 +56,9 @@ from autosdlc_ws.server.alerts import (
 )
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
+from autosdlc_ws.server.local_admin import GatewayAdmin, connection_shapes
 from autosdlc_ws.server.logs import MessageLog
-from autosdlc_ws.server.stats import GatewayStats, StatsCollector
+from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP, GatewayStats, StatsCollector
 
 log = logging.getLogger("autosdlc_ws.gateway")
 
@@ -61,6 +67,9 @@ log = logging.getLogger("autosdlc_ws.gateway")
 CONNECTED_SESSION_TTL_S = 24 * 3600.0
 #: Prefix of the per-type buckets' keys in the shared limits (beside `rate:publish:`).
 TYPE_LIMIT_NAMESPACE = "rate:"
+#: An error-burst alert is raised once per deployment in this window, by the
+#: first node whose group crosses the threshold (the group's own rate window).
+ERROR_ALERT_LEASE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +102,7 @@ class Gateway:
         self.authenticator = authenticator or Authenticator.from_settings(settings)
         self.now_ms: Callable[[], int] = clock_ms or (lambda: int(time.time() * 1000))
         self.stats = GatewayStats()
-        self.message_log = MessageLog()
+        self.message_log = MessageLog(settings.message_log)
         self.hub = Hub(gzip_threshold=settings.gzip_threshold_bytes, stats=self.stats,
                        message_log=self.message_log)
         self.connections: dict[str, Connection] = {}
@@ -129,6 +138,8 @@ class Gateway:
         #: Broker loss, announced once whether the monitor or the log noticed it first.
         self.broker_outage = BrokerOutageState()
         self._stats_task: asyncio.Task[None] | None = None
+        #: This process as the deployment's node registry lists it (wall-clock times).
+        self.node: NodeInfo = this_process(__version__, int(time.time() * 1000))
         self._session_saves: dict[str, asyncio.Task[None]] = {}
         #: session id -> the live connection that holds it (for take-over on resume)
         self.session_owners: dict[str, Connection] = {}
@@ -159,6 +170,11 @@ class Gateway:
                 key = sub.index_key()
                 kind = KIND_OF_KEY[key] if key else "unfiltered"
                 gauges[f"subscriptions_by_kind:{kind}"] += 1
+        resources, types = count_subscribers(connection_shapes(list(self.connections.values())))
+        for resource, count in top_counts(resources, SUBSCRIBER_RESOURCES_TOP).items():
+            gauges[f"subscribers_by_resource:{resource}"] = float(count)
+        for type_name, count in types.items():
+            gauges[f"subscribers_by_type:{type_name}"] = float(count)
         return gauges
 
     def record_error(self, code: str, message_type: str, message: str) -> None:
@@ -174,7 +190,17 @@ class Gateway:
                 message=f"{group.rate_per_min(time.monotonic())} '{code}' errors on "
                         f"{message_type} messages in the last minute",
                 resolved=False, origin=ERRORS_ORIGIN, now_ms=self.now_ms())
-            asyncio.get_running_loop().create_task(self.alert_sink(alert))
+            asyncio.get_running_loop().create_task(self._raise_once(alert))
+
+    async def _raise_once(self, alert: dict[str, Any]) -> None:
+        """Raise an error-burst alert unless another node raised the same one lately: the
+        first node to take the alert's lease speaks for the deployment."""
+        try:
+            first = await self.control.acquire_lease(f"alert:{alert['data']['alertId']}", ERROR_ALERT_LEASE_S)
+        except Exception:  # fail open: an alert twice beats no alert
+            first = True
+        if first and self.alert_sink is not None:
+            await self.alert_sink(alert)
 
     # --- the ConnectionHost protocol (what a Connection may ask of its gateway) ---
 
@@ -215,20 +241,29 @@ class Gateway:
         limit (`other` for the rest), so the metric's labels stay bounded."""
         self.stats.rate_limited += 1
         self.stats.rate_limited_by_type[self.type_limits.label(message_type)] += 1
+    @property
+    def control(self) -> ControlChannel:
+        """The deployment's node registry and commands (the backend's control channel)."""
+        return self.backend.control
 
     async def start(self) -> None:
+        """Start the broker, join the deployment's node registry, start the stats tick."""
         await self.backend.start(self.hub.on_broker_event, self._on_outage)
-        if os.environ.get("AUTOSDLC_WS_STATS_DIR"):
-            self._stats_task = asyncio.get_running_loop().create_task(self._share_stats())
+        self.control.update(0, self.node_gauges())
+        await self.control.start(self.node, register_commands(GatewayAdmin(self)))
+        self._stats_task = asyncio.get_running_loop().create_task(self._stats_tick())
 
     async def close(self) -> None:
-        """Stop sharing stats and close the backend (after `drain`)."""
+        """Stop the stats tick, leave the node registry and close the backend (after `drain`)."""
         task, self._stats_task = self._stats_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.backend.close()
+        try:
+            await self.control.close()
+        finally:
+            await self.backend.close()
 
     def _on_outage(self, outage: Outage) -> None:
         """The log reports on its own health; the alert goes to this worker's subscribers."""
@@ -241,13 +276,24 @@ class Gateway:
         stamp_version(event)
         self.backend.log.deliver_local(event)
 
-    async def _share_stats(self) -> None:
-        """Multi-worker: publish this worker's figures for whichever worker is scraped."""
+    def node_gauges(self) -> dict[str, float]:
+        """What this node's registry entry carries besides its connection count: what
+        the system monitor sums (or compares) across the deployment. Three reads, no walk."""
+        return {"memory_rss_bytes": float(self._process.memory_info().rss),
+                "errors_total": float(sum(self.stats.errors.values()))}
+
+    async def _stats_tick(self) -> None:
+        """Once a second: the figures of the next registry heartbeat and, with several
+        workers, this worker's metrics snapshot for whichever worker is scraped.
+        Nothing here runs per event."""
+        share = bool(os.environ.get("AUTOSDLC_WS_STATS_DIR"))
         while True:
-            try:
-                self.collector.write_snapshot()
-            except OSError as exc:
-                log.warning("could not write stats snapshot: %s", exc)
+            self.control.update(len(self.connections), self.node_gauges())
+            if share:
+                try:
+                    self.collector.write_snapshot()
+                except OSError as exc:
+                    log.warning("could not write stats snapshot: %s", exc)
             await asyncio.sleep(1.0)
 
     # --- publishing -----------------------------------------------------------
@@ -260,6 +306,9 @@ class Gateway:
         receipts = await self.backend.log.publish(events)
         self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
         return receipts
+
+    async def snapshot(self, subscription: Subscription[Any]) -> SnapshotResult:
+        return await self.backend.log.snapshot(subscription.types, subscription.filters)
 
     async def history_for(self, base_offset: int) -> HistoryResult:
         head = await self.backend.log.head()

@@ -1,9 +1,8 @@
-"""HTTP routes: publish API, health, schemas, metrics, connections, GitHub webhooks."""
+"""HTTP routes: publish API, health, schemas, metrics, GitHub webhooks (admin: `admin_routes`)."""
 
 from __future__ import annotations
 
 import logging
-import time
 from importlib import resources
 from typing import Any
 
@@ -15,12 +14,11 @@ from autosdlc_ws.core import messages
 from autosdlc_ws.core.auth import Principal
 from autosdlc_ws.core.connection_core import prepare_event
 from autosdlc_ws.core.envelope import check_depth
-from autosdlc_ws.core.permissions import SYSTEM, may_access_event
+from autosdlc_ws.core.permissions import may_access_event
 from autosdlc_ws.errors import AuthenticationError, BrokerUnavailable, ProtocolError
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.server.keys import GATEWAY, GITHUB_DEDUP
-from autosdlc_ws.server.logs import MessageLogConfig
 from autosdlc_ws.sources.github import map_webhook, verify_signature
 
 log = logging.getLogger("autosdlc_ws.http")
@@ -32,7 +30,7 @@ def _gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY]
 
 
-def _authenticate(request: web.Request) -> Principal | web.Response:
+def authenticate(request: web.Request) -> Principal | web.Response:
     gateway = _gateway(request)
     credentials = request_credentials(request, allow_query=False, allow_cookie=False)
     if not credentials:
@@ -45,7 +43,7 @@ def _authenticate(request: web.Request) -> Principal | web.Response:
 
 async def publish_events(request: web.Request) -> web.Response:
     gateway = _gateway(request)
-    principal = _authenticate(request)
+    principal = authenticate(request)
     if isinstance(principal, web.Response):
         return principal
     if not principal.grants.has_any("publish"):
@@ -186,69 +184,6 @@ async def schema_index(request: web.Request) -> web.Response:
                               "schemas": [f"/schemas/{t}.json" for t in messages.MESSAGE_TYPES]})
 
 
-def _require_admin(request: web.Request) -> Principal | web.Response:
-    principal = _authenticate(request)
-    if isinstance(principal, web.Response):
-        return principal
-    if not principal.grants.allows("admin", SYSTEM):
-        return json_error(403, "forbidden", "admin permission required")
-    return principal
-
-
-def _describe(conn: Any) -> dict[str, Any]:
-    core = conn.core
-    return {
-        "connectionId": core.connection_id,
-        "sessionId": core.session_id,
-        "state": "closing" if conn.closing else ("open" if core.principal else "authenticating"),
-        "subject": core.principal.subject if core.principal else None,
-        "authKind": core.principal.kind if core.principal else None,
-        "remoteAddress": conn.remote,
-        "connectedAt": conn.connected_at_ms,
-        "compression": "gzip" if core.gzip else "none",
-        "subscriptions": [{"subscriptionId": s.id, **s.describe()} for s in core.subscriptions.values()],
-        "queueBytes": conn.queue_depth_bytes(),
-        "bytesIn": conn.bytes_in,
-        "bytesOut": conn.bytes_out,
-    }
-
-
-async def list_connections(request: web.Request) -> web.Response:
-    principal = _require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
-    gateway = _gateway(request)
-    return web.json_response({"connections": [_describe(c) for c in gateway.connections.values()],
-                              "count": len(gateway.connections)})
-
-
-def _admin_connection(request: web.Request) -> tuple[Principal, Any] | web.Response:
-    """The admin principal and the connection named in the path, or the error response."""
-    principal = _require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
-    conn = _gateway(request).connections.get(request.match_info["id"])
-    if conn is None:
-        return json_error(404, "not_found", "no such connection")
-    return principal, conn
-
-
-async def get_connection(request: web.Request) -> web.Response:
-    found = _admin_connection(request)
-    if isinstance(found, web.Response):
-        return found
-    return web.json_response(_describe(found[1]))
-
-
-async def close_connection(request: web.Request) -> web.Response:
-    found = _admin_connection(request)
-    if isinstance(found, web.Response):
-        return found
-    principal, conn = found
-    await conn.close(1008, f"closed by admin {principal.subject}")
-    return web.json_response({"closed": request.match_info["id"]})
-
-
 async def github_webhook(request: web.Request) -> web.Response:
     """GitHub deliveries; the order of checks is documented in docs/github-webhooks.md."""
     gateway = _gateway(request)
@@ -297,35 +232,3 @@ async def github_webhook(request: web.Request) -> web.Response:
         return json_error(503, "unavailable", f"broker unavailable: {exc}", headers={"Retry-After": "1"})
     stats.webhooks["published"] += 1
     return web.json_response({"ids": [event["id"]]}, status=202)
-
-
-async def list_errors(request: web.Request) -> web.Response:
-    principal = _require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
-    groups = _gateway(request).error_groups.snapshot(time.monotonic())
-    return web.json_response({"groups": groups, "total": sum(g["count"] for g in groups)})
-
-
-async def get_logging(request: web.Request) -> web.Response:
-    principal = _require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
-    return web.json_response(_gateway(request).message_log.config.to_json())
-
-
-async def put_logging(request: web.Request) -> web.Response:
-    principal = _require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
-    try:
-        body = orjson.loads(await request.content.read(65536))
-        if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
-        config = MessageLogConfig.from_json(body)
-    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
-        return json_error(422, "invalid_message", str(exc))
-    gateway = _gateway(request)
-    gateway.message_log.configure(config)
-    log.info("message logging changed by %s: %s", principal.subject, config.to_json())
-    return web.json_response(config.to_json())

@@ -27,6 +27,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from autosdlc_ws.core.subscription_counts import top_counts
+
 SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 STALE_AFTER_S = 10.0
@@ -124,6 +126,13 @@ HISTOGRAM_DOCS = {
     "fanout_latency": (LATENCY_BUCKETS, "fanout_latency_seconds",
                        "From an event reaching the worker to its frames being written to every recipient"),
 }
+#: Labelled gauge families ("family:label" gauge names) whose label is not `kind`.
+GAUGE_LABELS = {"subscribers_by_resource": "resource", "subscribers_by_type": "type"}
+#: `subscribers_by_resource` keeps this many resources (the most subscribed) and sums
+#: the rest under `resource="other"`, per worker and again after merging workers, so
+#: the series count stays bounded whatever ids clients subscribe to. Types need no
+#: bound: there are as many as the schema has.
+SUBSCRIBER_RESOURCES_TOP = 20
 MAX_GAUGES = {"broker_up"}  # merged with min() instead of sum(): any worker down is down
 
 
@@ -202,15 +211,19 @@ class StatsCollector(Collector):
                 cumulative += count
                 buckets.append((bound, cumulative))
             yield HistogramMetricFamily(f"autosdlc_ws_{metric}", doc, buckets=buckets, sum_value=hist["sum"])
-        labelled_gauges: dict[str, GaugeMetricFamily] = {}
+        labelled_rows: dict[str, dict[str, float]] = {}
         for name, value in sorted(merged["gauges"].items()):
-            if ":" in name:  # "family:label" -> one family with a `kind` label
+            if ":" in name:  # "family:label" -> one family with a label (`kind` unless named)
                 family_name, label = name.split(":", 1)
-                gauge = labelled_gauges.get(family_name)
-                if gauge is None:
-                    gauge = labelled_gauges[family_name] = GaugeMetricFamily(
-                        f"autosdlc_ws_{family_name}", family_name.replace("_", " "), labels=["kind"])
-                gauge.add_metric([label], value)
+                labelled_rows.setdefault(family_name, {})[label] = value
                 continue
             yield GaugeMetricFamily(f"autosdlc_ws_{name}", name.replace("_", " "), value=value)
-        yield from labelled_gauges.values()
+        for family_name, rows in labelled_rows.items():
+            if family_name == "subscribers_by_resource":
+                rows = {k: float(v) for k, v in top_counts({k: int(v) for k, v in rows.items()},
+                                                           SUBSCRIBER_RESOURCES_TOP).items()}
+            gauge = GaugeMetricFamily(f"autosdlc_ws_{family_name}", family_name.replace("_", " "),
+                                      labels=[GAUGE_LABELS.get(family_name, "kind")])
+            for label, value in sorted(rows.items()):
+                gauge.add_metric([label], value)
+            yield gauge

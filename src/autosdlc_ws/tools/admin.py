@@ -15,6 +15,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+#: What `status` prints when it has no credentials to list the nodes with.
+NODES_HINT = ("hint: with admin credentials (--token/--api-key, or AUTOSDLC_WS_TOKEN/AUTOSDLC_WS_API_KEY) "
+              "status also lists every node of the deployment")
+
 
 class AdminRequestError(Exception):
     """The gateway could not be reached, or answered with an error."""

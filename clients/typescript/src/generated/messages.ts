@@ -441,6 +441,7 @@ export interface SubscribeData {
    */
   events: string[];
   filters?: SubscriptionFilters;
+  snapshot?: boolean;
   [k: string]: unknown;
 }
 /**
@@ -695,6 +696,7 @@ export interface WorkflowStepCompleteData {
 export interface Metadata {
   compressed?: boolean;
   correlationId?: string;
+  snapshot?: boolean;
   source?: string;
   version?: string;
   [k: string]: unknown;
