@@ -39,10 +39,13 @@ from autosdlc_ws.core.auth import Authenticator, Principal
 from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
+from autosdlc_ws.core.open_values import unknown_values
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
+from autosdlc_ws.core.schema_versions import stamp_version
 from autosdlc_ws.core.subscription_counts import SubscriberCounts, SubscriptionShape, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
+from autosdlc_ws.core.type_limits import Charge, TypeLimits
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.alerts import (
@@ -62,6 +65,8 @@ log = logging.getLogger("autosdlc_ws.gateway")
 #: While a client is connected its session record is kept this long; on
 #: disconnect the record's lifetime drops to `session_ttl_s`.
 CONNECTED_SESSION_TTL_S = 24 * 3600.0
+#: Prefix of the per-type buckets' keys in the shared limits (beside `rate:publish:`).
+TYPE_LIMIT_NAMESPACE = "rate:"
 #: An error-burst alert is raised once per deployment in this window, by the
 #: first node whose group crosses the threshold (the group's own rate window).
 ERROR_ALERT_LEASE_S = 60.0
@@ -116,6 +121,9 @@ class Gateway:
             SharedBuckets(backend.limits, "rate:publish:", settings.rate_identity_publish_per_s,
                           settings.rate_identity_publish_burst)
             if settings.rate_identity_publish_per_s > 0 else None)
+        #: Config `rate_limits`: one bucket per (message type, identity) on every worker,
+        #: drawn from by WebSocket messages and HTTP publishes alike.
+        self.type_limits = TypeLimits(settings.rate_limits)
         #: HTTP publish requests per identity, on every worker: 5 x the per-connection rate.
         self.http_publish_limiter = SharedBuckets(
             backend.limits, "rate:http_publish:", settings.rate_publish_per_s * 5, settings.rate_publish_burst * 5)
@@ -176,7 +184,7 @@ class Gateway:
         """Count an error frame; one `system_alert` when its group's rate crosses the threshold."""
         self.stats.errors[code] += 1
         if code == "rate_limited":
-            self.stats.rate_limited += 1
+            self.count_rate_limited(message_type)
         group = self.error_groups.record(code, message_type, message, now_ms=self.now_ms(),
                                          now_s=time.monotonic())
         if group is not None and self.alert_sink is not None:
@@ -229,6 +237,15 @@ class Gateway:
         limiter = self.identity_publish_limiter
         return 0 if limiter is None else await limiter.take(identity)
 
+    async def take_type_limit(self, charge: Charge) -> int:
+        return await self.backend.limits.take_tokens(
+            TYPE_LIMIT_NAMESPACE + charge.key, charge.per_s, charge.burst, charge.cost)
+
+    def count_rate_limited(self, message_type: str) -> None:
+        """One refusal by a rate limit; by type only for types with a configured
+        limit (`other` for the rest), so the metric's labels stay bounded."""
+        self.stats.rate_limited += 1
+        self.stats.rate_limited_by_type[self.type_limits.label(message_type)] += 1
     @property
     def control(self) -> ControlChannel:
         """The deployment's node registry and commands (the backend's control channel)."""
@@ -261,6 +278,7 @@ class Gateway:
 
     def deliver_locally(self, event: dict[str, Any]) -> None:
         """Hand `event` to this worker's subscribers without the log (it may be down)."""
+        stamp_version(event)
         self.backend.log.deliver_local(event)
 
     def node_gauges(self) -> dict[str, float]:
@@ -286,6 +304,10 @@ class Gateway:
     # --- publishing -----------------------------------------------------------
 
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
+        for event in events:  # once here, so fan-out and replay pay nothing for it
+            stamp_version(event)
+            for field in unknown_values(event):
+                self.stats.unknown_values[field] += 1
         receipts = await self.backend.log.publish(events)
         self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
         return receipts
