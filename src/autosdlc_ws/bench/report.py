@@ -26,6 +26,10 @@ def versions() -> dict[str, str]:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             found[dist] = "-"
+    from autosdlc_ws.bench import node_peer
+    from autosdlc_ws.bench.targets import peers_dir
+
+    found.update(node_peer.versions(node_peer.project_dir(peers_dir())))
     return found
 
 
@@ -81,7 +85,7 @@ def rows(sessions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "complete": all(p["complete"] for p in phs),
             "ok": all(s.get("ok") for s, _ in items),
         })
-    order = {"gateway": 0, BASELINE: 1, "socketio": 2}
+    order = {"gateway": 0, BASELINE: 1, "bare-picows": 2, "socketio": 3, "node-socketio": 4}
     out.sort(key=lambda r: (r["batch"], r["rate"] or 0, r["n"], order.get(r["target"], 9)))
     return out
 
@@ -217,7 +221,8 @@ def plot(table_rows: Sequence[dict[str, Any]], path: Path, *, title: str = "") -
         print("autosdlc-ws bench: matplotlib is not installed; no plot (pip install '.[bench]')",
               file=sys.stderr)
         return None
-    colors = {"gateway": "tab:blue", BASELINE: "tab:orange", "socketio": "tab:green"}
+    colors = {"gateway": "tab:blue", BASELINE: "tab:orange", "socketio": "tab:green",
+              "node-socketio": "tab:olive", "bare-picows": "tab:gray"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.6))
     series: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
     for r in table_rows:
