@@ -85,9 +85,10 @@ def split_requests(buffer: bytes) -> tuple[list[Request], bytes]:
         method, path, headers = parse_head(buffer[:end])
         if "transfer-encoding" in headers:
             raise BadRequest("only Content-Length bodies are handled")
-        length = int(headers.get("content-length", "0"))
+        length_text = headers.get("content-length", "0")
+        length = int(length_text) if length_text.isdigit() else -1
         if not 0 <= length <= MAX_BODY:
-            raise BadRequest(f"bad Content-Length {length}")
+            raise BadRequest(f"bad Content-Length {length_text!r}")
         start = end + len(HEAD_END)
         if len(buffer) < start + length:
             return requests, buffer

@@ -132,6 +132,9 @@ def _run_fanout(args: argparse.Namespace) -> int:
                           **_session_kw(args))
     table = report.rows(sessions)
     print(report.terminal_table(table, sessions))
+    peers = report.peer_table(sessions)
+    if peers:
+        print("\n" + peers)
     failed = [s for s in sessions if not s.get("ok")]
     for s in failed:
         print(f"\n{s['target']} N={s['n']}: {s.get('fatal') or 'delivery errors'} {s.get('errors') or ''}",

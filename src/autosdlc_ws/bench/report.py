@@ -16,6 +16,8 @@ from typing import Any
 from autosdlc_ws.bench.procstat import cpu_model
 
 BASELINE = "bare-aiohttp"
+#: Order of the servers in tables: ours, the bare broadcasters, the Socket.IO servers.
+_ORDER = {"gateway": 0, BASELINE: 1, "bare-picows": 2, "socketio": 3, "node-socketio": 4}
 
 
 def versions() -> dict[str, str]:
@@ -85,8 +87,7 @@ def rows(sessions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "complete": all(p["complete"] for p in phs),
             "ok": all(s.get("ok") for s, _ in items),
         })
-    order = {"gateway": 0, BASELINE: 1, "bare-picows": 2, "socketio": 3, "node-socketio": 4}
-    out.sort(key=lambda r: (r["batch"], r["rate"] or 0, r["n"], order.get(r["target"], 9)))
+    out.sort(key=lambda r: (r["batch"], r["rate"] or 0, r["n"], _ORDER.get(r["target"], 9)))
     return out
 
 
@@ -180,6 +181,27 @@ def markdown_table(table_rows: Sequence[dict[str, Any]],
         out.append(f"| {phase_title(r)} | {r['n']:,} | {r['target']}{flags} | {rate} | "
                    f"{fmt_spread(r['deliveries_per_server_cpu_s'])} | {cpu} | {lat} | "
                    f"{fmt_spread(r['rss_kib_per_conn'], fn=lambda v: f'{v:.1f}')} | {ratio} |")
+    return "\n".join(out)
+
+
+def peer_table(sessions: Sequence[dict[str, Any]]) -> str:
+    """The gateway against every other server of the run, per load and N: paired ratios of
+    deliveries/s and of deliveries per server CPU-second (above 1: the gateway does more)."""
+    peers = sorted({s["target"] for s in sessions} - {"gateway"}, key=lambda t: _ORDER.get(t, 9))
+    loads = sorted({(ph["label"], ph["batch"], ph.get("rate_requested") or 0, s["n"])
+                    for s in sessions if s["target"] == "gateway" for ph in s.get("phases", [])},
+                   key=lambda k: (k[1], k[2], k[3]))
+    if not peers or not loads:
+        return ""
+    ratios = {p: (paired_ratios(sessions, "deliveries_per_s", "gateway", p),
+                  paired_ratios(sessions, "deliveries_per_server_cpu_s", "gateway", p)) for p in peers}
+    out = ["| load | N | " + " | ".join(f"gateway vs {p}" for p in peers) + " |",
+           "|---|---|" + "---|" * len(peers)]
+    for label, batch, rate, n in loads:
+        title = phase_title({"rate": rate, "batch": batch})
+        cells = [f"{fmt_spread(tput.get((label, n)), fn=x)}; per CPU-s {fmt_spread(cpu.get((label, n)), fn=x)}"
+                 for tput, cpu in ratios.values()]
+        out.append(f"| {title} | {n:,} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
