@@ -101,6 +101,6 @@ bench-peers:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(NODE_SIO_DIR)/node_modules/.package-lock.json; \
 	else echo "make: npm not found, so the suite runs without the node-socketio peer"; fi
 
-## bench: the benchmark suite of docs/benchmarks.md, about 14 minutes (not part of `make test`)
+## bench: the benchmark suite of docs/benchmarks.md, about 15 minutes (not part of `make test`)
 bench: $(BENCH_STAMP) bench-peers
 	$(PY) -m autosdlc_ws bench --suite
