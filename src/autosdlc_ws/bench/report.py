@@ -186,22 +186,30 @@ def markdown_table(table_rows: Sequence[dict[str, Any]],
 
 def peer_table(sessions: Sequence[dict[str, Any]]) -> str:
     """The gateway against every other server of the run, per load and N: paired ratios of
-    deliveries/s and of deliveries per server CPU-second (above 1: the gateway does more)."""
+    deliveries/s (of p99 at a fixed rate, where deliveries/s is the rate asked for) and of
+    deliveries per server CPU-second. Above 1 the gateway does more (or waits longer, for p99)."""
     peers = sorted({s["target"] for s in sessions} - {"gateway"}, key=lambda t: _ORDER.get(t, 9))
     loads = sorted({(ph["label"], ph["batch"], ph.get("rate_requested") or 0, s["n"])
                     for s in sessions if s["target"] == "gateway" for ph in s.get("phases", [])},
                    key=lambda k: (k[1], k[2], k[3]))
     if not peers or not loads:
         return ""
-    ratios = {p: (paired_ratios(sessions, "deliveries_per_s", "gateway", p),
-                  paired_ratios(sessions, "deliveries_per_server_cpu_s", "gateway", p)) for p in peers}
+    figures = {p: {metric: paired_ratios(sessions, metric, "gateway", p)
+                   for metric in ("deliveries_per_s", "latency.p99", "deliveries_per_server_cpu_s")}
+               for p in peers}
     out = ["| load | N | " + " | ".join(f"gateway vs {p}" for p in peers) + " |",
            "|---|---|" + "---|" * len(peers)]
     for label, batch, rate, n in loads:
-        title = phase_title({"rate": rate, "batch": batch})
-        cells = [f"{fmt_spread(tput.get((label, n)), fn=x)}; per CPU-s {fmt_spread(cpu.get((label, n)), fn=x)}"
-                 for tput, cpu in ratios.values()]
-        out.append(f"| {title} | {n:,} | " + " | ".join(cells) + " |")
+        cells = []
+        for by_metric in figures.values():
+            first = by_metric["latency.p99" if rate else "deliveries_per_s"].get((label, n))
+            per_cpu = by_metric["deliveries_per_server_cpu_s"].get((label, n))
+            if first is None and per_cpu is None:
+                cells.append("-")
+                continue
+            cells.append(f"{'p99 ' if rate else ''}{fmt_spread(first, fn=x)}; per CPU-s "
+                         f"{fmt_spread(per_cpu, fn=x)}")
+        out.append(f"| {phase_title({'rate': rate, 'batch': batch})} | {n:,} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
