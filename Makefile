@@ -8,7 +8,7 @@ DASH_DIR := dashboard
 DASH_INDEX := src/autosdlc_ws/static/index.html
 ASYNCAPI_DIR := tools/asyncapi-check
 
-.PHONY: bench dist run test test-python test-asyncapi test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
+.PHONY: bench bench-peers dist run test test-python test-asyncapi test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +78,7 @@ dist: $(STAMP) $(TS_DIR)/node_modules/.package-lock.json
 	@ls -l dist
 
 clean:
-	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist $(ASYNCAPI_DIR)/node_modules dist build
+	rm -rf $(VENV) $(TS_DIR)/node_modules $(NODE_SIO_DIR)/node_modules $(TS_DIR)/dist $(ASYNCAPI_DIR)/node_modules dist build
 
 ## docs: regenerate the README configuration table, JSON Schemas and AsyncAPI
 docs: $(STAMP)
@@ -91,6 +91,16 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-## bench: the benchmark suite of docs/benchmarks.md, about 10 minutes (not part of `make test`)
-bench: $(BENCH_STAMP)
+NODE_SIO_DIR := benchmarks/peers/node-socketio
+
+$(NODE_SIO_DIR)/node_modules/.package-lock.json: $(NODE_SIO_DIR)/package-lock.json
+	cd $(NODE_SIO_DIR) && npm ci --no-audit --no-fund
+
+# The Node.js Socket.IO peer (npm `socket.io`); without npm the suite runs without it.
+bench-peers:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(NODE_SIO_DIR)/node_modules/.package-lock.json; \
+	else echo "make: npm not found, so the suite runs without the node-socketio peer"; fi
+
+## bench: the benchmark suite of docs/benchmarks.md, about 15 minutes (not part of `make test`)
+bench: $(BENCH_STAMP) bench-peers
 	$(PY) -m autosdlc_ws bench --suite

@@ -29,7 +29,8 @@ def _csv(text: str) -> list[str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=_csv, default=["gateway"],
-                   help="comma-separated: gateway, bare-aiohttp, socketio (default gateway)")
+                   help="comma-separated: gateway, bare-aiohttp, socketio (python-socketio), node-socketio "
+                        "(Node.js Socket.IO), bare-picows (default gateway)")
     p.add_argument("-n", "--connections", type=_ints, default=[1000], metavar="N[,N...]",
                    help="connections held by the load generator (default 1000)")
     p.add_argument("--event-size", type=int, default=300, help="bytes of JSON per event (default 300)")
@@ -131,6 +132,9 @@ def _run_fanout(args: argparse.Namespace) -> int:
                           **_session_kw(args))
     table = report.rows(sessions)
     print(report.terminal_table(table, sessions))
+    peers = report.peer_table(sessions)
+    if peers:
+        print("\n" + peers)
     failed = [s for s in sessions if not s.get("ok")]
     for s in failed:
         print(f"\n{s['target']} N={s['n']}: {s.get('fatal') or 'delivery errors'} {s.get('errors') or ''}",

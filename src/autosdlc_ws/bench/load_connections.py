@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from autosdlc_ws.bench.errors import BenchError
+from autosdlc_ws.bench.protocol import SOCKETIO_TARGETS
 
 monotonic_ns = time.monotonic_ns
 
@@ -258,7 +259,7 @@ def open_stalled_reader(ws_url: str, headers: dict[str, str], target: str, *, rc
             "id": f"stalled-{index}", "type": "subscribe", "timestamp": 1_700_000_000_000,
             "data": {"events": ["agent_log"]}})))
         read_until(b'"subscription_update"')
-    elif target == "socketio":
+    elif target in SOCKETIO_TARGETS:
         read_until(b'"sid"')
         sock.sendall(_masked_text_frame(b"40"))
         read_until(b"40{")

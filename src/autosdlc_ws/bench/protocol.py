@@ -21,7 +21,11 @@ import orjson
 
 from autosdlc_ws.core.envelope import compress_message
 
-TARGETS = ("gateway", "bare-aiohttp", "socketio")
+TARGETS = ("gateway", "bare-aiohttp", "socketio", "node-socketio", "bare-picows")
+#: Targets that speak Socket.IO (python-socketio and Node.js `socket.io`): the same wire and room emit.
+SOCKETIO_TARGETS = ("socketio", "node-socketio")
+#: Targets that send each published event as it is, to every connection, with no handshake.
+BARE_TARGETS = ("bare-aiohttp", "bare-picows")
 EVENT_TYPE = "agent_log"
 
 
@@ -205,8 +209,8 @@ def make_protocol(target: str, *, compression: bool = False,
         return GatewayProtocol(compression=compression, subscribe=subscribe)
     if compression:
         raise ValueError(f"compression applies to the gateway only, not {target}")
-    if target == "bare-aiohttp":
+    if target in BARE_TARGETS:
         return BareProtocol()
-    if target == "socketio":
+    if target in SOCKETIO_TARGETS:
         return SocketIOProtocol()
     raise ValueError(f"unknown target {target!r}; one of {', '.join(TARGETS)}")

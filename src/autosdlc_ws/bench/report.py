@@ -16,6 +16,8 @@ from typing import Any
 from autosdlc_ws.bench.procstat import cpu_model
 
 BASELINE = "bare-aiohttp"
+#: Order of the servers in tables: ours, the bare broadcasters, the Socket.IO servers.
+_ORDER = {"gateway": 0, BASELINE: 1, "bare-picows": 2, "socketio": 3, "node-socketio": 4}
 
 
 def versions() -> dict[str, str]:
@@ -26,6 +28,10 @@ def versions() -> dict[str, str]:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             found[dist] = "-"
+    from autosdlc_ws.bench import node_peer
+    from autosdlc_ws.bench.targets import peers_dir
+
+    found.update(node_peer.versions(node_peer.project_dir(peers_dir())))
     return found
 
 
@@ -81,8 +87,7 @@ def rows(sessions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "complete": all(p["complete"] for p in phs),
             "ok": all(s.get("ok") for s, _ in items),
         })
-    order = {"gateway": 0, BASELINE: 1, "socketio": 2}
-    out.sort(key=lambda r: (r["batch"], r["rate"] or 0, r["n"], order.get(r["target"], 9)))
+    out.sort(key=lambda r: (r["batch"], r["rate"] or 0, r["n"], _ORDER.get(r["target"], 9)))
     return out
 
 
@@ -179,6 +184,35 @@ def markdown_table(table_rows: Sequence[dict[str, Any]],
     return "\n".join(out)
 
 
+def peer_table(sessions: Sequence[dict[str, Any]]) -> str:
+    """The gateway against every other server of the run, per load and N: paired ratios of
+    deliveries/s (of p99 at a fixed rate, where deliveries/s is the rate asked for) and of
+    deliveries per server CPU-second. Above 1 the gateway does more (or waits longer, for p99)."""
+    peers = sorted({s["target"] for s in sessions} - {"gateway"}, key=lambda t: _ORDER.get(t, 9))
+    loads = sorted({(ph["label"], ph["batch"], ph.get("rate_requested") or 0, s["n"])
+                    for s in sessions if s["target"] == "gateway" for ph in s.get("phases", [])},
+                   key=lambda k: (k[1], k[2], k[3]))
+    if not peers or not loads:
+        return ""
+    figures = {p: {metric: paired_ratios(sessions, metric, "gateway", p)
+                   for metric in ("deliveries_per_s", "latency.p99", "deliveries_per_server_cpu_s")}
+               for p in peers}
+    out = ["| load | N | " + " | ".join(f"gateway vs {p}" for p in peers) + " |",
+           "|---|---|" + "---|" * len(peers)]
+    for label, batch, rate, n in loads:
+        cells = []
+        for by_metric in figures.values():
+            first = by_metric["latency.p99" if rate else "deliveries_per_s"].get((label, n))
+            per_cpu = by_metric["deliveries_per_server_cpu_s"].get((label, n))
+            if first is None and per_cpu is None:
+                cells.append("-")
+                continue
+            cells.append(f"{'p99 ' if rate else ''}{fmt_spread(first, fn=x)}; per CPU-s "
+                         f"{fmt_spread(per_cpu, fn=x)}")
+        out.append(f"| {phase_title({'rate': rate, 'batch': batch})} | {n:,} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def terminal_table(table_rows: Sequence[dict[str, Any]], sessions: Sequence[dict[str, Any]]) -> str:
     vs_bare = paired_ratios(sessions, "deliveries_per_s", "gateway", BASELINE)
     p99_vs = paired_ratios(sessions, "latency.p99", "gateway", BASELINE)
@@ -217,7 +251,8 @@ def plot(table_rows: Sequence[dict[str, Any]], path: Path, *, title: str = "") -
         print("autosdlc-ws bench: matplotlib is not installed; no plot (pip install '.[bench]')",
               file=sys.stderr)
         return None
-    colors = {"gateway": "tab:blue", BASELINE: "tab:orange", "socketio": "tab:green"}
+    colors = {"gateway": "tab:blue", BASELINE: "tab:orange", "socketio": "tab:green",
+              "node-socketio": "tab:olive", "bare-picows": "tab:gray"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.6))
     series: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
     for r in table_rows:

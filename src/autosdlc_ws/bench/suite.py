@@ -1,8 +1,9 @@
 """`autosdlc-ws bench --suite` (`make bench`): every figure docs/benchmarks.md reports.
 
-1. fan-out side by side: gateway, bare aiohttp, python-socketio; N = 1,000 and
-   5,000 (10,000 for gateway and bare aiohttp); one event per tick, 50 per tick,
-   and a fixed 50,000 deliveries/s; 3 repeats, targets interleaved;
+1. fan-out side by side: gateway, bare aiohttp, bare picows (the physical
+   limit), python-socketio, Node.js Socket.IO; N = 1,000 and 5,000 (10,000 for
+   gateway and the bare servers); one event per tick, 50 per tick, and a fixed
+   50,000 deliveries/s; 3 repeats, targets interleaved;
 2. the subscription index (benchmarks/bench_index.py);
 3. slow consumers: 1,000 readers, 10 of which stop reading;
 4. resume: replay of 10,000 missed events;
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autosdlc_ws.bench import report
+from autosdlc_ws.bench import node_peer, report
 from autosdlc_ws.bench.extra import index_benchmark, plot_slow, resume_replay, slow_consumer
 from autosdlc_ws.bench.loadgen import Phase
 from autosdlc_ws.bench.report import BASELINE, fmt_spread, paired_ratios, spread, x
@@ -32,6 +33,9 @@ from autosdlc_ws.bench.runner import run_matrix, run_session
 START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
 RATE = 50_000.0
+#: Every server of the side-by-side fan-out, and those also run at N=10,000.
+FANOUT_TARGETS = ["gateway", BASELINE, "bare-picows", "socketio", "node-socketio"]
+FANOUT_TARGETS_10K = ["gateway", BASELINE, "bare-picows"]
 
 
 def _redis_up(port: int = 6379) -> bool:
@@ -70,12 +74,17 @@ def run_suite(args: argparse.Namespace) -> int:
         print(f"  {result['target']:<13} N={result['n']:<6} {status:<4} {figures}  "
               f"[{time.monotonic() - started:.0f} s]", file=sys.stderr, flush=True)
 
-    print(f"fan-out: gateway, {BASELINE}, socketio at N=1,000 and 5,000 ({reps} repeats)", file=sys.stderr)
-    sessions = run_matrix(targets=["gateway", BASELINE, "socketio"], ns=[1000] if quick else [1000, 5000],
+    fanout_targets = FANOUT_TARGETS
+    if node_peer.missing_tools():
+        fanout_targets = [t for t in fanout_targets if t != node_peer.TARGET]
+        print(f"fan-out: no {node_peer.TARGET} ({' and '.join(node_peer.missing_tools())} not found)",
+              file=sys.stderr)
+    print(f"fan-out: {', '.join(fanout_targets)} at N=1,000 and 5,000 ({reps} repeats)", file=sys.stderr)
+    sessions = run_matrix(targets=fanout_targets, ns=[1000] if quick else [1000, 5000],
                           phases_for=phases, repeat=reps, log_dir=log_dir, on_result=progress_line, **kw)
     if not quick:
-        print("fan-out: gateway and bare aiohttp at N=10,000", file=sys.stderr)
-        sessions += run_matrix(targets=["gateway", BASELINE], ns=[10_000], phases_for=phases, repeat=reps,
+        print(f"fan-out: {', '.join(FANOUT_TARGETS_10K)} at N=10,000", file=sys.stderr)
+        sessions += run_matrix(targets=FANOUT_TARGETS_10K, ns=[10_000], phases_for=phases, repeat=reps,
                                log_dir=log_dir, on_result=progress_line, **kw)
 
     print("subscription index: benchmarks/bench_index.py", file=sys.stderr)
@@ -259,7 +268,8 @@ def render_markdown(result: dict[str, Any], plot: Path | None, slow_plot: Path |
         "",
         f"Machine: {m['nproc']} cores, {m['cpu_model']}, Linux {m['kernel']}. "
         f"Python {v['python']}, aiohttp {v['aiohttp']}, orjson {v['orjson']}, python-socketio "
-        f"{v['python-socketio']}, picows {v['picows']} and uvloop {v['uvloop']} (load generator).",
+        f"{v['python-socketio']}, Node.js {v.get('node', '-')} with socket.io {v.get('socket.io', '-')}, "
+        f"picows {v['picows']} and uvloop {v['uvloop']} (load generator and the bare picows server).",
         "",
         "### Targets",
         "",
@@ -273,6 +283,12 @@ def render_markdown(result: dict[str, Any], plot: Path | None, slow_plot: Path |
               "everything else on the machine during the phase (a shared machine: large values "
               "there mean the figure is disturbed).", "",
               report.markdown_table(result["summary"], sessions), ""]
+    peers = report.peer_table(sessions)
+    if peers:
+        lines += ["### The gateway against each server", "",
+                  "Paired ratios (same repeat): deliveries/s, and deliveries per server CPU-second. "
+                  "bare-picows is the physical limit of one Python core; Node.js Socket.IO and "
+                  "python-socketio are the popular real-time servers.", "", peers, ""]
     if plot:
         lines += [f"![throughput and p99 against N]({os.path.relpath(plot, docs.parent)})", ""]
     slow = result["slow_consumer"]

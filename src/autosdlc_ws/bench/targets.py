@@ -2,7 +2,8 @@
 
 `gateway` is `python -m autosdlc_ws serve` with limits raised for benchmarking
 (connections per identity, publish rate); the peers are the scripts in
-`benchmarks/peers/` of the source tree.
+`benchmarks/peers/` of the source tree, and the Node.js Socket.IO project there
+(`node_peer`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from autosdlc_ws.bench import node_peer
 from autosdlc_ws.bench.protocol import TARGETS
 from autosdlc_ws.core.auth import mint_token
 
@@ -38,6 +40,11 @@ GATEWAY_BENCH_ENV = {
 }
 
 
+#: The Python peers: target -> script in the peers directory.
+PEER_SCRIPTS = {"bare-aiohttp": "bare_aiohttp.py", "socketio": "socketio_server.py",
+                "bare-picows": "bare_picows.py"}
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
@@ -52,6 +59,17 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def peer_command(target: str, host: str, port: int) -> list[str]:
+    """How to start peer `target` (every target but the gateway) on host:port."""
+    if target == node_peer.TARGET:
+        return node_peer.command(node_peer.project_dir(peers_dir()), host, port)
+    script = peers_dir() / PEER_SCRIPTS[target]
+    if not script.is_file():
+        raise FileNotFoundError(f"peer {script} not found: run from the source tree "
+                                "or set AUTOSDLC_WS_BENCH_PEERS")
+    return [sys.executable, str(script), "--host", host, "--port", str(port)]
 
 
 def pin(cpu: int) -> None:
@@ -140,12 +158,8 @@ def start_server(target: str, *, log_dir: Path, workers: int = 1, broker: str = 
         if broker != "memory":
             cmd += ["--broker", broker]
     else:
-        script = peers_dir() / ("bare_aiohttp.py" if target == "bare-aiohttp" else "socketio_server.py")
-        if not script.is_file():
-            raise FileNotFoundError(f"peer {script} not found: run from the source tree "
-                                    "or set AUTOSDLC_WS_BENCH_PEERS")
         env.update(extra_env or {})
-        cmd = [sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)]
+        cmd = peer_command(target, "127.0.0.1", port)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"server-{target}-{port}.log"
     log: IO[bytes] = open(log_path, "wb")  # the child keeps its copy; ours is closed below
