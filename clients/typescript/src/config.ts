@@ -84,6 +84,13 @@ export interface SubscribeConfig {
   /** Exact types or prefix globs (`agent_*`, `*`). */
   events: string[];
   filters?: SubscriptionFilters;
+  /**
+   * Protocol 1.1: first deliver the latest retained event of every (type,
+   * resource) the subscription matches (each with `metadata.snapshot: true`),
+   * then live events. Asked again whenever the client re-subscribes after a
+   * session was not resumed, so the application's state is never stale.
+   */
+  snapshot?: boolean;
 }
 
 export interface SubscriptionInfo {
@@ -93,6 +100,8 @@ export interface SubscriptionInfo {
   serverId: string | null;
   events: string[];
   filters: SubscriptionFilters | undefined;
+  /** Present (true) when it asks for a snapshot on every (re-)subscribe. */
+  snapshot?: true;
 }
 
 export type StateListener = (state: ConnectionState, previous: ConnectionState) => void;

@@ -16,6 +16,7 @@ export * from './types.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { CloseCode, closeAction, type CloseAction } from './close-codes.js';
 export { globMatches } from './glob.js';
+export { isSnapshotEvent } from './session.js';
 export {
   ClientRegistry,
   ClientStore,

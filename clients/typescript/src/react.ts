@@ -196,6 +196,8 @@ export function useAutoSDLCClient(): AutoSDLCWebSocketClient | null {
 export interface UseSubscriptionConfig {
   events: string[];
   filters?: SubscriptionFilters;
+  /** Deliver the current state first (see `SubscribeConfig.snapshot`). */
+  snapshot?: boolean;
   /** Defaults to the client of the nearest AutoSDLCProvider. */
   client?: AutoSDLCWebSocketClient | null;
   enabled?: boolean;
@@ -214,14 +216,16 @@ export function useSubscription(config: UseSubscriptionConfig): UseSubscriptionR
   const client = config.client ?? contextClient;
   const enabled = config.enabled ?? true;
   // Callers usually pass fresh array literals: compare by value.
-  const spec = JSON.stringify([config.events, config.filters ?? null]);
+  const spec = JSON.stringify([config.events, config.filters ?? null, config.snapshot === true]);
   const [observer] = useState(() => new SubscriptionObserver());
   const observed = useSyncExternalStore(observer.subscribe, observer.getSnapshot, observer.getSnapshot);
 
   useEffect(() => {
     if (!client || !enabled) return undefined;
-    const [events, filters] = JSON.parse(spec) as [string[], SubscriptionFilters | null];
-    observer.start(client, filters ? { events, filters } : { events }, spec);
+    const [events, filters, snapshot] = JSON.parse(spec) as [string[], SubscriptionFilters | null, boolean];
+    const subscription: SubscribeConfig = filters ? { events, filters } : { events };
+    if (snapshot) subscription.snapshot = true;
+    observer.start(client, subscription, spec);
     return () => observer.stop();
   }, [observer, client, spec, enabled]);
 
