@@ -32,7 +32,7 @@ import { HandlerRegistry } from './handlers.js';
 import { authRequestData, hasCredentials } from './handshake.js';
 import { newId } from './ids.js';
 import { Keepalive } from './keepalive.js';
-import { InboundSerializer } from './inbound.js';
+import { asClientError, InboundSerializer } from './inbound.js';
 import { ClientNotifier } from './notifier.js';
 import { Outbox } from './outbox.js';
 import { ClientSession } from './session.js';
@@ -56,7 +56,7 @@ import {
   type ConnectionState,
   type DisconnectData,
   type Envelope,
-  type HandlerEnvelope,
+  type EventHandler,
   type OutgoingMessage,
   type ResetData,
   type ResetEnvelope,
@@ -236,7 +236,7 @@ export class AutoSDLCWebSocketClient {
    * (`*`), or the client's `$reset` notification. Handlers receive the whole
    * envelope.
    */
-  on<P extends string>(pattern: P, handler: (envelope: HandlerEnvelope<P>) => void): Unsubscribe {
+  on<P extends string>(pattern: P, handler: EventHandler<P>): Unsubscribe {
     if (typeof handler !== 'function') throw new InvalidArgumentError('handler must be a function');
     return this.handlers.add(pattern, handler);
   }
@@ -259,27 +259,31 @@ export class AutoSDLCWebSocketClient {
   // ---- messages ------------------------------------------------------------------------
 
   /**
-   * Sends a frame, filling `id`, `timestamp` and `data`. While not connected it
-   * is queued (up to `queueLimit`, then QueueFullError) and flushed in order
-   * after the next authentication. Returns the envelope as sent.
+   * Sends a frame, filling `id`, `timestamp` and `data` (the design
+   * document's `send(message): Promise<void>`). Resolves once the frame was
+   * handed to the socket, or queued while not connected (up to
+   * `queueLimit`), to be flushed in order after the next authentication.
+   * Rejects, and neither sends nor queues it, with InvalidArgumentError (no
+   * `type`), QueueFullError, FrameTooLargeError (beyond the server's
+   * `maxFrameBytes`) or SendFailedError (the socket threw). What the server
+   * answers later (say, `forbidden`) goes to onError, as before.
    */
-  send<T extends string, D = Record<string, unknown>>(message: OutgoingMessage<T, D>): Envelope<T, D> {
-    if (!message || typeof message.type !== 'string' || message.type === '') {
-      throw new InvalidArgumentError('message.type is required');
+  send<T extends string, D = Record<string, unknown>>(message: OutgoingMessage<T, D>): Promise<void> {
+    try {
+      this.outbox.sendMessage(message);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(asClientError(err));
     }
-    const env = {
-      ...message,
-      id: message.id ?? newId(),
-      timestamp: message.timestamp ?? Date.now(),
-      data: (message.data ?? {}) as D,
-    } as Envelope<T, D>;
-    this.outbox.send(env as Envelope);
-    return env;
   }
 
-  /** Publishes an event (needs publish permission on the server). */
+  /**
+   * Publishes an event (needs publish permission on the server) and returns
+   * the envelope as sent. Unlike `send()` it is synchronous: the errors
+   * `send()` rejects with are thrown.
+   */
   publish<T extends string>(type: T, data: Record<string, unknown>): Envelope<T> {
-    return this.send({ type, data });
+    return this.outbox.sendMessage({ type, data });
   }
 
   /**

@@ -3,6 +3,7 @@
  * values: the client and its parts read them, nothing here has behaviour.
  */
 import type { AutoSDLCError } from './errors.js';
+import type { ClientRegistry } from './store.js';
 import type { WebSocketConstructor } from './transport.js';
 import type { ConnectionState, ResetData, SubscriptionFilters } from './types.js';
 
@@ -91,6 +92,23 @@ export interface SubscribeConfig {
    * session was not resumed, so the application's state is never stale.
    */
   snapshot?: boolean;
+}
+
+/** The design document's name for what `subscribe()` takes. */
+export type SubscriptionConfig = SubscribeConfig;
+
+/**
+ * The options of `useWebSocket(url, options)` (the design document's
+ * `WebSocketOptions`): the client's configuration but the url and the
+ * callbacks (a shared client has many users: they use `onReset`/`onError`
+ * on `client`), plus the hook's own. Framework-free, so the package entry
+ * exports it without React.
+ */
+export interface WebSocketOptions extends Omit<ClientConfig, 'url' | 'onReset' | 'onError'> {
+  /** false: do not connect (e.g. until a token is available). Default true. */
+  enabled?: boolean;
+  /** Where shared clients live; tests pass their own. */
+  registry?: ClientRegistry;
 }
 
 export interface SubscriptionInfo {

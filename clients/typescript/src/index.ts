@@ -11,6 +11,7 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './client.js';
+export type { SubscriptionConfig, WebSocketOptions } from './config.js';
 export * from './errors.js';
 export * from './types.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';

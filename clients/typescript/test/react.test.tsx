@@ -94,12 +94,13 @@ describe('useWebSocket', () => {
       return null;
     }
     const view = render(<User />);
-    const queued = api.sendMessage({ type: 'agent_log', data: { agentId: 'a' } });
+    const queued = api.sendMessage({ id: 'queued-1', type: 'agent_log', data: { agentId: 'a' } });
+    await expect(queued).resolves.toBeUndefined();
     const ws = FakeWebSocket.last;
     await act(async () => {
       handshake({}, ws);
     });
-    expect(ws.lastOf('agent_log').id).toBe(queued.id);
+    expect(ws.lastOf('agent_log').id).toBe('queued-1');
 
     let id = '';
     await act(async () => {
