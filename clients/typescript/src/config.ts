@@ -38,6 +38,12 @@ export interface ClientConfig {
   protocols?: string | string[];
   /** Ask the server for gzip binary frames (large messages only). */
   compression?: 'gzip';
+  /**
+   * Protocol 1.1: let the server put several events in one text frame (a
+   * JSON array of envelopes, `?batch=1` on the upgrade URL). Handlers see
+   * them one by one, exactly as separate frames. Default false.
+   */
+  batch?: boolean;
   reconnect?: Partial<ReconnectOptions>;
   /** Messages kept while disconnected; `send()` throws QueueFullError beyond it. */
   queueLimit?: number;

@@ -84,6 +84,7 @@ function clientKey(url: string, o: UseWebSocketOptions): string {
     Boolean(o.getToken),
     o.authInUrl ?? false,
     o.compression ?? null,
+    o.batch ?? false,
     o.protocols ?? null,
     ctorId(o.WebSocket),
   ]);
