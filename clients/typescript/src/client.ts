@@ -259,14 +259,11 @@ export class AutoSDLCWebSocketClient {
   // ---- messages ------------------------------------------------------------------------
 
   /**
-   * Sends a frame, filling `id`, `timestamp` and `data` (the design
-   * document's `send(message): Promise<void>`). Resolves once the frame was
-   * handed to the socket, or queued while not connected (up to
-   * `queueLimit`), to be flushed in order after the next authentication.
-   * Rejects, and neither sends nor queues it, with InvalidArgumentError (no
-   * `type`), QueueFullError, FrameTooLargeError (beyond the server's
-   * `maxFrameBytes`) or SendFailedError (the socket threw). What the server
-   * answers later (say, `forbidden`) goes to onError, as before.
+   * The design document's `send(message): Promise<void>`: fills `id`,
+   * `timestamp` and `data`; resolves once handed to the socket, or queued
+   * while not connected (flushed in order after the next authentication).
+   * Rejects, sending and queueing nothing, with what `Outbox.sendMessage`
+   * throws. The server's later answer (say, `forbidden`) goes to onError.
    */
   send<T extends string, D = Record<string, unknown>>(message: OutgoingMessage<T, D>): Promise<void> {
     try {
@@ -277,11 +274,7 @@ export class AutoSDLCWebSocketClient {
     }
   }
 
-  /**
-   * Publishes an event (needs publish permission on the server) and returns
-   * the envelope as sent. Unlike `send()` it is synchronous: the errors
-   * `send()` rejects with are thrown.
-   */
+  /** Publishes an event and returns the envelope as sent; synchronous: throws what `send()` rejects with. */
   publish<T extends string>(type: T, data: Record<string, unknown>): Envelope<T> {
     return this.outbox.sendMessage({ type, data });
   }
