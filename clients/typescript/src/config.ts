@@ -45,7 +45,7 @@ export interface ClientConfig {
    */
   batch?: boolean;
   reconnect?: Partial<ReconnectOptions>;
-  /** Messages kept while disconnected; `send()` throws QueueFullError beyond it. */
+  /** Messages kept while disconnected; beyond it `send()` rejects (`publish()` throws) with QueueFullError. */
   queueLimit?: number;
   /**
    * Put token/api_key (and session_id, last_event_id, compression) in the
