@@ -231,13 +231,14 @@ def build_event(event_type: str, raw: Any) -> dict[str, Any]:
     """An envelope from `--data` (the data object) or a whole envelope; validated locally."""
     from autosdlc_ws.core import messages
     from autosdlc_ws.core.connection_core import prepare_event
+    from autosdlc_ws.core.schema_versions import schema_version
 
     if not isinstance(raw, dict):
         raise CliError("the data must be a JSON object")
     if event_type not in messages.EVENT_TYPES:
         raise CliError(f"{event_type!r} is not an event type; one of: {', '.join(messages.EVENT_TYPES)}")
     envelope = raw if raw.get("type") == event_type and "data" in raw else {"type": event_type, "data": raw}
-    envelope.setdefault("metadata", {"version": "1.0", "source": "cli"})
+    envelope.setdefault("metadata", {"version": schema_version(event_type), "source": "cli"})
     event = prepare_event(envelope, int(time.time() * 1000))
     try:
         messages.validate_message(event)

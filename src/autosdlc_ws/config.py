@@ -17,12 +17,13 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from autosdlc_ws.broker.registry import check_broker_url
 from autosdlc_ws.core.permissions import PermissionSyntaxError, parse_permissions
+from autosdlc_ws.core.type_limits import RateLimitsError, TypeLimit, parse_rate_limits
 from autosdlc_ws.errors import ConfigError
 from autosdlc_ws.server.logs import MessageLogConfig
 
@@ -79,6 +80,7 @@ class Settings:
     rate_control_burst: int = 40
     rate_identity_publish_per_s: float = 1000.0  # WebSocket publishes per identity, all connections; 0 = off
     rate_identity_publish_burst: int = 2000
+    rate_limits: Mapping[str, TypeLimit] = field(default_factory=dict)  # message type -> {per_s, burst} per identity
     rate_violations_before_close: int = 50  # rate_limited answers in a row before close 1008
     http_publish_max_bytes: int = 1048576  # body cap of POST /api/v1/events
     # --- history and resume ------------------------------------------------
@@ -118,6 +120,10 @@ class Settings:
             raise ConfigError("jwt_algorithms must not contain 'none'")
         if self.log_format not in ("text", "json"):
             raise ConfigError("log_format must be 'text' or 'json'")
+        try:  # also when built in code: a dict of plain {per_s, burst} is parsed here
+            object.__setattr__(self, "rate_limits", parse_rate_limits(self.rate_limits))
+        except RateLimitsError as exc:
+            raise ConfigError(str(exc)) from None
         for entry in self.api_keys:
             if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
                 raise ConfigError(f"api key {entry.name!r}: sha256 must be 64 lowercase hex digits")
@@ -148,6 +154,11 @@ class Settings:
 def _coerce(name: str, annotation: Any, value: Any) -> Any:
     text = isinstance(value, str)
     hint = str(annotation)
+    if name == "rate_limits":
+        try:
+            return parse_rate_limits(value)
+        except RateLimitsError as exc:
+            raise ConfigError(str(exc)) from None
     if name == "api_keys":
         items = json.loads(value) if text else value
         for i in items:

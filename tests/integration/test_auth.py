@@ -57,7 +57,7 @@ async def test_each_credential_source_is_accepted(server: RunningGateway, source
     try:
         connect = await client.recv_type("connect")
         assert connect["data"]["resumed"] is False
-        assert connect["data"]["protocolVersion"] == "1.0"
+        assert connect["data"]["protocolVersion"] == "1.1"
         assert connect["data"]["limits"]["maxFrameBytes"] == 65536
         assert connect["data"]["heartbeatInterval"] == 25000
         assert connect["data"]["connectionId"] and connect["data"]["sessionId"]

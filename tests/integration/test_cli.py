@@ -101,7 +101,7 @@ async def test_publish_against_the_server(server: RunningGateway) -> None:
 
 async def test_publish_invalid_data_fails_locally(server: RunningGateway) -> None:
     cases: list[tuple[str, ...]] = [
-        ("agent_status", "--data", '{"agentId": "a1", "status": "sleeping"}'),
+        ("agent_status", "--data", '{"agentId": "a1", "status": 7}'),  # open value, wrong JSON type
         ("agent_status", "--data", "{not json"),
         ("agent_status", "--data", "[1, 2]"),
         ("agent_dance", "--data", "{}"),

@@ -14,8 +14,9 @@ from tests.integration.helpers import Client, agent_status, open_authed, open_ws
 
 
 def sized_event(event_id: str, size: int) -> dict[str, Any]:
-    """An agent_status whose compact JSON is exactly `size` bytes."""
-    ev = agent_status("a1", event_id, message="")
+    """An agent_status whose compact JSON is exactly `size` bytes (its version set,
+    so the gateway adds nothing to it)."""
+    ev = {**agent_status("a1", event_id, message=""), "metadata": {"version": "1.1"}}
     base = len(json.dumps(ev, separators=(",", ":")))
     ev["data"]["message"] = "x" * (size - base)
     assert len(json.dumps(ev, separators=(",", ":"))) == size
@@ -44,7 +45,7 @@ async def test_large_events_arrive_gzipped(server: RunningGateway, negotiation: 
             await c.subscribe(["agent_status"])
         big = sized_event("big", 1025)
         at_threshold = sized_event("edge", 1024)
-        small = agent_status("a1", "small")
+        small = agent_status("a1", "small")  # delivered with its schema version added
         await publish(server, [big, at_threshold, small])
 
         raw = await client.recv_raw()
@@ -63,7 +64,7 @@ async def test_large_events_arrive_gzipped(server: RunningGateway, negotiation: 
         for expected in (big, at_threshold, small):
             raw = await plain.recv_raw()
             assert isinstance(raw, str)
-            assert json.loads(raw) == expected
+            assert json.loads(raw) == {"metadata": {"version": "1.1"}, **expected}
         # replies stay text even for the gzip client
         await client.send({"id": "p", "type": "ping", "timestamp": 0, "data": {}})
         assert isinstance(await client.recv_raw(), str)

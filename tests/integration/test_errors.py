@@ -57,7 +57,7 @@ async def test_non_object_message(server: RunningGateway) -> None:
     ({"id": "v1", "type": "agent_status", "timestamp": 0,
       "data": {"agentId": "a1", "status": "busy", "currentTask": {"id": "t1", "progress": 150}}},
      "data.currentTask.progress"),
-    ({"id": "v2", "type": "agent_status", "timestamp": 0, "data": {"agentId": "a1", "status": "asleep"}},
+    ({"id": "v2", "type": "agent_status", "timestamp": 0, "data": {"agentId": "a1", "status": 0}},
      "data.status"),
     ({"id": "v3", "type": "agent_status", "timestamp": 0, "data": {"status": "idle"}}, "data.agentId"),
     ({"id": "v4", "type": "subscribe", "timestamp": 0, "data": {"events": "agent_status"}}, "data.events"),

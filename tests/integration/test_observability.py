@@ -23,7 +23,7 @@ async def test_errors_are_grouped_by_code_and_type(server: RunningGateway) -> No
         for _ in range(2):
             await ws.recv()
         for _ in range(3):
-            await ws.send(json.dumps({"type": "agent_status", "data": {"agentId": "a", "status": "zzz"}}))
+            await ws.send(json.dumps({"type": "agent_status", "data": {"agentId": "a", "status": ["zzz"]}}))
             await ws.recv()
         await ws.send(json.dumps({"type": "no_such_type", "data": {}}))
         await ws.recv()

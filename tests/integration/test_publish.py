@@ -51,7 +51,7 @@ async def test_server_assigns_missing_id_and_timestamp(server: RunningGateway) -
 async def test_invalid_body_is_422_with_path(server: RunningGateway) -> None:
     auth = {"X-API-Key": PUBLISHER_KEY}
     status, body = await post(server, [agent_status("a1"), event("agent_status", None, agentId="a2",
-                                                                    status="sleeping")], auth)
+                                                                    status="s" * 65)], auth)
     assert status == 422
     assert set(body["error"]) == {"code", "message", "path"}
     assert body["error"]["code"] == "invalid_message"

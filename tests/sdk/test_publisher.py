@@ -51,7 +51,7 @@ async def test_validation_errors_are_not_retried(server: RunningGateway) -> None
                                                                               "data.agentId")
         with pytest.raises(PublishRejected) as batch:
             await pub.publish_many([{"type": "agent_log", "data": log(0)},
-                                    {"type": "agent_status", "data": {"agentId": "p", "status": "nap"}}])
+                                    {"type": "agent_status", "data": {"agentId": "p", "status": 5}}])
         assert batch.value.path == "[1].data.status"
         assert pub.attempts == 2
     async with Publisher(server.http_url, api_key="wrong") as bad:

@@ -166,7 +166,7 @@ def test_finish_auth_sends_connect_then_auth_success(resumed: bool) -> None:
     assert connect["data"]["sessionId"] == "sess-2" and core.session_id == "sess-2"
     assert connect["data"]["connectionId"] == "conn-1"
     assert connect["data"]["heartbeatInterval"] == 25000
-    assert connect["data"]["protocolVersion"] == "1.0"
+    assert connect["data"]["protocolVersion"] == "1.1"
     assert connect["data"]["limits"]["maxFrameBytes"] == 65536
     assert success["type"] == "auth_success"
     assert success["data"] == {"subject": "alice", "permissions": ["read:*", "publish:*"],
@@ -494,7 +494,7 @@ def test_overlong_id_is_not_echoed_as_correlation() -> None:
           "data": {"agentId": "a1", "status": "busy", "currentTask": {"id": "t", "progress": 150}}},
          "data.currentTask.progress"),
         ({"id": "e1", "type": "agent_status", "timestamp": T0,
-          "data": {"agentId": "a1", "status": "dancing"}}, "data.status"),
+          "data": {"agentId": "a1", "status": "d" * 65}}, "data.status"),  # open value, but too long
         ({"id": "e1", "type": "agent_status", "timestamp": T0, "data": {"status": "busy"}}, "data.agentId"),
         (subscribe([]), "data.events"),
         (subscribe(["agent_status"], {"agentID": "a1"}), "data.filters.agentID"),

@@ -132,7 +132,7 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
         "data.currentTask.progress",
     ),
     "agent_task_update": ({"taskId": ""}, "data.taskId"),
-    "agent_log": ({"level": "trace"}, "data.level"),
+    "agent_log": ({"level": 3}, "data.level"),  # open value (1.1): any short string, never a number
     "agent_metric": ({"cpuUsage": -1}, "data.cpuUsage"),
     "agent_error": ({"recoverable": None}, "data.recoverable"),
     "tdd_phase_change": (
@@ -145,8 +145,8 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
     "workflow_step_complete": ({"stepIndex": -1}, "data.stepIndex"),
     "workflow_complete": ({"workflowId": "w" * 129}, "data.workflowId"),
     "workflow_failed": ({"error": _DROP}, "data.error"),
-    "system_notification": ({"level": "error"}, "data.level"),
-    "system_alert": ({"severity": "fatal"}, "data.severity"),
+    "system_notification": ({"level": "e" * 65}, "data.level"),
+    "system_alert": ({"severity": ["critical"]}, "data.severity"),
     "deployment_status": ({"repository": "no-slash"}, "data.repository"),
     "github_issue_update": ({"number": "7"}, "data.number"),
     "github_pr_update": ({"merged": _DROP}, "data.merged"),

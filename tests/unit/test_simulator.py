@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from autosdlc_ws.core.messages import validate_message
+from autosdlc_ws.core.schema_versions import SCHEMA_VERSIONS
 from autosdlc_ws.sources.simulator import (
     REPOSITORY,
     SIMULATED_TYPES,
@@ -89,7 +90,7 @@ def test_envelopes_are_valid_once_ids_are_assigned(story: list[list[dict[str, An
         for event in tick:
             assert "id" not in event  # the publisher assigns ids
             assert event["timestamp"] == START_MS + 1000 * i
-            assert event["metadata"] == {"version": "1.0", "source": "simulator"}
+            assert event["metadata"] == {"version": SCHEMA_VERSIONS[event["type"]], "source": "simulator"}
             validate_message({**event, "id": f"sim-{next(counter)}"})
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from autosdlc_ws.core.subscription_counts import SubscriptionShape, count_subscribers, resources_of, top_counts
+import random
+
+from autosdlc_ws.core.subscription_counts import (
+    SubscriberCounts,
+    SubscriptionShape,
+    count_subscribers,
+    resources_of,
+    top_counts,
+)
 
 
 def shape(types: set[str], **filters: set[str]) -> SubscriptionShape:
@@ -31,3 +39,37 @@ def test_top_counts_bounds_the_rows_and_folds_the_rest_into_other() -> None:
     assert top_counts(counts, 2) == {"agent:a": 5, "agent:b": 3, "other": 4}
     assert top_counts(counts, 10) == counts
     assert top_counts({}, 3) == {}
+
+
+def test_running_counts_match_a_count_from_scratch_after_any_changes() -> None:
+    rng = random.Random(7)
+    shapes = [shape({"agent_status"}, agentId={"a1"}), shape({"agent_status", "agent_log"}, agentId={"a1", "a2"}),
+              shape({"agent_log"}, taskId={"t1"}), shape({"agent_metric"})]
+    counts = SubscriberCounts()
+    held: dict[str, dict[str, SubscriptionShape]] = {}
+    for step in range(2000):
+        owner = f"conn{rng.randrange(6)}"
+        action = rng.random()
+        if action < 0.55:
+            sub_id = f"s{rng.randrange(4)}"  # sometimes an id the owner holds: replaced
+            chosen = rng.choice(shapes)
+            counts.add(owner, sub_id, chosen)
+            held.setdefault(owner, {})[sub_id] = chosen
+        elif action < 0.9:
+            sub_id = f"s{rng.randrange(4)}"
+            counts.remove(owner, sub_id)
+            held.get(owner, {}).pop(sub_id, None)
+        else:
+            counts.drop_owner(owner)
+            held.pop(owner, None)
+        if step % 50 == 0 or step == 1999:
+            assert counts.counts() == count_subscribers(list(subs.values()) for subs in held.values())
+    counts_after = SubscriberCounts()
+    counts_after.add("c", "s", shapes[0])
+    counts_after.drop_owner("c")
+    assert counts_after.counts() == ({}, {})
+
+
+def test_top_counts_keeps_ties_by_name_and_sums_the_rest() -> None:
+    assert top_counts({"b": 2, "a": 2, "c": 1, "d": 1}, 2) == {"a": 2, "b": 2, "other": 2}
+    assert top_counts({"a": 1}, 5) == {"a": 1}

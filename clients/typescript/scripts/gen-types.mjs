@@ -17,7 +17,12 @@
 //   they merge into one declaration;
 // - an `anyOf` whose branches only list `required` keys (auth_request: token
 //   or apiKey) cannot be expressed on an open interface without losing the
-//   field types; it is dropped and described in the doc comment instead.
+//   field types; it is dropped and described in the doc comment instead;
+// - an open value (protocol 1.1: a status-, level- or severity-like field) is an
+//   `anyOf` of a titled string `enum` (the documented values) and any short
+//   string; rendered as-is it would collapse to `string`, so it becomes
+//   `KnownX | (string & {})` (editors still suggest the known values) with
+//   `KnownX` exported as its own type.
 import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,11 +90,30 @@ function constraintTags(prop) {
   return tags.concat(CONSTRAINTS.filter((k) => target[k] !== undefined).map((k) => `@${k} ${target[k]}`));
 }
 
-/** Rewrites what the renderer cannot type usefully; see the header comment. */
-function prepareDef(def) {
+/** The documented-values branch of an open value's `anyOf`, or null when `prop` is not one. */
+function openValue(prop) {
+  const branches = prop.anyOf;
+  if (!Array.isArray(branches) || branches.length !== 2) return null;
+  const [known, rest] = branches;
+  const isKnown = known && typeof known.title === 'string' && known.type === 'string' && Array.isArray(known.enum);
+  const isRest = rest && rest.type === 'string' && Object.keys(rest).every((k) => k === 'type' || k === 'maxLength');
+  return isKnown && isRest ? { known, maxLength: rest.maxLength } : null;
+}
+
+/** Rewrites what the renderer cannot type usefully; see the header comment.
+ * `hoist(name, schema)` receives the named types an open value refers to. */
+function prepareDef(def, hoist) {
   const out = structuredClone(def);
-  for (const prop of Object.values(out.properties ?? {})) {
+  for (const [name, prop] of Object.entries(out.properties ?? {})) {
     if (!prop || typeof prop !== 'object' || prop.$ref) continue;
+    const open = openValue(prop);
+    if (open) {
+      const { title, ...known } = open.known;
+      hoist(title, { ...known, title, description: `Documented values of an open field (any string up to ${open.maxLength} characters is accepted).` });
+      const note = `One of {@link ${title}}, or a newer value (any string up to ${open.maxLength} characters).`;
+      out.properties[name] = { tsType: `${title} | (string & {})`, description: [prop.description, note].filter(Boolean).join('\n\n') };
+      continue;
+    }
     const tags = constraintTags(prop);
     if (tags.length > 0) prop.description = [prop.description, tags.join('\n')].filter(Boolean).join('\n\n');
   }
@@ -124,8 +148,7 @@ export function combine(entries) {
     else if (envelope.shape !== shape) {
       fail(`${file}: envelope differs from ${envelope.file}; update src/types.ts (Envelope) and this script`);
     }
-    for (const [name, def] of Object.entries(schema.$defs ?? {})) {
-      const prepared = prepareDef(def);
+    const addDef = (name, prepared) => {
       if (defs.has(name)) {
         if (canonical(defs.get(name)) !== canonical(prepared)) {
           fail(`$defs/${name} differs between ${defOrigin.get(name)} and ${file}: give one of them another title`);
@@ -134,6 +157,9 @@ export function combine(entries) {
         defs.set(name, prepared);
         defOrigin.set(name, file);
       }
+    };
+    for (const [name, def] of Object.entries(schema.$defs ?? {})) {
+      addDef(name, prepareDef(def, addDef));
     }
     map.properties[type] = { $ref: ref };
     map.required.push(type);

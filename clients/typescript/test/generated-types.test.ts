@@ -102,7 +102,11 @@ describe('types generated from the JSON Schemas', () => {
   });
 
   it('keeps schema field names, enums and nullability typed, and extra fields allowed', () => {
-    expectTypeOf<AgentLogData['level']>().toEqualTypeOf<'debug' | 'info' | 'warning' | 'error'>();
+    // an open value (protocol 1.1): the documented values, or any newer string
+    expectTypeOf<AgentLogData['level']>().toEqualTypeOf<'debug' | 'info' | 'warning' | 'error' | (string & {})>();
+    expectTypeOf<'debug'>().toMatchTypeOf<AgentLogData['level']>();
+    expectTypeOf<'trace'>().toMatchTypeOf<AgentLogData['level']>();
+    expectTypeOf<number>().not.toMatchTypeOf<AgentLogData['level']>();
     expectTypeOf<EnvelopeOf<'agent_log'>['data']>().toEqualTypeOf<AgentLogData>();
     expectTypeOf<GithubWorkflowUpdateData['conclusion']>().toEqualTypeOf<string | null>();
     expectTypeOf<GithubWorkflowUpdateData['headBranch']>().toEqualTypeOf<string | null | undefined>();

@@ -82,7 +82,7 @@ describe('types', () => {
   it('types handler parameters in on()', () => {
     const client = new AutoSDLCWebSocketClient({ url: 'ws://x/ws' });
     client.on('agent_status', (e) => {
-      expectTypeOf(e.data.status).toEqualTypeOf<'idle' | 'busy' | 'error' | 'offline'>();
+      expectTypeOf(e.data.status).toEqualTypeOf<'idle' | 'busy' | 'error' | 'offline' | (string & {})>();
       expectTypeOf(e.data.currentTask?.progress).toEqualTypeOf<number | undefined>();
     });
     client.on('tdd_phase_change', (e) => {

@@ -25,6 +25,7 @@ from autosdlc_ws.core.subscriptions import (
     expand_patterns,
     normalise_filters,
 )
+from autosdlc_ws.core.type_limits import Charge, TypeLimits
 from autosdlc_ws.errors import (
     AuthenticationError,
     CloseCode,
@@ -87,7 +88,19 @@ class AuthAccepted:
     correlation_id: str | None = None  # the auth_request's id, for the replies
 
 
-Action = Send | Close | AddSubscription | RemoveSubscription | SendSnapshot | Publish | AuthAccepted
+@dataclass(frozen=True, slots=True)
+class CheckTypeLimit:
+    """The message's type has a limit per identity (config `rate_limits`), kept by
+    the shared limits: the I/O layer takes `charge` and hands the answer to
+    `type_limit_answer`, which handles the message or refuses it."""
+
+    charge: Charge
+    message: dict[str, Any]
+    correlation_id: str | None
+
+
+Action = (Send | Close | AddSubscription | RemoveSubscription | SendSnapshot | Publish | AuthAccepted
+          | CheckTypeLimit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +144,12 @@ class ConnectionCore:
     #: The I/O layer charges each publish to the identity's bucket in the broker
     #: (shared by every worker) and reports the answer to `identity_rate_limit`.
     identity_limit_external: bool = False
+    type_limits: TypeLimits = field(default_factory=lambda: TypeLimits({}))
 
     def __post_init__(self) -> None:
         s = self.settings
+        if not self.type_limits and s.rate_limits:
+            self.type_limits = TypeLimits(s.rate_limits)
         self._limits = _Limits(
             TokenBucket(s.rate_publish_per_s, s.rate_publish_burst),
             TokenBucket(s.rate_control_per_s, s.rate_control_burst),
@@ -250,6 +266,8 @@ class ConnectionCore:
                 return limited
             if self.principal is None and type_ != "auth_request":
                 raise Unauthorized("authenticate first: send auth_request with a token or apiKey")
+            if type_ in self.type_limits:
+                return [self._type_limit_check(type_, msg, correlation)]
             return self._dispatch(type_, msg, correlation, now_ms)
         except ProtocolError as exc:
             error: ProtocolError = exc
@@ -263,27 +281,65 @@ class ConnectionCore:
                         return limited
             return [Send(make_message("error", error.to_data(), now_ms=now_ms, correlation_id=correlation))]
 
+    def _identity_checks_follow(self, type_: str, *, after_type_limit: bool) -> bool:
+        """Whether a bucket in the shared limits still has to admit this message
+        (then that answer, not this one, ends a run of violations)."""
+        if not after_type_limit and type_ in self.type_limits:
+            return True
+        return self.identity_limit_external and type_ in messages.EVENT_TYPES
+
     def _rate_limit(self, type_: str, mono_s: float) -> list[Action]:
         assert self._limits is not None
         bucket = self._limits.control if type_ in messages.CLIENT_CONTROL_TYPES else self._limits.publish
         wait_ms = bucket.take(mono_s)
         if not wait_ms:
-            if not (self.identity_limit_external and type_ in messages.EVENT_TYPES):
-                self._limits.violations = 0  # (else `identity_rate_limit` settles it)
+            if not self._identity_checks_follow(type_, after_type_limit=False):
+                self._limits.violations = 0
             return []
         self._limits.violations += 1
         if self._limits.violations >= self.settings.rate_violations_before_close:
             return self._close(CloseCode.POLICY, "rate limit exceeded repeatedly")
         raise RateLimited(f"too many {type_} messages; retry in {wait_ms} ms", retry_after_ms=wait_ms)
 
+    def _type_limit_check(self, type_: str, msg: dict[str, Any], correlation: str | None) -> CheckTypeLimit:
+        # Before authentication (auth_request) there is no identity yet: the
+        # connection stands in for it, so a failed login is still counted.
+        identity = self.principal.identity if self.principal else f"conn:{self.connection_id}"
+        charge = self.type_limits.charge(type_, identity)
+        assert charge is not None
+        return CheckTypeLimit(charge, msg, correlation)
+
+    def type_limit_answer(self, check: CheckTypeLimit, wait_ms: int, now_ms: int) -> list[Action]:
+        """The per-type bucket's answer: the message is handled as usual when it was
+        admitted (wait_ms 0), else refused like any other rate limit."""
+        if self.closed:
+            return []
+        type_ = check.charge.type
+        refused = self._shared_limit_answer(
+            type_, wait_ms, check.correlation_id, now_ms,
+            settles=not self._identity_checks_follow(type_, after_type_limit=True))
+        if refused or wait_ms:
+            return refused
+        try:
+            return self._dispatch(type_, check.message, check.correlation_id, now_ms)
+        except ProtocolError as exc:
+            return [Send(make_message("error", exc.to_data(), now_ms=now_ms, correlation_id=check.correlation_id))]
+
     def identity_rate_limit(self, type_: str, wait_ms: int, correlation: str | None,
                             now_ms: int) -> list[Action]:
         """The identity-wide bucket's answer for a publish (`identity_limit_external`):
         nothing when it was admitted (wait_ms 0), else `rate_limited`, or the close
         after `rate_violations_before_close` in a row."""
+        return self._shared_limit_answer(type_, wait_ms, correlation, now_ms, settles=True)
+
+    def _shared_limit_answer(self, type_: str, wait_ms: int, correlation: str | None, now_ms: int,
+                             *, settles: bool) -> list[Action]:
+        """Nothing when admitted (ending a run of violations if no check follows),
+        else `rate_limited`, or the close after `rate_violations_before_close` in a row."""
         assert self._limits is not None
         if not wait_ms:
-            self._limits.violations = 0
+            if settles:
+                self._limits.violations = 0
             return []
         self._limits.violations += 1
         if self._limits.violations >= self.settings.rate_violations_before_close:

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from autosdlc_ws import PROTOCOL_VERSION
 from autosdlc_ws.core.frames import OP_BINARY, OP_TEXT, build_frame
+from autosdlc_ws.core.schema_versions import schema_version
 from autosdlc_ws.errors import InvalidJSON, InvalidMessage, TooLarge
 
 _counter = itertools.count(1)
@@ -96,7 +96,7 @@ def make_message(
     msg_id: str | None = None,
 ) -> dict[str, Any]:
     """A server-originated envelope (control frames, replies)."""
-    metadata: dict[str, Any] = {"version": PROTOCOL_VERSION, "source": "gateway"}
+    metadata: dict[str, Any] = {"version": schema_version(type_), "source": "gateway"}
     if correlation_id is not None:
         metadata["correlationId"] = correlation_id
     return {

@@ -27,12 +27,14 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
+    WithJsonSchema,
     model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from autosdlc_ws.core.open_values import MAX_OPEN_VALUE, open_field_schema
 from autosdlc_ws.errors import InvalidMessage, UnknownType
 
 __all__ = [
@@ -127,6 +129,25 @@ NonNegInt = Annotated[int, Field(ge=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 EventPattern = Annotated[str, Field(pattern=r"^(\*|[a-z][a-z_]*\*?)$")]
+#: Epoch milliseconds.
+EpochMs = NonNegInt
+
+
+def _open(event_type: str, *path: str) -> WithJsonSchema:
+    """Schema of an open field (`core.open_values`): its documented values, or any short string."""
+    return WithJsonSchema(open_field_schema(event_type, *path))
+
+
+_Short = Field(max_length=MAX_OPEN_VALUE)
+# Open values (protocol 1.1): any string up to 64 characters, documented ones listed.
+AgentStatusValue = Annotated[str, _Short, _open("agent_status", "status")]
+TaskStatusValue = Annotated[str, _Short, _open("agent_task_update", "status")]
+LogLevelValue = Annotated[str, _Short, _open("agent_log", "level")]
+StepStatusValue = Annotated[str, _Short, _open("workflow_step_complete", "status")]
+NotificationLevelValue = Annotated[str, _Short, _open("system_notification", "level")]
+AlertSeverityValue = Annotated[str, _Short, _open("system_alert", "severity")]
+DeploymentStatusValue = Annotated[str, _Short, _open("deployment_status", "status")]
+ComponentHealthValue = Annotated[str, _Short, _open("deployment_status", "components", "[]", "health")]
 
 # Union tags: chosen so they cannot be mistaken for JSON keys in error paths.
 _ONE, _MANY = "<one>", "<many>"
@@ -349,7 +370,7 @@ class AgentMetrics(WireModel):
 class AgentStatusData(WireModel):
     agent_id: ResourceId
     agent_type: Opt[str] = None
-    status: Literal["idle", "busy", "error", "offline"]
+    status: AgentStatusValue
     current_task: Opt[CurrentTask] = None
     metrics: Opt[AgentMetrics] = None
 
@@ -357,7 +378,7 @@ class AgentStatusData(WireModel):
 class AgentTaskUpdateData(WireModel):
     agent_id: ResourceId
     task_id: ResourceId
-    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    status: TaskStatusValue
     progress: Opt[Percent] = None
     task_type: Opt[str] = None
     message: Opt[str] = None
@@ -365,7 +386,7 @@ class AgentTaskUpdateData(WireModel):
 
 class AgentLogData(WireModel):
     agent_id: ResourceId
-    level: Literal["debug", "info", "warning", "error"]
+    level: LogLevelValue
     message: str
     task_id: Opt[ResourceId] = None
 
@@ -444,24 +465,46 @@ class CoverageUpdateData(WireModel):
 # -------------------------------------------------------------------------- workflow
 
 
+class WorkflowProgress(WireModel):
+    """How far a workflow run is: step `currentStep` (from 1) of `totalSteps`,
+    expected to finish at `estimatedCompletion` (epoch ms)."""
+
+    current_step: Opt[NonNegInt] = None
+    total_steps: Opt[NonNegInt] = None
+    estimated_completion: Opt[EpochMs] = None
+
+
+class WorkflowArtifact(WireModel):
+    """Something a workflow run produced (a build, a report), and where to get it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    url: Opt[str] = None
+    type: Opt[str] = None
+    size_bytes: Opt[NonNegInt] = None
+
+
 class WorkflowStartedData(WireModel):
     workflow_id: ResourceId
     name: str
     steps: Opt[list[str]] = None
+    progress: Opt[WorkflowProgress] = None
 
 
 class WorkflowStepCompleteData(WireModel):
     workflow_id: ResourceId
     step: str
     step_index: Opt[NonNegInt] = None
-    status: Literal["success", "failure", "skipped"]
+    status: StepStatusValue
     duration_ms: Opt[NonNegFloat] = None
+    progress: Opt[WorkflowProgress] = None
 
 
 class WorkflowCompleteData(WireModel):
     workflow_id: ResourceId
     duration_ms: Opt[NonNegFloat] = None
     name: Opt[str] = None
+    outputs: Opt[dict[str, Any]] = None
+    artifacts: Opt[list[WorkflowArtifact]] = None
 
 
 class WorkflowFailedData(WireModel):
@@ -476,11 +519,11 @@ class WorkflowFailedData(WireModel):
 class SystemNotificationData(WireModel):
     message: str
     title: Opt[str] = None
-    level: Opt[Literal["info", "warning"]] = None
+    level: Opt[NotificationLevelValue] = None
 
 
 class SystemAlertData(WireModel):
-    severity: Literal["info", "warning", "error", "critical"]
+    severity: AlertSeverityValue
     message: str
     title: Opt[str] = None
     alert_id: Opt[str] = None
@@ -488,24 +531,23 @@ class SystemAlertData(WireModel):
     resolved: Opt[bool] = None
 
 
+class ComponentHealth(WireModel):
+    """One component of a deployment and how it is doing."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    health: ComponentHealthValue
+    message: Opt[str] = None
+
+
 class DeploymentStatusData(WireModel):
     environment: str
-    status: Literal[
-        "pending",
-        "queued",
-        "in_progress",
-        "success",
-        "failure",
-        "error",
-        "inactive",
-        "draining",
-        "started",
-    ]
+    status: DeploymentStatusValue
     repository: Opt[Repository] = None
     url: str | None = None
     description: str | None = None
     ref: Opt[str] = None
     actor: Opt[str] = None
+    components: Opt[list[ComponentHealth]] = None
 
 
 # ---------------------------------------------------------------------------- github

@@ -27,6 +27,7 @@ from autosdlc_ws.core.messages import (
     MESSAGE_MODELS,
     MESSAGE_TYPES,
 )
+from autosdlc_ws.core.schema_versions import SCHEMA_VERSIONS
 
 __all__ = [
     "ASYNCAPI_PATH",
@@ -70,6 +71,9 @@ def build_schema(type_name: str) -> dict[str, Any]:
         "$id": f"{SCHEMA_ID_BASE}{type_name}.json",
         "title": f"AutoSDLC {type_name} message",
         "description": _description(type_name),
+        # not a JSON Schema keyword (tools ignore it): this schema's version, which
+        # events of this type carry as metadata.version unless the publisher set one
+        "version": SCHEMA_VERSIONS[type_name],
     }
     schema.update({k: v for k, v in body.items() if k not in schema})
     return schema

@@ -17,6 +17,7 @@ from typing import Any
 
 from autosdlc_ws.broker.base import Outage, OutageKind
 from autosdlc_ws.core.envelope import new_id
+from autosdlc_ws.core.schema_versions import schema_version
 
 #: `metadata.source` of alerts, by what raised them.
 MONITOR_ORIGIN = "system-monitor"
@@ -45,7 +46,7 @@ def system_alert(*, alert_id: str, severity: str, title: str, message: str, reso
         "id": new_id("sys"), "type": "system_alert", "timestamp": now_ms,
         "data": {"severity": severity, "title": title, "message": message, "alertId": alert_id,
                  "source": "gateway", "resolved": resolved},
-        "metadata": {"version": "1.0", "source": origin},
+        "metadata": {"version": schema_version("system_alert"), "source": origin},
     }
 
 

@@ -26,6 +26,7 @@ from autosdlc_ws.core.connection_core import (
     Action,
     AddSubscription,
     AuthAccepted,
+    CheckTypeLimit,
     Close,
     ConnectionCore,
     Publish,
@@ -307,6 +308,10 @@ class Connection:
                 await self._publish(action)
             elif isinstance(action, AuthAccepted):
                 await self.host.accept_in_band_auth(self, action)
+            elif isinstance(action, CheckTypeLimit):
+                # one shared-limits call per message of a limited type, none otherwise
+                wait_ms = await self.host.take_type_limit(action.charge)
+                await self.execute(self.core.type_limit_answer(action, wait_ms, self.host.now_ms()))
             elif isinstance(action, Close):
                 await self.close(action.code, action.reason)
         self._schedule_deadline()

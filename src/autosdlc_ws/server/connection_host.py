@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from autosdlc_ws.broker.base import PublishReceipt, SnapshotResult
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.subscriptions import Subscription
+from autosdlc_ws.core.type_limits import Charge
 
 if TYPE_CHECKING:
     from autosdlc_ws.core.connection_core import AuthAccepted
@@ -55,6 +56,10 @@ class ConnectionHost(Protocol):
 
     async def take_identity_publish(self, identity: str) -> int:
         """Charge one publish to the identity's shared bucket: 0 when allowed, else ms to wait."""
+
+    async def take_type_limit(self, charge: Charge) -> int:
+        """Take `charge` from the identity's bucket for that message type (config
+        `rate_limits`, shared by every worker): 0 when allowed, else ms to wait."""
 
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]: ...
 

@@ -39,10 +39,13 @@ from autosdlc_ws.core.auth import Authenticator, Principal
 from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
+from autosdlc_ws.core.open_values import unknown_values
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
-from autosdlc_ws.core.subscription_counts import count_subscribers, top_counts
+from autosdlc_ws.core.schema_versions import stamp_version
+from autosdlc_ws.core.subscription_counts import SubscriberCounts, SubscriptionShape, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
+from autosdlc_ws.core.type_limits import Charge, TypeLimits
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.alerts import (
@@ -53,7 +56,7 @@ from autosdlc_ws.server.alerts import (
 )
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
-from autosdlc_ws.server.local_admin import GatewayAdmin, connection_shapes
+from autosdlc_ws.server.local_admin import GatewayAdmin
 from autosdlc_ws.server.logs import MessageLog
 from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP, GatewayStats, StatsCollector
 
@@ -62,6 +65,8 @@ log = logging.getLogger("autosdlc_ws.gateway")
 #: While a client is connected its session record is kept this long; on
 #: disconnect the record's lifetime drops to `session_ttl_s`.
 CONNECTED_SESSION_TTL_S = 24 * 3600.0
+#: Prefix of the per-type buckets' keys in the shared limits (beside `rate:publish:`).
+TYPE_LIMIT_NAMESPACE = "rate:"
 #: An error-burst alert is raised once per deployment in this window, by the
 #: first node whose group crosses the threshold (the group's own rate window).
 ERROR_ALERT_LEASE_S = 60.0
@@ -101,6 +106,9 @@ class Gateway:
         self.hub = Hub(gzip_threshold=settings.gzip_threshold_bytes, stats=self.stats,
                        message_log=self.message_log)
         self.connections: dict[str, Connection] = {}
+        #: Connections per resource and per event type, kept as subscriptions change
+        #: (read by /metrics and GET /api/v1/subscriptions without a walk).
+        self.subscriber_counts = SubscriberCounts()
         self.per_identity: Counter[str] = Counter()
         #: connection id -> the identity whose slot it holds (see `take_identity_slot`)
         self._slot_holders: dict[str, str] = {}
@@ -113,6 +121,9 @@ class Gateway:
             SharedBuckets(backend.limits, "rate:publish:", settings.rate_identity_publish_per_s,
                           settings.rate_identity_publish_burst)
             if settings.rate_identity_publish_per_s > 0 else None)
+        #: Config `rate_limits`: one bucket per (message type, identity) on every worker,
+        #: drawn from by WebSocket messages and HTTP publishes alike.
+        self.type_limits = TypeLimits(settings.rate_limits)
         #: HTTP publish requests per identity, on every worker: 5 x the per-connection rate.
         self.http_publish_limiter = SharedBuckets(
             backend.limits, "rate:http_publish:", settings.rate_publish_per_s * 5, settings.rate_publish_burst * 5)
@@ -162,7 +173,7 @@ class Gateway:
                 key = sub.index_key()
                 kind = KIND_OF_KEY[key] if key else "unfiltered"
                 gauges[f"subscriptions_by_kind:{kind}"] += 1
-        resources, types = count_subscribers(connection_shapes(list(self.connections.values())))
+        resources, types = self.subscriber_counts.counts()
         for resource, count in top_counts(resources, SUBSCRIBER_RESOURCES_TOP).items():
             gauges[f"subscribers_by_resource:{resource}"] = float(count)
         for type_name, count in types.items():
@@ -173,7 +184,7 @@ class Gateway:
         """Count an error frame; one `system_alert` when its group's rate crosses the threshold."""
         self.stats.errors[code] += 1
         if code == "rate_limited":
-            self.stats.rate_limited += 1
+            self.count_rate_limited(message_type)
         group = self.error_groups.record(code, message_type, message, now_ms=self.now_ms(),
                                          now_s=time.monotonic())
         if group is not None and self.alert_sink is not None:
@@ -214,16 +225,27 @@ class Gateway:
 
     def subscription_added(self, conn: Connection, subscription: Subscription[Any]) -> None:
         self.hub.index.add(subscription)
+        self.subscriber_counts.add(conn, subscription.id, SubscriptionShape(subscription.types, subscription.filters))
         self.schedule_session_save(conn)
 
     def subscription_removed(self, conn: Connection, subscription_id: str) -> None:
         self.hub.index.remove(subscription_id)
+        self.subscriber_counts.remove(conn, subscription_id)
         self.schedule_session_save(conn)
 
     async def take_identity_publish(self, identity: str) -> int:
         limiter = self.identity_publish_limiter
         return 0 if limiter is None else await limiter.take(identity)
 
+    async def take_type_limit(self, charge: Charge) -> int:
+        return await self.backend.limits.take_tokens(
+            TYPE_LIMIT_NAMESPACE + charge.key, charge.per_s, charge.burst, charge.cost)
+
+    def count_rate_limited(self, message_type: str) -> None:
+        """One refusal by a rate limit; by type only for types with a configured
+        limit (`other` for the rest), so the metric's labels stay bounded."""
+        self.stats.rate_limited += 1
+        self.stats.rate_limited_by_type[self.type_limits.label(message_type)] += 1
     @property
     def control(self) -> ControlChannel:
         """The deployment's node registry and commands (the backend's control channel)."""
@@ -256,6 +278,7 @@ class Gateway:
 
     def deliver_locally(self, event: dict[str, Any]) -> None:
         """Hand `event` to this worker's subscribers without the log (it may be down)."""
+        stamp_version(event)
         self.backend.log.deliver_local(event)
 
     def node_gauges(self) -> dict[str, float]:
@@ -281,6 +304,10 @@ class Gateway:
     # --- publishing -----------------------------------------------------------
 
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[PublishReceipt]:
+        for event in events:  # once here, so fan-out and replay pay nothing for it
+            stamp_version(event)
+            for field in unknown_values(event):
+                self.stats.unknown_values[field] += 1
         receipts = await self.backend.log.publish(events)
         self.stats.events_published += sum(1 for r in receipts if not r.duplicate)
         return receipts
@@ -364,6 +391,7 @@ class Gateway:
             self._retired_frames += conn.frames_out
             self._retired_bytes += conn.bytes_out
         self.hub.index.remove_owner(conn)
+        self.subscriber_counts.drop_owner(conn)
         if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
             del self.session_owners[conn.session_key]
         pending = self._session_saves.pop(conn.core.connection_id, None)
@@ -456,6 +484,7 @@ class Gateway:
         if pending is not None:
             pending.cancel()
         self.hub.index.remove_owner(old)
+        self.subscriber_counts.drop_owner(old)
         asyncio.get_running_loop().create_task(
             old.close(CloseCode.NORMAL, "session resumed by another connection"))
 

@@ -50,9 +50,8 @@ async def publish_events(request: web.Request) -> web.Response:
         return json_error(403, "forbidden", "credentials carry no publish permission")
     wait_ms = await gateway.http_publish_limiter.take(principal.identity)  # shared by every worker
     if wait_ms:
-        gateway.stats.rate_limited += 1
-        return json_error(429, "rate_limited", f"publish rate exceeded; retry in {wait_ms} ms",
-                          headers={"Retry-After": str(max(1, -(-wait_ms // 1000)))})
+        gateway.count_rate_limited("")  # no type known yet: counted as `other`
+        return _too_many(f"publish rate exceeded; retry in {wait_ms} ms", wait_ms)
     max_bytes = gateway.settings.http_publish_max_bytes
     if request.content_length is not None and request.content_length > max_bytes:
         return json_error(413, "too_large", f"body exceeds {max_bytes} bytes")
@@ -91,11 +90,35 @@ async def publish_events(request: web.Request) -> web.Response:
             return json_error(403, "forbidden",
                               f"no publish permission for the resources of event {prefix or 0}")
         events.append(event)
+    refused = await _type_limits_refusal(gateway, principal.identity, events)
+    if refused is not None:
+        return refused
     try:
         receipts = await gateway.publish(events)
     except BrokerUnavailable as exc:
         return json_error(503, "unavailable", f"broker unavailable: {exc}", headers={"Retry-After": "1"})
     return web.json_response({"ids": [r.id for r in receipts]}, status=202)
+
+
+def _too_many(message: str, wait_ms: int) -> web.Response:
+    return json_error(429, "rate_limited", message, headers={"Retry-After": str(max(1, -(-wait_ms // 1000)))})
+
+
+async def _type_limits_refusal(gateway: Gateway, identity: str, events: list[dict[str, Any]]) -> web.Response | None:
+    """Config `rate_limits`: each limited type of the request is charged its number
+    of events; a request with any type over its limit is refused as a whole
+    (buckets charged before the refusal stay charged: one broker call each)."""
+    charges = gateway.type_limits.batch_charges((e["type"] for e in events), identity)
+    for charge in charges:
+        if charge.cost > charge.burst:  # could never be admitted: retrying would not help
+            return json_error(413, "too_large", f"{charge.cost} {charge.type} events in one request; "
+                                                f"its rate limit admits at most {charge.burst:g} at once")
+    for charge in charges:
+        wait_ms = await gateway.take_type_limit(charge)
+        if wait_ms:
+            gateway.count_rate_limited(charge.type)
+            return _too_many(f"too many {charge.type} events; retry in {wait_ms} ms", wait_ms)
+    return None
 
 
 async def _read_body(request: web.Request, max_bytes: int) -> bytes | None:

@@ -3,8 +3,9 @@
 `GatewayAdmin` implements `admin_view.LocalAdmin` over a `Gateway`: the
 deployment-wide admin API (`server.admin_routes`) asks every node through
 the control channel, and each node answers from here. Reads are plain walks
-over the gateway's own dictionaries, done only when an admin asks, so the
-event path never pays for them.
+over the gateway's own dictionaries (subscription counts are kept up to date
+by the gateway), done only when an admin asks, so the event path never pays
+for them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from autosdlc_ws.core.subscription_counts import SubscriptionShape, count_subscribers
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.logs import MessageLogConfig
 
@@ -54,12 +54,6 @@ def describe_connection(conn: Connection, node_id: str) -> dict[str, Any]:
     }
 
 
-def connection_shapes(connections: list[Connection]) -> list[list[SubscriptionShape]]:
-    """Each connection's subscriptions as `count_subscribers` takes them."""
-    return [[SubscriptionShape(s.types, s.filters) for s in conn.core.subscriptions.values()]
-            for conn in connections]
-
-
 class GatewayAdmin:
     """`LocalAdmin` over one gateway (its connections, error groups and message log)."""
 
@@ -86,7 +80,7 @@ class GatewayAdmin:
             conn.close(CloseCode.POLICY, f"closed by admin {admin_subject}"))
         # The close frame is written at once; waiting a little more lets the
         # connection leave the listing before the admin's next request.
-        with contextlib.suppress(TimeoutError, Exception):
+        with contextlib.suppress(Exception):  # a slow or failed close still answers: it was held here
             await asyncio.wait_for(asyncio.shield(closing), CLOSE_ANSWER_WAIT_S)
         return True
 
@@ -101,4 +95,4 @@ class GatewayAdmin:
         log.info("message logging changed: %s", config.to_json())
 
     def subscription_counts(self) -> tuple[Mapping[str, int], Mapping[str, int]]:
-        return count_subscribers(connection_shapes(list(self.gateway.connections.values())))
+        return self.gateway.subscriber_counts.counts()

@@ -35,6 +35,7 @@ from typing import Any
 import psutil
 
 from autosdlc_ws.core.envelope import new_id
+from autosdlc_ws.core.schema_versions import schema_version
 from autosdlc_ws.errors import BrokerUnavailable
 from autosdlc_ws.server.alerts import (
     BROKER_UNAVAILABLE_TITLE,
@@ -141,7 +142,7 @@ class SystemMonitor:
         return {"id": new_id("sys"), "type": "deployment_status", "timestamp": self.gateway.now_ms(),
                 "data": {"environment": self.gateway.settings.environment, "status": status,
                          "description": f"{self.instance}: {description}"},
-                "metadata": {"version": "1.0", "source": MONITOR_ORIGIN}}
+                "metadata": {"version": schema_version("deployment_status"), "source": MONITOR_ORIGIN}}
 
     async def emit(self, event: dict[str, Any]) -> None:
         try:

@@ -67,6 +67,8 @@ class GatewayStats:
     errors: Counter[str] = field(default_factory=Counter)  # error frames by code
     slow_consumer_disconnects: int = 0
     rate_limited: int = 0
+    rate_limited_by_type: Counter[str] = field(default_factory=Counter)  # configured types + "other"
+    unknown_values: Counter[str] = field(default_factory=Counter)  # by open field (core.open_values)
     webhooks: Counter[str] = field(default_factory=Counter)  # github deliveries by outcome
     received_size: Histogram = field(default_factory=lambda: Histogram(SIZE_BUCKETS))
     event_size: Histogram = field(default_factory=lambda: Histogram(SIZE_BUCKETS))
@@ -90,6 +92,8 @@ class GatewayStats:
                 "events_sent": dict(self.events_sent),
                 "errors": dict(self.errors),
                 "webhooks": dict(self.webhooks),
+                "rate_limited_by_type": dict(self.rate_limited_by_type),
+                "unknown_values": dict(self.unknown_values),
             },
             "histograms": {"received_size": self.received_size.to_json(),
                            "event_size": self.event_size.to_json(),
@@ -113,6 +117,8 @@ LABELLED_DOCS = {
     "events_sent": ("type", "Event deliveries to clients, by type"),
     "errors": ("code", "Error frames sent, by code"),
     "webhooks": ("outcome", "GitHub webhook deliveries, by outcome"),
+    "rate_limited_by_type": ("type", "Messages refused by a rate limit, by type (types in rate_limits, else other)"),
+    "unknown_values": ("field", "Published values of open fields beyond the documented ones, by field"),
 }
 HISTOGRAM_DOCS = {
     "received_size": (SIZE_BUCKETS, "received_message_size_bytes", "Size of client frames"),

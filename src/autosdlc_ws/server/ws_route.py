@@ -46,6 +46,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         session_id="", opened_at_ms=now, principal=principal,
         gzip=request.query.get("compression") == "gzip",
         identity_limit_external=gateway.identity_publish_limiter is not None,
+        type_limits=gateway.type_limits,
     )
     conn = Connection(gateway, ws, transport, core, address)
     gateway.register(conn)

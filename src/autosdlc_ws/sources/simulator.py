@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autosdlc_ws import PROTOCOL_VERSION
+from autosdlc_ws.core.schema_versions import schema_version
 
 __all__ = [
     "AGENT_TYPES",
@@ -216,7 +216,7 @@ class Simulator:
                 "type": type_,
                 "timestamp": now,
                 "data": data,
-                "metadata": {"version": PROTOCOL_VERSION, "source": "simulator"},
+                "metadata": {"version": schema_version(type_), "source": "simulator"},
             }
             for type_, data in out
         ]

@@ -9,6 +9,48 @@
  */
 
 /**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownAgentStatus = 'idle' | 'busy' | 'error' | 'offline';
+/**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownAlertSeverity = 'info' | 'warning' | 'error' | 'critical';
+/**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownComponentHealth = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
+/**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownDeploymentStatus =
+  | 'pending'
+  | 'queued'
+  | 'in_progress'
+  | 'success'
+  | 'failure'
+  | 'error'
+  | 'inactive'
+  | 'draining'
+  | 'started';
+/**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownLogLevel = 'debug' | 'info' | 'warning' | 'error';
+/**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownNotificationLevel = 'info' | 'warning' | 'error';
+/**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownStepStatus = 'success' | 'failure' | 'skipped';
+/**
+ * Documented values of an open field (any string up to 64 characters is accepted).
+ */
+export type KnownTaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+/**
  * The `data` of every message type, keyed by `type` (one entry per schema).
  */
 export interface MessageDataMap {
@@ -64,7 +106,10 @@ export interface AgentLogData {
    * @maxLength 128
    */
   agentId: string;
-  level: 'debug' | 'info' | 'warning' | 'error';
+  /**
+   * One of {@link KnownLogLevel}, or a newer value (any string up to 64 characters).
+   */
+  level: KnownLogLevel | (string & {});
   message: string;
   /**
    * @minLength 1
@@ -103,7 +148,10 @@ export interface AgentStatusData {
   agentType?: string;
   currentTask?: CurrentTask;
   metrics?: AgentMetrics;
-  status: 'idle' | 'busy' | 'error' | 'offline';
+  /**
+   * One of {@link KnownAgentStatus}, or a newer value (any string up to 64 characters).
+   */
+  status: KnownAgentStatus | (string & {});
   [k: string]: unknown;
 }
 export interface CurrentTask {
@@ -148,7 +196,10 @@ export interface AgentTaskUpdateData {
    * @maximum 100
    */
   progress?: number;
-  status: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+  /**
+   * One of {@link KnownTaskStatus}, or a newer value (any string up to 64 characters).
+   */
+  status: KnownTaskStatus | (string & {});
   /**
    * @minLength 1
    * @maxLength 128
@@ -254,6 +305,7 @@ export interface CoverageUpdateData {
 }
 export interface DeploymentStatusData {
   actor?: string;
+  components?: ComponentHealth[];
   description?: string | null;
   environment: string;
   ref?: string;
@@ -261,17 +313,27 @@ export interface DeploymentStatusData {
    * @pattern ^[^/\s]+/[^/\s]+$
    */
   repository?: string;
-  status:
-    | 'pending'
-    | 'queued'
-    | 'in_progress'
-    | 'success'
-    | 'failure'
-    | 'error'
-    | 'inactive'
-    | 'draining'
-    | 'started';
+  /**
+   * One of {@link KnownDeploymentStatus}, or a newer value (any string up to 64 characters).
+   */
+  status: KnownDeploymentStatus | (string & {});
   url?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * One component of a deployment and how it is doing.
+ */
+export interface ComponentHealth {
+  /**
+   * One of {@link KnownComponentHealth}, or a newer value (any string up to 64 characters).
+   */
+  health: KnownComponentHealth | (string & {});
+  message?: string;
+  /**
+   * @minLength 1
+   * @maxLength 128
+   */
+  name: string;
   [k: string]: unknown;
 }
 export interface DisconnectData {
@@ -410,13 +472,19 @@ export interface SystemAlertData {
   alertId?: string;
   message: string;
   resolved?: boolean;
-  severity: 'info' | 'warning' | 'error' | 'critical';
+  /**
+   * One of {@link KnownAlertSeverity}, or a newer value (any string up to 64 characters).
+   */
+  severity: KnownAlertSeverity | (string & {});
   source?: string;
   title?: string;
   [k: string]: unknown;
 }
 export interface SystemNotificationData {
-  level?: 'info' | 'warning';
+  /**
+   * One of {@link KnownNotificationLevel}, or a newer value (any string up to 64 characters).
+   */
+  level?: KnownNotificationLevel | (string & {});
   message: string;
   title?: string;
   [k: string]: unknown;
@@ -522,16 +590,38 @@ export interface UnsubscribeData {
   [k: string]: unknown;
 }
 export interface WorkflowCompleteData {
+  artifacts?: WorkflowArtifact[];
   /**
    * @minimum 0
    */
   durationMs?: number;
   name?: string;
+  outputs?: {
+    [k: string]: unknown;
+  };
   /**
    * @minLength 1
    * @maxLength 128
    */
   workflowId: string;
+  [k: string]: unknown;
+}
+/**
+ * Something a workflow run produced (a build, a report), and where to get it.
+ */
+export interface WorkflowArtifact {
+  /**
+   * @minLength 1
+   * @maxLength 256
+   */
+  name: string;
+  /**
+   * @integer
+   * @minimum 0
+   */
+  sizeBytes?: number;
+  type?: string;
+  url?: string;
   [k: string]: unknown;
 }
 export interface WorkflowFailedData {
@@ -546,6 +636,7 @@ export interface WorkflowFailedData {
 }
 export interface WorkflowStartedData {
   name: string;
+  progress?: WorkflowProgress;
   steps?: string[];
   /**
    * @minLength 1
@@ -554,12 +645,38 @@ export interface WorkflowStartedData {
   workflowId: string;
   [k: string]: unknown;
 }
+/**
+ * How far a workflow run is: step `currentStep` (from 1) of `totalSteps`,
+ * expected to finish at `estimatedCompletion` (epoch ms).
+ */
+export interface WorkflowProgress {
+  /**
+   * @integer
+   * @minimum 0
+   */
+  currentStep?: number;
+  /**
+   * @integer
+   * @minimum 0
+   */
+  estimatedCompletion?: number;
+  /**
+   * @integer
+   * @minimum 0
+   */
+  totalSteps?: number;
+  [k: string]: unknown;
+}
 export interface WorkflowStepCompleteData {
   /**
    * @minimum 0
    */
   durationMs?: number;
-  status: 'success' | 'failure' | 'skipped';
+  progress?: WorkflowProgress;
+  /**
+   * One of {@link KnownStepStatus}, or a newer value (any string up to 64 characters).
+   */
+  status: KnownStepStatus | (string & {});
   step: string;
   /**
    * @integer
