@@ -142,6 +142,47 @@ describe('reduce: feed', () => {
   });
 });
 
+describe('reduce: snapshot events (the state when subscribing)', () => {
+  it('fill the panels like live events, oldest first, and are marked in the feed', () => {
+    const snap = (type: string, data: Record<string, unknown>, timestamp: number) => ({
+      ...ev(type, data),
+      timestamp,
+      metadata: { snapshot: true },
+    });
+    let s = initialState();
+    for (const env of [
+      snap('agent_status', { agentId: 'coder-001', status: 'busy', currentTask: { id: 't1', progress: 40 } }, 1000),
+      snap('workflow_started', { workflowId: 'wf-1', name: 'Release', steps: ['build', 'test'] }, 2000),
+      snap('tdd_phase_change', { agentId: 'coder-001', previousPhase: 'red', currentPhase: 'green' }, 3000),
+      snap('agent_status', { agentId: 'tester-001', status: 'idle' }, 4000),
+    ]) {
+      s = reduce(s, { kind: 'event', env });
+    }
+    expect(s.agentOrder).toEqual(['coder-001', 'tester-001']);
+    expect(s.agents['coder-001']).toMatchObject({ status: 'busy', task: { id: 't1', progress: 40 }, updatedAt: 1000 });
+    expect(s.agents['tester-001']).toMatchObject({ status: 'idle', updatedAt: 4000 });
+    expect(s.workflows['wf-1']).toMatchObject({ state: 'running', name: 'Release', startedAt: 2000 });
+    expect(s.tdd['coder-001']).toMatchObject({ phase: 'green' });
+    expect(s.feed.map((f) => [f.type, f.snapshot])).toEqual([
+      ['agent_status', true],
+      ['tdd_phase_change', true],
+      ['workflow_started', true],
+      ['agent_status', true],
+    ]);
+    // A live event is not marked.
+    s = reduce(s, { kind: 'event', env: ev('agent_status', { agentId: 'coder-001', status: 'idle' }) });
+    expect(s.feed[0]!.snapshot).toBeUndefined();
+    expect(s.agents['coder-001']!.status).toBe('idle');
+  });
+
+  it('a lost session says the current state is asked for again', () => {
+    const s = reduce(initialState(), { kind: 'reset', reason: 'session_not_resumed', at: 5 });
+    expect(s.feed[0]!.summary).toContain('the current state is asked for again');
+    const lost = reduce(initialState(), { kind: 'reset', reason: 'history_lost', at: 5 });
+    expect(lost.feed[0]!.summary).toContain('catch up as new events arrive');
+  });
+});
+
 describe('subscriptions', () => {
   it('one subscription per category, unfiltered by default', () => {
     const specs = subscriptionSpecs(DEFAULT_FILTERS, null);

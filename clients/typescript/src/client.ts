@@ -32,7 +32,7 @@ import { HandlerRegistry } from './handlers.js';
 import { authRequestData, hasCredentials } from './handshake.js';
 import { newId } from './ids.js';
 import { Keepalive } from './keepalive.js';
-import { InboundSerializer } from './inbound.js';
+import { asClientError, InboundSerializer } from './inbound.js';
 import { ClientNotifier } from './notifier.js';
 import { Outbox } from './outbox.js';
 import { ClientSession } from './session.js';
@@ -56,7 +56,7 @@ import {
   type ConnectionState,
   type DisconnectData,
   type Envelope,
-  type HandlerEnvelope,
+  type EventHandler,
   type OutgoingMessage,
   type ResetData,
   type ResetEnvelope,
@@ -236,7 +236,7 @@ export class AutoSDLCWebSocketClient {
    * (`*`), or the client's `$reset` notification. Handlers receive the whole
    * envelope.
    */
-  on<P extends string>(pattern: P, handler: (envelope: HandlerEnvelope<P>) => void): Unsubscribe {
+  on<P extends string>(pattern: P, handler: EventHandler<P>): Unsubscribe {
     if (typeof handler !== 'function') throw new InvalidArgumentError('handler must be a function');
     return this.handlers.add(pattern, handler);
   }
@@ -259,27 +259,24 @@ export class AutoSDLCWebSocketClient {
   // ---- messages ------------------------------------------------------------------------
 
   /**
-   * Sends a frame, filling `id`, `timestamp` and `data`. While not connected it
-   * is queued (up to `queueLimit`, then QueueFullError) and flushed in order
-   * after the next authentication. Returns the envelope as sent.
+   * The design document's `send(message): Promise<void>`: fills `id`,
+   * `timestamp` and `data`; resolves once handed to the socket, or queued
+   * while not connected (flushed in order after the next authentication).
+   * Rejects, sending and queueing nothing, with what `Outbox.sendMessage`
+   * throws. The server's later answer (say, `forbidden`) goes to onError.
    */
-  send<T extends string, D = Record<string, unknown>>(message: OutgoingMessage<T, D>): Envelope<T, D> {
-    if (!message || typeof message.type !== 'string' || message.type === '') {
-      throw new InvalidArgumentError('message.type is required');
+  send<T extends string, D = Record<string, unknown>>(message: OutgoingMessage<T, D>): Promise<void> {
+    try {
+      this.outbox.sendMessage(message);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(asClientError(err));
     }
-    const env = {
-      ...message,
-      id: message.id ?? newId(),
-      timestamp: message.timestamp ?? Date.now(),
-      data: (message.data ?? {}) as D,
-    } as Envelope<T, D>;
-    this.outbox.send(env as Envelope);
-    return env;
   }
 
-  /** Publishes an event (needs publish permission on the server). */
+  /** Publishes an event and returns the envelope as sent; synchronous: throws what `send()` rejects with. */
   publish<T extends string>(type: T, data: Record<string, unknown>): Envelope<T> {
-    return this.send({ type, data });
+    return this.outbox.sendMessage({ type, data });
   }
 
   /**

@@ -64,25 +64,52 @@ export async function binaryFrameToText(raw: Exclude<RawFrame, string>, maxBytes
   return new TextDecoder().decode(bytes);
 }
 
-/** Parses and shape-checks one frame; throws ProtocolError when it is not an envelope. */
-export function parseEnvelope(text: string): Envelope {
-  let value: unknown;
+function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new ProtocolError('invalid_frame', 'frame is not valid JSON', { cause: err });
   }
+}
+
+/** Shape-checks one parsed envelope; `what` names it in the error ("frame", "batch item 2"). */
+function asEnvelope(value: unknown, what: string): Envelope {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ProtocolError('invalid_frame', 'frame is not a JSON object');
+    throw new ProtocolError('invalid_frame', `${what} is not a JSON object`);
   }
   const env = value as Record<string, unknown>;
   if (typeof env.type !== 'string' || env.type === '') {
-    throw new ProtocolError('invalid_frame', 'frame has no type');
+    throw new ProtocolError('invalid_frame', `${what} has no type`);
   }
   if (typeof env.data !== 'object' || env.data === null || Array.isArray(env.data)) {
     env.data = {};
   }
   return env as Envelope;
+}
+
+/** Parses and shape-checks one frame; throws ProtocolError when it is not an envelope. */
+export function parseEnvelope(text: string): Envelope {
+  return asEnvelope(parseJson(text), 'frame');
+}
+
+/**
+ * Parses a frame into the envelopes it carries, in order: one for a plain
+ * frame, each element for a batch (a JSON array of envelopes, protocol 1.1,
+ * sent to clients that opt in with `batch`). A malformed element becomes a
+ * ProtocolError in its place, so the rest are still delivered, exactly as
+ * a malformed single frame is reported and skipped. Throws ProtocolError
+ * when the text is not JSON at all.
+ */
+export function parseFrame(text: string): Array<Envelope | ProtocolError> {
+  const value = parseJson(text);
+  if (!Array.isArray(value)) return [asEnvelope(value, 'frame')];
+  return value.map((item, i) => {
+    try {
+      return asEnvelope(item, `batch item ${i}`);
+    } catch (err) {
+      return err as ProtocolError;
+    }
+  });
 }
 
 const encoder = new TextEncoder();

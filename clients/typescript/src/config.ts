@@ -3,6 +3,7 @@
  * values: the client and its parts read them, nothing here has behaviour.
  */
 import type { AutoSDLCError } from './errors.js';
+import type { ClientRegistry } from './store.js';
 import type { WebSocketConstructor } from './transport.js';
 import type { ConnectionState, ResetData, SubscriptionFilters } from './types.js';
 
@@ -37,8 +38,14 @@ export interface ClientConfig {
   protocols?: string | string[];
   /** Ask the server for gzip binary frames (large messages only). */
   compression?: 'gzip';
+  /**
+   * Protocol 1.1: let the server put several events in one text frame (a
+   * JSON array of envelopes, `?batch=1` on the upgrade URL). Handlers see
+   * them one by one, exactly as separate frames. Default false.
+   */
+  batch?: boolean;
   reconnect?: Partial<ReconnectOptions>;
-  /** Messages kept while disconnected; `send()` throws QueueFullError beyond it. */
+  /** Messages kept while disconnected; beyond it `send()` rejects (`publish()` throws) with QueueFullError. */
   queueLimit?: number;
   /**
    * Put token/api_key (and session_id, last_event_id, compression) in the
@@ -84,6 +91,30 @@ export interface SubscribeConfig {
   /** Exact types or prefix globs (`agent_*`, `*`). */
   events: string[];
   filters?: SubscriptionFilters;
+  /**
+   * Protocol 1.1: first deliver the latest retained event of every (type,
+   * resource) the subscription matches (each with `metadata.snapshot: true`),
+   * then live events. Asked again whenever the client re-subscribes after a
+   * session was not resumed, so the application's state is never stale.
+   */
+  snapshot?: boolean;
+}
+
+/** The design document's name for what `subscribe()` takes. */
+export type SubscriptionConfig = SubscribeConfig;
+
+/**
+ * The options of `useWebSocket(url, options)` (the design document's
+ * `WebSocketOptions`): the client's configuration but the url and the
+ * callbacks (a shared client has many users: they use `onReset`/`onError`
+ * on `client`), plus the hook's own. Framework-free, so the package entry
+ * exports it without React.
+ */
+export interface WebSocketOptions extends Omit<ClientConfig, 'url' | 'onReset' | 'onError'> {
+  /** false: do not connect (e.g. until a token is available). Default true. */
+  enabled?: boolean;
+  /** Where shared clients live; tests pass their own. */
+  registry?: ClientRegistry;
 }
 
 export interface SubscriptionInfo {
@@ -93,6 +124,8 @@ export interface SubscriptionInfo {
   serverId: string | null;
   events: string[];
   filters: SubscriptionFilters | undefined;
+  /** Present (true) when it asks for a snapshot on every (re-)subscribe. */
+  snapshot?: true;
 }
 
 export type StateListener = (state: ConnectionState, previous: ConnectionState) => void;

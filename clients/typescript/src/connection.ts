@@ -4,9 +4,9 @@
  * arrival order, and the close is queued behind frames still decoding. A
  * reconnect makes a new Connection, so callbacks of a dead one are ignored.
  */
-import { binaryFrameToText, isTextFrame, parseEnvelope, type RawFrame } from './codec.js';
+import { binaryFrameToText, isTextFrame, parseFrame, type RawFrame } from './codec.js';
 import { DEFAULTS, type ClientConfig } from './config.js';
-import type { AutoSDLCError } from './errors.js';
+import { ProtocolError, type AutoSDLCError } from './errors.js';
 import { currentCredentials, hasCredentials, upgradeUrl, type Credentials, type ResumePoint } from './handshake.js';
 import { asClientError, type InboundSerializer } from './inbound.js';
 import {
@@ -76,16 +76,22 @@ export function attachConnection(
   } catch {
     // Some implementations do not allow it; Blob frames are decoded too.
   }
+  // A batch's envelopes one by one, each as if it were its own frame; the
+  // client may let go of the connection half-way (say, on auth_failure).
   const deliver = (text: string) => {
     if (conn.dead) return;
-    let env: Envelope;
+    let items: Array<Envelope | ProtocolError>;
     try {
-      env = parseEnvelope(text);
+      items = parseFrame(text);
     } catch (err) {
       events.badFrame(asClientError(err));
       return;
     }
-    events.envelope(conn, env);
+    for (const item of items) {
+      if (conn.dead) return;
+      if (item instanceof ProtocolError) events.badFrame(item);
+      else events.envelope(conn, item);
+    }
   };
   ws.onopen = () => {
     if (!conn.dead) events.open(conn);
@@ -161,7 +167,12 @@ export function startAttempt(o: AttemptOptions): void {
 function createSocket(o: AttemptOptions, creds: Credentials): void {
   const authInUrl = o.config.authInUrl ?? DEFAULTS.authInUrl;
   const inBand = hasCredentials(creds) && !authInUrl;
-  const url = upgradeUrl(o.config.url, creds, o.resume, { inBand, authInUrl, compression: o.config.compression });
+  const url = upgradeUrl(o.config.url, creds, o.resume, {
+    inBand,
+    authInUrl,
+    compression: o.config.compression,
+    batch: o.config.batch === true,
+  });
   let ws: WebSocketLike;
   try {
     ws = new o.WebSocket(url, o.config.protocols);

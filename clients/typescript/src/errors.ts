@@ -12,6 +12,7 @@
  *     ├── ServerError                <code of a correlated `error` frame>: forbidden, ...
  *     ├── QueueFullError             queue_full
  *     ├── FrameTooLargeError         too_large (refused locally, before the server closes 1009)
+ *     ├── SendFailedError            send_failed (the socket refused the frame)
  *     ├── RequestTimeoutError        timeout
  *     ├── ClientClosedError          client_closed (close() was called)
  *     ├── ProtocolError              invalid_frame (an undecodable frame from the server)
@@ -115,6 +116,14 @@ export class FrameTooLargeError extends AutoSDLCError {
     super('too_large', `frame of ${size} bytes exceeds the server's limit of ${limit} bytes`);
     this.size = size;
     this.limit = limit;
+  }
+}
+
+/** The socket threw while `send()` handed it a frame (the message is not queued either). */
+export class SendFailedError extends AutoSDLCError {
+  constructor(cause: unknown) {
+    const detail = cause instanceof Error ? `: ${cause.message}` : '';
+    super('send_failed', `the socket refused the frame${detail}`, { cause });
   }
 }
 

@@ -23,17 +23,21 @@ export interface UpgradeOptions {
   inBand: boolean;
   authInUrl: boolean;
   compression: 'gzip' | undefined;
+  /** Ask for batched frames (protocol 1.1): `batch=1`, in-band authentication or not. */
+  batch?: boolean;
 }
 
 /**
- * `http(s)://` mapped to `ws(s)://`; unless authentication is in-band, the
- * credentials (with `authInUrl`), the session to resume and the compression
- * go in the query.
+ * `http(s)://` mapped to `ws(s)://`; `batch=1` when asked for (it is no
+ * secret, and the server knows it from the upgrade on); unless
+ * authentication is in-band, the credentials (with `authInUrl`), the session
+ * to resume and the compression go in the query.
  */
 export function upgradeUrl(base: string, creds: Credentials, resume: ResumePoint, options: UpgradeOptions): string {
   const url = new URL(base.replace(/^http(s?):/i, 'ws$1:'));
-  if (options.inBand) return url.toString();
   const params = url.searchParams;
+  if (options.batch) params.set('batch', '1');
+  if (options.inBand) return url.toString();
   if (options.authInUrl && creds.token) params.set('token', creds.token);
   else if (options.authInUrl && creds.apiKey) params.set('api_key', creds.apiKey);
   if (resume.sessionId) params.set('session_id', resume.sessionId);

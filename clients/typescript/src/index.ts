@@ -11,11 +11,13 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './client.js';
+export type { SubscriptionConfig, WebSocketOptions } from './config.js';
 export * from './errors.js';
 export * from './types.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { CloseCode, closeAction, type CloseAction } from './close-codes.js';
 export { globMatches } from './glob.js';
+export { isSnapshotEvent } from './session.js';
 export {
   ClientRegistry,
   ClientStore,

@@ -5,11 +5,21 @@
  * offline queue for what the application sends while not connected.
  */
 import { byteLength } from './codec.js';
-import { FrameTooLargeError, type AutoSDLCError } from './errors.js';
+import { FrameTooLargeError, InvalidArgumentError, SendFailedError, type AutoSDLCError } from './errors.js';
 import { newId } from './ids.js';
 import { OfflineQueue } from './offline-queue.js';
 import type { WebSocketLike } from './transport.js';
-import type { Envelope } from './types.js';
+import type { Envelope, OutgoingMessage } from './types.js';
+
+/** The envelope `send()` puts on the wire: `id`, `timestamp` and `data` filled in, the rest kept. */
+export function outgoingEnvelope<T extends string, D>(message: OutgoingMessage<T, D>): Envelope<T, D> {
+  return {
+    ...message,
+    id: message.id ?? newId(),
+    timestamp: message.timestamp ?? Date.now(),
+    data: (message.data ?? {}) as D,
+  } as Envelope<T, D>;
+}
 
 export interface OutboxDeps {
   /** The current socket, or null between connections. */
@@ -34,8 +44,22 @@ export class Outbox {
     return this.queue.size;
   }
 
-  /** An application message: written now when connected, else queued (QueueFullError when full). */
-  send(env: Envelope): void {
+  /**
+   * An application message, completed into an envelope: written now when
+   * connected, else queued. Throws InvalidArgumentError without a `type`,
+   * QueueFullError when the queue is full, FrameTooLargeError beyond the
+   * server's limit, SendFailedError when the socket refuses it.
+   */
+  sendMessage<T extends string, D>(message: OutgoingMessage<T, D>): Envelope<T, D> {
+    if (!message || typeof message.type !== 'string' || message.type === '') {
+      throw new InvalidArgumentError('message.type is required');
+    }
+    const env = outgoingEnvelope(message);
+    this.send(env as Envelope);
+    return env;
+  }
+
+  private send(env: Envelope): void {
     if (this.deps.isConnected()) {
       this.write(env, true);
       return;
@@ -69,17 +93,21 @@ export class Outbox {
     if (size > max) throw new FrameTooLargeError(size, max);
   }
 
-  private write(env: Envelope, throwOnTooLarge: boolean): void {
+  /** `forCaller`: problems are thrown to the application's `send()`; otherwise reported. */
+  private write(env: Envelope, forCaller: boolean): void {
     const ws = this.deps.socket();
     if (!ws) return;
     const text = JSON.stringify(env);
     try {
       this.checkSize(text);
+      try {
+        ws.send(text);
+      } catch (err) {
+        throw new SendFailedError(err);
+      }
     } catch (err) {
-      if (throwOnTooLarge) throw err;
+      if (forCaller) throw err;
       this.deps.report(err as AutoSDLCError);
-      return;
     }
-    ws.send(text);
   }
 }

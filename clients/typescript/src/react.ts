@@ -17,7 +17,8 @@ import {
   type ReactNode,
 } from 'react';
 
-import { AutoSDLCWebSocketClient, type ClientConfig, type SubscribeConfig } from './client.js';
+import { AutoSDLCWebSocketClient, type SubscribeConfig } from './client.js';
+import type { WebSocketOptions } from './config.js';
 import type { AutoSDLCError } from './errors.js';
 import { ClientRegistry, defaultRegistry, type ClientSnapshot, type ConnectionSnapshot, type SharedClient } from './store.js';
 import {
@@ -26,19 +27,15 @@ import {
   SubscriptionObserver,
   type SubscriptionStatusResult,
 } from './subscription-observer.js';
-import type { ConnectionState, Envelope, HandlerEnvelope, OutgoingMessage, SubscriptionFilters } from './types.js';
+import type { ConnectionState, Envelope, EventHandler, OutgoingMessage, SubscriptionFilters } from './types.js';
 
 // useLayoutEffect warns during server rendering; effects never run there anyway.
 const useIsomorphicLayoutEffect = typeof window !== 'undefined' ? useLayoutEffect : useEffect;
 
 const noop = (): void => undefined;
 
-export interface UseWebSocketOptions extends Omit<ClientConfig, 'url' | 'onReset' | 'onError'> {
-  /** false: do not connect (e.g. until a token is available). Default true. */
-  enabled?: boolean;
-  /** Where shared clients live; tests pass their own. */
-  registry?: ClientRegistry;
-}
+/** `WebSocketOptions` under its older name. */
+export interface UseWebSocketOptions extends WebSocketOptions {}
 
 export interface UseWebSocketResult {
   isConnected: boolean;
@@ -51,8 +48,11 @@ export interface UseWebSocketResult {
   lastMessage: Envelope | null;
   nextRetryAt: number | null;
   error: AutoSDLCError | null;
-  /** Sends (or queues) a message; throws QueueFullError when the offline queue is full. */
-  sendMessage: <T extends string>(message: OutgoingMessage<T>) => Envelope<T>;
+  /**
+   * `client.send()`: resolves once written or queued; rejects (QueueFullError,
+   * FrameTooLargeError, SendFailedError, InvalidArgumentError) when refused.
+   */
+  sendMessage: <T extends string>(message: OutgoingMessage<T>) => Promise<void>;
   /** Subscribes; the subscription ends when this component unmounts. */
   subscribe: (config: SubscribeConfig) => Promise<string>;
   client: AutoSDLCWebSocketClient;
@@ -84,6 +84,7 @@ function clientKey(url: string, o: UseWebSocketOptions): string {
     Boolean(o.getToken),
     o.authInUrl ?? false,
     o.compression ?? null,
+    o.batch ?? false,
     o.protocols ?? null,
     ctorId(o.WebSocket),
   ]);
@@ -145,7 +146,7 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
   const snapshot = useSyncExternalStore(store.subscribe, getSnapshot, getSnapshot);
 
   const sendMessage = useCallback(
-    <T extends string>(message: OutgoingMessage<T>) => shared.client.send(message) as Envelope<T>,
+    <T extends string>(message: OutgoingMessage<T>) => shared.client.send(message),
     [shared],
   );
 
@@ -196,6 +197,8 @@ export function useAutoSDLCClient(): AutoSDLCWebSocketClient | null {
 export interface UseSubscriptionConfig {
   events: string[];
   filters?: SubscriptionFilters;
+  /** Deliver the current state first (see `SubscribeConfig.snapshot`). */
+  snapshot?: boolean;
   /** Defaults to the client of the nearest AutoSDLCProvider. */
   client?: AutoSDLCWebSocketClient | null;
   enabled?: boolean;
@@ -214,14 +217,16 @@ export function useSubscription(config: UseSubscriptionConfig): UseSubscriptionR
   const client = config.client ?? contextClient;
   const enabled = config.enabled ?? true;
   // Callers usually pass fresh array literals: compare by value.
-  const spec = JSON.stringify([config.events, config.filters ?? null]);
+  const spec = JSON.stringify([config.events, config.filters ?? null, config.snapshot === true]);
   const [observer] = useState(() => new SubscriptionObserver());
   const observed = useSyncExternalStore(observer.subscribe, observer.getSnapshot, observer.getSnapshot);
 
   useEffect(() => {
     if (!client || !enabled) return undefined;
-    const [events, filters] = JSON.parse(spec) as [string[], SubscriptionFilters | null];
-    observer.start(client, filters ? { events, filters } : { events }, spec);
+    const [events, filters, snapshot] = JSON.parse(spec) as [string[], SubscriptionFilters | null, boolean];
+    const subscription: SubscribeConfig = filters ? { events, filters } : { events };
+    if (snapshot) subscription.snapshot = true;
+    observer.start(client, subscription, spec);
     return () => observer.stop();
   }, [observer, client, spec, enabled]);
 
@@ -238,7 +243,7 @@ export function useSubscription(config: UseSubscriptionConfig): UseSubscriptionR
  */
 export function useEvent<P extends string>(
   pattern: P,
-  handler: (envelope: HandlerEnvelope<P>) => void,
+  handler: EventHandler<P>,
   client?: AutoSDLCWebSocketClient | null,
 ): void {
   const contextClient = useContext(ClientContext);

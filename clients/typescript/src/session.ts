@@ -9,6 +9,11 @@ import { RecentIds } from './dedup.js';
 import type { ResumePoint } from './handshake.js';
 import type { AuthSuccessData, ConnectData, ConnectionLimits, Envelope } from './types.js';
 
+/** True for an event delivered as part of a subscription's snapshot (protocol 1.1). */
+export function isSnapshotEvent(env: Envelope): boolean {
+  return env.metadata?.snapshot === true;
+}
+
 export class ClientSession {
   sessionId: string | null = null;
   /** Id of the last event delivered to the application (sent on reconnect to resume). */
@@ -43,11 +48,16 @@ export class ClientSession {
     this.auth = auth;
   }
 
-  /** False for an event seen recently (a duplicate); otherwise it becomes the resume position. */
+  /**
+   * False for an event seen recently (a duplicate). Otherwise a live event
+   * becomes the resume position; a snapshot event (`metadata.snapshot`) does
+   * not: it is older than the live stream, and resuming after it would
+   * replay from the past.
+   */
   accept(env: Envelope): boolean {
     if (typeof env.id !== 'string' || env.id === '') return true;
     if (!this.seen.add(env.id)) return false;
-    this.lastEventId = env.id;
+    if (!isSnapshotEvent(env)) this.lastEventId = env.id;
     return true;
   }
 

@@ -9,7 +9,7 @@ import type { SubscribeConfig, SubscriptionInfo } from './config.js';
 import { deferred } from './deferred.js';
 import { AutoSDLCError, InvalidArgumentError, RequestTimeoutError, type ServerError } from './errors.js';
 import { RequestTracker, type PendingRequest } from './requests.js';
-import { cloneFilters, SubscriptionRegistry, type SubscriptionEntry, type SubscriptionSnapshot } from './subscriptions.js';
+import { SubscriptionRegistry, type SubscriptionEntry, type SubscriptionSnapshot } from './subscriptions.js';
 import type { SubscriptionUpdateData, Unsubscribe } from './types.js';
 
 /**
@@ -33,6 +33,9 @@ export function subscribeConfigProblem(config: SubscribeConfig): InvalidArgument
   }
   if (config.events.some((e) => typeof e !== 'string' || e === '')) {
     return new InvalidArgumentError('events must be non-empty strings');
+  }
+  if (config.snapshot !== undefined && typeof config.snapshot !== 'boolean') {
+    return new InvalidArgumentError('snapshot must be a boolean');
   }
   return null;
 }
@@ -72,7 +75,7 @@ export class SubscriptionManager {
 
   /** A new subscription: sent now when connected, else after the next handshake. */
   add(config: SubscribeConfig): SubscriptionEntry {
-    const entry = this.registry.add(config.events, config.filters);
+    const entry = this.registry.add(config.events, config.filters, config.snapshot === true);
     if (this.wire.isConnected()) this.sendSubscribe(entry);
     return entry;
   }
@@ -208,9 +211,7 @@ export class SubscriptionManager {
   }
 
   private sendSubscribe(entry: SubscriptionEntry): void {
-    const data: Record<string, unknown> = { events: [...entry.events] };
-    if (entry.filters) data.filters = cloneFilters(entry.filters);
-    const id = this.wire.writeControl('subscribe', data);
+    const id = this.wire.writeControl('subscribe', entry.requestData());
     entry.requestId = id;
     this.requests.track(id, { kind: 'subscribe', entry });
   }

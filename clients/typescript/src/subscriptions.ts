@@ -43,6 +43,8 @@ export function cloneFilters(filters: SubscriptionFilters | undefined): Subscrip
 export class SubscriptionEntry {
   readonly events: string[];
   readonly filters: SubscriptionFilters | undefined;
+  /** Ask for the current state on every (re-)subscribe (protocol 1.1 snapshot). */
+  readonly wantsSnapshot: boolean;
   /** id of the subscribe request in flight, if any. */
   requestId: string | null = null;
   /** The subscribe() promise, until it settles. */
@@ -50,9 +52,10 @@ export class SubscriptionEntry {
   private snapshot: SubscriptionSnapshot = { status: 'pending', id: null, serverId: null, error: null, resets: 0 };
   private readonly listeners = new Set<() => void>();
 
-  constructor(events: string[], filters: SubscriptionFilters | undefined) {
+  constructor(events: string[], filters: SubscriptionFilters | undefined, snapshot = false) {
     this.events = [...events];
     this.filters = cloneFilters(filters);
+    this.wantsSnapshot = snapshot;
   }
 
   get id(): string | null {
@@ -81,7 +84,18 @@ export class SubscriptionEntry {
 
   info(): SubscriptionInfo | null {
     const { id, serverId } = this.snapshot;
-    return id === null ? null : { id, serverId, events: [...this.events], filters: cloneFilters(this.filters) };
+    if (id === null) return null;
+    const info: SubscriptionInfo = { id, serverId, events: [...this.events], filters: cloneFilters(this.filters) };
+    if (this.wantsSnapshot) info.snapshot = true;
+    return info;
+  }
+
+  /** `data` of the subscribe request that (re-)creates it on the server. */
+  requestData(): Record<string, unknown> {
+    const data: Record<string, unknown> = { events: [...this.events] };
+    if (this.filters) data.filters = cloneFilters(this.filters);
+    if (this.wantsSnapshot) data.snapshot = true;
+    return data;
   }
 }
 
@@ -90,8 +104,8 @@ export class SubscriptionRegistry {
   private readonly byId = new Map<string, SubscriptionEntry>();
   private readonly byServerId = new Map<string, SubscriptionEntry>();
 
-  add(events: string[], filters: SubscriptionFilters | undefined): SubscriptionEntry {
-    const entry = new SubscriptionEntry(events, filters);
+  add(events: string[], filters: SubscriptionFilters | undefined, snapshot = false): SubscriptionEntry {
+    const entry = new SubscriptionEntry(events, filters, snapshot);
     this.entries.add(entry);
     return entry;
   }

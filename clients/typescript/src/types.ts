@@ -189,6 +189,12 @@ export type HandlerEnvelope<P extends string> = P extends ResetType
     ? Envelope
     : { [K in MatchingTypes<P>]: EnvelopeOf<K> }[MatchingTypes<P>];
 
+/** A handler for `on(pattern, handler)` (the design document's `EventHandler`). */
+export type EventHandler<P extends string = string> = (envelope: HandlerEnvelope<P>) => void;
+
+/** The design document's name for the envelope (`id`, `type`, `timestamp`, `data`, `metadata`). */
+export type WebSocketMessage<T extends string = string, D = Record<string, unknown>> = Envelope<T, D>;
+
 /** A message the application hands to `send()`: id and timestamp are filled in. */
 export interface OutgoingMessage<T extends string = string, D = Record<string, unknown>> {
   type: T;

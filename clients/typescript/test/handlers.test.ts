@@ -93,14 +93,19 @@ describe('on(pattern, handler)', () => {
   it('reports undecodable frames without dropping the connection', async () => {
     const { client, ws } = await openClient();
     const errors: string[] = [];
-    client.onError((e) => errors.push(e.code));
+    client.onError((e) => errors.push(`${e.code}: ${e.message}`));
     ws.push('{not json');
-    ws.push('[1,2]');
+    ws.push('[1,2]'); // a batch of two elements that are no envelopes: each reported
     ws.push(JSON.stringify({ id: 'x', data: {} }));
     const seen: string[] = [];
     client.on('*', (e) => seen.push(e.id));
     ws.push(event('agent_status', 'ok'));
-    expect(errors).toEqual(['invalid_frame', 'invalid_frame', 'invalid_frame']);
+    expect(errors).toEqual([
+      'invalid_frame: frame is not valid JSON',
+      'invalid_frame: batch item 0 is not a JSON object',
+      'invalid_frame: batch item 1 is not a JSON object',
+      'invalid_frame: frame has no type',
+    ]);
     expect(seen).toEqual(['ok']);
     client.close();
   });

@@ -93,4 +93,53 @@ describe('with the ws package', () => {
     expect(received[0]).toMatchObject({ type: 'auth_request', data: { token: 'good' } });
     client.close();
   });
+
+  it('with batch: true, asks with batch=1 on the real upgrade and handles a batched text frame envelope by envelope', async () => {
+    wss = new WebSocketServer({ noServer: true });
+    let upgradePath = '';
+    wss.on('connection', (sock) => {
+      const env = (type: string, data: object, correlationId?: string, id = `s-${Math.random()}`) => ({
+        id,
+        type,
+        timestamp: Date.now(),
+        data,
+        ...(correlationId ? { metadata: { correlationId } } : {}),
+      });
+      sock.send(JSON.stringify(env('connect', { connectionId: 'c1', sessionId: 's1', heartbeatInterval: 25000, protocolVersion: '1.1', resumed: false, limits: { maxFrameBytes: 65536 } })));
+      sock.on('message', (raw) => {
+        const msg = JSON.parse(String(raw)) as Envelope;
+        if (msg.type === 'auth_request') sock.send(JSON.stringify(env('auth_success', { subject: 'u', permissions: ['read:*'], expiresAt: null }, msg.id)));
+        if (msg.type === 'subscribe') {
+          // The reply and three events in one frame, as a batching gateway writes them.
+          sock.send(
+            JSON.stringify([
+              env('subscription_update', { subscriptionId: 'sub-1', status: 'active', events: ['agent_*'], filters: {} }, msg.id),
+              env('agent_status', { agentId: 'a', status: 'busy' }, undefined, 'e1'),
+              env('agent_log', { agentId: 'a', level: 'info', message: 'x' }, undefined, 'e2'),
+              env('agent_status', { agentId: 'a', status: 'idle' }, undefined, 'e3'),
+            ]),
+          );
+        }
+      });
+    });
+    const url = await listen((req, socket, head) => {
+      upgradePath = req.url ?? '';
+      wss!.handleUpgrade(req, socket, head, (ws) => wss!.emit('connection', ws, req));
+    });
+    const client = new AutoSDLCWebSocketClient({ url, token: 'good', WebSocket, batch: true });
+    await client.connect();
+    expect(upgradePath).toBe('/ws?batch=1');
+    const seen: string[] = [];
+    const all = new Promise<void>((resolve) =>
+      client.on('agent_*', (e) => {
+        seen.push(`${e.id}:${e.type}`);
+        if (seen.length === 3) resolve();
+      }),
+    );
+    await expect(client.subscribe({ events: ['agent_*'] })).resolves.toBe('sub-1');
+    await all;
+    expect(seen).toEqual(['e1:agent_status', 'e2:agent_log', 'e3:agent_status']);
+    expect(client.lastEventId).toBe('e3');
+    client.close();
+  });
 });

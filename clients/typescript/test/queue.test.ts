@@ -16,9 +16,9 @@ afterEach(() => {
 describe('offline queue', () => {
   it('holds messages sent before connect and flushes them in order after auth_success', async () => {
     const client = makeClient();
-    const a = client.send({ type: 'agent_log', data: { agentId: 'a', n: 1 } });
+    await client.send({ id: 'a', type: 'agent_log', data: { agentId: 'a', n: 1 } });
     const b = client.publish('agent_log', { agentId: 'a', n: 2 });
-    const c = client.send({ type: 'agent_log', data: { agentId: 'a', n: 3 } });
+    await expect(client.send({ id: 'c', type: 'agent_log', data: { agentId: 'a', n: 3 } })).resolves.toBeUndefined();
     expect(client.queuedCount).toBe(3);
     const connected = client.connect();
     const ws = FakeWebSocket.last;
@@ -28,7 +28,7 @@ describe('offline queue', () => {
     expect(ws.frames.map((f) => f.type)).toEqual(['auth_request']);
     ws.push(authSuccess());
     await connected;
-    expect(ws.frames.slice(1).map((f) => f.id)).toEqual([a.id, b.id, c.id]);
+    expect(ws.frames.slice(1).map((f) => f.id)).toEqual(['a', b.id, 'c']);
     expect(client.queuedCount).toBe(0);
     client.close();
   });
@@ -43,7 +43,7 @@ describe('offline queue', () => {
     await sub;
 
     ws1.serverClose(1006);
-    const sent = [1, 2, 3].map((n) => client.send({ type: 'agent_log', data: { agentId: 'a', n } }).id);
+    const sent = [1, 2, 3].map((n) => client.publish('agent_log', { agentId: 'a', n }).id);
     await vi.advanceTimersByTimeAsync(500);
     const ws2 = FakeWebSocket.last;
     ws2.open();
@@ -55,15 +55,14 @@ describe('offline queue', () => {
     client.close();
   });
 
-  it('throws QueueFullError beyond queueLimit and keeps what it had', async () => {
+  it('rejects with QueueFullError beyond queueLimit and keeps what it had (publish throws it)', async () => {
     const client = makeClient({ queueLimit: 3 });
-    for (let i = 0; i < 3; i += 1) client.send({ type: 'agent_log', data: { i } });
-    let error: unknown;
-    try {
-      client.send({ type: 'agent_log', data: { i: 3 } });
-    } catch (e) {
-      error = e;
-    }
+    for (let i = 0; i < 3; i += 1) await client.send({ type: 'agent_log', data: { i } });
+    const error = await client.send({ type: 'agent_log', data: { i: 3 } }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(() => client.publish('agent_log', { i: 3 })).toThrow(QueueFullError);
     expect(error).toBeInstanceOf(QueueFullError);
     expect(error).toMatchObject({ code: 'queue_full', limit: 3 });
     expect(client.queuedCount).toBe(3);
@@ -73,14 +72,14 @@ describe('offline queue', () => {
     await connected;
     expect(FakeWebSocket.last.framesOf('agent_log').map((f) => f.data.i)).toEqual([0, 1, 2]);
     // Once connected, sends go straight out again.
-    client.send({ type: 'agent_log', data: { i: 4 } });
+    await client.send({ type: 'agent_log', data: { i: 4 } });
     expect(FakeWebSocket.last.framesOf('agent_log')).toHaveLength(4);
     client.close();
   });
 
-  it('close() drops the queue', () => {
+  it('close() drops the queue', async () => {
     const client = makeClient();
-    client.send({ type: 'agent_log', data: {} });
+    await client.send({ type: 'agent_log', data: {} });
     client.close();
     expect(client.queuedCount).toBe(0);
   });

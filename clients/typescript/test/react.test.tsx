@@ -94,12 +94,13 @@ describe('useWebSocket', () => {
       return null;
     }
     const view = render(<User />);
-    const queued = api.sendMessage({ type: 'agent_log', data: { agentId: 'a' } });
+    const queued = api.sendMessage({ id: 'queued-1', type: 'agent_log', data: { agentId: 'a' } });
+    await expect(queued).resolves.toBeUndefined();
     const ws = FakeWebSocket.last;
     await act(async () => {
       handshake({}, ws);
     });
-    expect(ws.lastOf('agent_log').id).toBe(queued.id);
+    expect(ws.lastOf('agent_log').id).toBe('queued-1');
 
     let id = '';
     await act(async () => {
@@ -226,6 +227,28 @@ describe('useSubscription and useEvent', () => {
     );
     return { client, ws, view };
   }
+
+  it('passes snapshot through, and a change of it subscribes again', async () => {
+    const client = new AutoSDLCWebSocketClient({ url: URL, token: 'jwt', WebSocket: FakeWebSocket });
+    const connected = client.connect();
+    const ws = handshake();
+    await connected;
+    function Snap({ snapshot }: { snapshot: boolean }) {
+      const sub = useSubscription({ client, events: ['agent_status'], snapshot });
+      return <div data-testid="snap">{sub.status}</div>;
+    }
+    const view = render(<Snap snapshot />);
+    expect(ws.lastOf('subscribe').data).toEqual({ events: ['agent_status'], snapshot: true });
+    await act(async () => {
+      acceptSubscribe(ws, 'sub-s');
+    });
+    expect(screen.getByTestId('snap').textContent).toBe('active');
+    view.rerender(<Snap snapshot={false} />);
+    expect(ws.lastOf('unsubscribe').data).toEqual({ subscriptionId: 'sub-s' });
+    expect(ws.lastOf('subscribe').data).toEqual({ events: ['agent_status'] });
+    view.unmount();
+    client.close();
+  });
 
   it('subscribes on mount, reports status, receives events, unsubscribes on unmount', async () => {
     const { client, ws, view } = await setup();

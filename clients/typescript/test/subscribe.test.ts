@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { InvalidArgumentError, ServerError } from '../src/errors.js';
+import { InvalidArgumentError, SendFailedError, ServerError } from '../src/errors.js';
 import { FakeWebSocket } from './helpers/fake-websocket.js';
 import { acceptSubscribe, authSuccess, connectFrame, envelope, flush, handshake, makeClient, reply, openClient } from './helpers/frames.js';
 
@@ -131,26 +131,67 @@ describe('unsubscribe', () => {
 describe('publish and send', () => {
   it('fills id, timestamp and data, and keeps extra fields', async () => {
     const { client, ws } = await openClient();
-    const sent = client.send({ type: 'agent_log', data: { agentId: 'a', line: 'x' }, metadata: { source: 'cli' }, extra: 1 });
-    const wire = ws.frames[ws.frames.length - 1]!;
-    expect(wire).toEqual(sent);
-    expect(wire).toMatchObject({ type: 'agent_log', data: { agentId: 'a', line: 'x' }, metadata: { source: 'cli' }, extra: 1 });
-    expect(typeof wire.id).toBe('string');
-    expect(Number.isInteger(wire.timestamp)).toBe(true);
     const published = client.publish('system_notification', { message: 'hi' });
     expect(ws.frames[ws.frames.length - 1]).toEqual(published);
-    expect(client.send({ type: 'ping' }).data).toEqual({});
+    await expect(
+      client.send({ type: 'agent_log', data: { agentId: 'a', line: 'x' }, metadata: { source: 'cli' }, extra: 1 }),
+    ).resolves.toBeUndefined();
+    const wire = ws.frames[ws.frames.length - 1]!;
+    expect(wire).toMatchObject({ type: 'agent_log', data: { agentId: 'a', line: 'x' }, metadata: { source: 'cli' }, extra: 1 });
+    expect(typeof wire.id).toBe('string');
+    expect(wire.id).not.toBe(published.id);
+    expect(Number.isInteger(wire.timestamp)).toBe(true);
+    await client.send({ type: 'ping', id: 'mine', timestamp: 5 });
+    expect(ws.frames[ws.frames.length - 1]).toEqual({ type: 'ping', id: 'mine', timestamp: 5, data: {} });
     client.close();
   });
 
-  it('refuses a frame larger than the server limit before sending it', async () => {
+  it('send() is written by the time its promise resolves; a caller ignoring the promise still sends', async () => {
+    const { client, ws } = await openClient();
+    const before = ws.sent.length;
+    void client.send({ type: 'agent_log', data: { agentId: 'a' } });
+    // Written synchronously: the promise only reports it.
+    expect(ws.sent.length).toBe(before + 1);
+    client.close();
+  });
+
+  it('rejects a message without a type instead of throwing', async () => {
+    const { client, ws } = await openClient();
+    const before = ws.sent.length;
+    const pending = client.send({} as never);
+    await expect(pending).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(pending).rejects.toMatchObject({ code: 'invalid_argument', message: 'message.type is required' });
+    expect(ws.sent.length).toBe(before);
+    client.close();
+  });
+
+  it('refuses a frame larger than the server limit before sending it (send rejects, publish throws)', async () => {
     const { client, ws } = await openClient();
     ws.push(envelope('noop', {})); // keeps the connection busy, nothing else
     const big = 'x'.repeat(70_000);
-    expect(() => client.send({ type: 'agent_log', data: { agentId: 'a', line: big } })).toThrow(
+    await expect(client.send({ type: 'agent_log', data: { agentId: 'a', line: big } })).rejects.toMatchObject({
+      code: 'too_large',
+      limit: 65536,
+    });
+    expect(() => client.publish('agent_log', { agentId: 'a', line: big })).toThrow(
       expect.objectContaining({ code: 'too_large', limit: 65536 }),
     );
     expect(client.state).toBe('open');
+    client.close();
+  });
+
+  it('rejects with SendFailedError when the socket throws, and nothing is queued', async () => {
+    const { client, ws } = await openClient();
+    vi.spyOn(ws, 'send').mockImplementation(() => {
+      throw new Error('InvalidStateError: the socket is closing');
+    });
+    const error = await client.send({ type: 'agent_log', data: { agentId: 'a' } }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(SendFailedError);
+    expect(error).toMatchObject({ code: 'send_failed', message: 'the socket refused the frame: InvalidStateError: the socket is closing' });
+    expect(client.queuedCount).toBe(0);
     client.close();
   });
 });

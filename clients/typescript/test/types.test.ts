@@ -16,6 +16,16 @@ import type {
   TddPhaseChangeData,
 } from '../src/types.js';
 import { EVENT_TYPES, CONTROL_TYPES } from '../src/types.js';
+import type {
+  ClientConfig,
+  EventHandler,
+  SubscribeConfig,
+  SubscriptionConfig,
+  Unsubscribe,
+  WebSocketMessage,
+  WebSocketOptions,
+} from '../src/index.js';
+import type { UseWebSocketOptions, UseWebSocketResult } from '../src/react.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -109,5 +119,27 @@ describe('types', () => {
     expectTypeOf<(typeof EVENT_TYPES)[number]>().toEqualTypeOf<EventType>();
     const all: readonly string[] = [...CONTROL_TYPES, ...EVENT_TYPES];
     if (all.length !== 29) throw new Error(`expected 29 message types, got ${all.length}`);
+  });
+
+  it("exports the design document's type names from the package entry, and its send() signature", () => {
+    expectTypeOf<WebSocketMessage>().toEqualTypeOf<Envelope>();
+    expectTypeOf<WebSocketMessage<'agent_status', AgentStatusData>>().toEqualTypeOf<EnvelopeOf<'agent_status'>>();
+    expectTypeOf<EventHandler>().toEqualTypeOf<(envelope: Envelope) => void>();
+    expectTypeOf<EventHandler<'agent_status'>>().parameter(0).toEqualTypeOf<EnvelopeOf<'agent_status'>>();
+    expectTypeOf<SubscriptionConfig>().toEqualTypeOf<SubscribeConfig>();
+    expectTypeOf<SubscriptionConfig['snapshot']>().toEqualTypeOf<boolean | undefined>();
+    expectTypeOf<UseWebSocketOptions>().toMatchTypeOf<WebSocketOptions>();
+    expectTypeOf<WebSocketOptions>().toMatchTypeOf<UseWebSocketOptions>();
+    expectTypeOf<WebSocketOptions>().not.toHaveProperty('url');
+    expectTypeOf<WebSocketOptions & { url: string }>().toMatchTypeOf<ClientConfig>();
+
+    const client = new AutoSDLCWebSocketClient({ url: 'ws://x/ws' });
+    const handler: EventHandler = (message: WebSocketMessage) => void message.id;
+    expectTypeOf(client.on('agent_status', handler)).toEqualTypeOf<Unsubscribe>();
+    expectTypeOf(client.send).returns.toEqualTypeOf<Promise<void>>();
+    expectTypeOf(client.send<'agent_log'>).toBeCallableWith({ type: 'agent_log', data: { agentId: 'a' } });
+    expectTypeOf<UseWebSocketResult['sendMessage']>().returns.toEqualTypeOf<Promise<void>>();
+    const config: SubscriptionConfig = { events: ['agent_*'], filters: { agentId: 'a' }, snapshot: true };
+    expectTypeOf(client.subscribe(config)).toEqualTypeOf<Promise<string>>();
   });
 });

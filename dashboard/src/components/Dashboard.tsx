@@ -4,6 +4,7 @@ import {
   AuthError,
   ConnectError,
   ConnectionClosedError,
+  isSnapshotEvent,
   type AutoSDLCError,
   type AutoSDLCWebSocketClient,
   type Envelope,
@@ -45,13 +46,18 @@ const NO_EVENTS: string[] = [];
 /**
  * One category's subscription through the library's `useSubscription` (it
  * unsubscribes on unmount and when the spec changes: the filtering happens
- * at the gateway), shown as the dashboard's category status.
+ * at the gateway), shown as the dashboard's category status. With a
+ * snapshot: opened on a running system (or after a filter change, or a
+ * gateway restart that lost the session) the gateway first sends the latest
+ * event of every agent, workflow and task, so the panels show the current
+ * state at once instead of waiting for each source to speak again.
  */
 function useCategory(client: AutoSDLCWebSocketClient, spec: SubscriptionSpec, signedIn: boolean): CategorySubscription {
   const result = useSubscription({
     client,
     events: spec.active ? spec.events : NO_EVENTS,
     ...(spec.active && spec.filters ? { filters: spec.filters } : {}),
+    snapshot: true,
     enabled: signedIn && spec.active,
   });
   return categorySubscription(spec, signedIn, result);
@@ -82,6 +88,8 @@ export function Dashboard({ credential, onSignOut, onCredentialRejected, onRecon
     ...(credential.kind === 'token' ? { token: credential.value } : { apiKey: credential.value }),
     // A dashboard should come back quickly after a gateway restart.
     reconnect: { baseMs: 500, maxMs: 10_000 },
+    // Several events per frame when the gateway batches them (fewer frames to handle in bursts).
+    batch: true,
   });
   const { client, state: connState, error } = ws;
 
@@ -91,7 +99,8 @@ export function Dashboard({ credential, onSignOut, onCredentialRejected, onRecon
   useEvent(
     '*',
     (env) => {
-      arrivals.current.push(Date.now());
+      // The snapshot is a burst of past events, not a rate.
+      if (!isSnapshotEvent(env)) arrivals.current.push(Date.now());
       dispatch({ kind: 'event', env: env as Envelope });
     },
     client,

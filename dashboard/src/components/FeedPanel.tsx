@@ -34,6 +34,7 @@ export function FeedLines({ feed, onSelect, selectedSeq = null }: FeedLinesProps
             data-seq={f.seq}
             data-type={f.type}
             data-agent={f.agentId ?? ''}
+            data-snapshot={f.snapshot ? 'true' : undefined}
             {...(onSelect
               ? {
                   role: 'button',
@@ -46,7 +47,14 @@ export function FeedLines({ feed, onSelect, selectedSeq = null }: FeedLinesProps
               : {})}
           >
             <time className="muted">{formatClock(f.at)}</time>
-            <span className="feed-type">{f.type}</span>
+            <span className="feed-type">
+              {f.type}
+              {f.snapshot && (
+                <span className="feed-snapshot" title="The state when the dashboard subscribed, not a live event">
+                  state
+                </span>
+              )}
+            </span>
             {f.agentId && <span className="feed-agent">{f.agentId}</span>}
             <span className="feed-text">{f.summary}</span>
           </li>

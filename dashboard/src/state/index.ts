@@ -7,7 +7,7 @@
  * in its own file, keyed by event type; this root reducer counts the event,
  * hands it to its domain, and adds its line to the feed.
  */
-import type { Envelope } from '@autosdlc/ws-client';
+import { isSnapshotEvent, type Envelope } from '@autosdlc/ws-client';
 
 import { agentReducers } from './agents';
 import { clip, num, obj, str } from './coerce';
@@ -40,7 +40,10 @@ export function reduce(state: DashboardState, action: Action): DashboardState {
         id: `gap-${state.seq + 1}`,
         type: 'gap',
         at: action.at,
-        summary: `Events may have been missed (${action.reason.replace(/_/g, ' ')}); the views catch up as new events arrive.`,
+        summary:
+          action.reason === 'session_not_resumed'
+            ? 'Events may have been missed (session not resumed); the current state is asked for again.'
+            : `Events may have been missed (${action.reason.replace(/_/g, ' ')}); the views catch up as new events arrive.`,
         severity: 'warning',
       });
     case 'marker':
@@ -68,6 +71,7 @@ function applyEvent(state0: DashboardState, env: Envelope): DashboardState {
     ...(agentId ? { agentId } : {}),
     summary: clip(summary),
     ...(severity ? { severity } : {}),
+    ...(isSnapshotEvent(env) ? { snapshot: true as const } : {}),
     envelope: env,
   });
 }

@@ -117,6 +117,8 @@ export interface FeedItem {
   severity?: Severity;
   /** The whole envelope as received (events only), for the Debug view's inspector. */
   envelope?: Envelope;
+  /** Sent as part of a subscription's snapshot (the state when subscribing), not live. */
+  snapshot?: true;
 }
 
 export interface DashboardState {
