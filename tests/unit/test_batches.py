@@ -99,17 +99,21 @@ def test_gzip_clients_get_one_gzip_array_marked_compressed_above_the_threshold()
     assert unframe(text)[0] == OP_TEXT and not any("compressed" in m["metadata"] for m in payload(text))
 
 
-def test_the_memo_builds_each_distinct_array_once_per_flush() -> None:
+def test_the_memo_builds_each_distinct_queue_once_per_flush() -> None:
     events = [ev("e1"), ev("e2")]
     memo = BatchMemo()
-    first = frames_for(events, gzip=False, gzip_threshold=THRESHOLD, max_batch_bytes=65536, memo=memo)
-    again = frames_for(list(events), gzip=False, gzip_threshold=THRESHOLD, max_batch_bytes=65536, memo=memo)
-    assert first[0] is again[0] and (memo.built, memo.reused) == (1, 1)
-    zipped = frames_for(events, gzip=True, gzip_threshold=0, max_batch_bytes=65536, memo=memo)
+    options: dict[str, Any] = {"gzip_threshold": THRESHOLD, "max_batch_bytes": 65536}
+    first = memo.frames(events, gzip=False, **options)
+    again = memo.frames(list(events), gzip=False, **options)
+    assert first is again and (memo.built, memo.reused) == (1, 1)
+    assert first == frames_for(events, gzip=False, **options)
+    zipped = memo.frames(events, gzip=True, gzip_threshold=0, max_batch_bytes=65536)
     assert unframe(zipped[0])[0] == OP_BINARY and memo.built == 2  # gzip never shares a plain array
-    other = frames_for([events[1], events[0]], gzip=False, gzip_threshold=THRESHOLD, max_batch_bytes=65536,
-                       memo=memo)
+    other = memo.frames([events[1], events[0]], gzip=False, **options)
     assert [m["id"] for m in payload(other[0])] == ["e2", "e1"] and memo.built == 3
+    reply = build_frame(OP_TEXT, b'{"type":"pong"}')
+    mixed = memo.frames([reply, *events], gzip=False, **options)
+    assert mixed[0] is reply and mixed[1] == first[0] and memo.built == 4
 
 
 @pytest.mark.parametrize("gzip_client", [False, True])

@@ -13,9 +13,9 @@ A run of one event is sent as the plain envelope, not a one-element array:
 the bytes every client already gets for it, shared with non-batch
 recipients, and the common single-event load costs nothing extra.
 
-Many recipients usually share the same run (they subscribed to the same
+Many recipients usually share the same queue (they subscribed to the same
 events), so a `BatchMemo` kept for one flush of every connection builds each
-distinct array (and its gzip) once. Nothing here does I/O.
+distinct queue's frames (arrays, their gzip) once. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -33,29 +33,34 @@ _ARRAY_OVERHEAD = 2
 
 
 class BatchMemo:
-    """Array frames built during one flush, by the identity of their events.
+    """The frames built for each distinct queue during one flush of every connection.
 
-    It holds the events it was keyed by, so no identity is reused while it lives."""
+    Recipients of the same events queue the same objects, so the identities of
+    what is queued (a C-speed `map(id, ...)`) find the frames another recipient
+    already got; only a miss walks the queue in Python. The memo keeps the
+    queued objects it was keyed by, so no identity is reused while it lives."""
 
-    __slots__ = ("_frames", "built", "reused")
+    __slots__ = ("_gzip_frames", "_plain_frames", "built", "reused")
 
     def __init__(self) -> None:
-        self._frames: dict[tuple[int, ...], tuple[tuple[EncodedEvent, ...], bytes]] = {}
+        self._plain_frames: dict[tuple[int, ...], tuple[tuple[Queued, ...], list[bytes]]] = {}
+        self._gzip_frames: dict[tuple[int, ...], tuple[tuple[Queued, ...], list[bytes]]] = {}
         self.built = 0
         self.reused = 0
 
-    def frame(self, run: tuple[EncodedEvent, ...], gzip: bool, gzip_threshold: int) -> bytes:
-        key = tuple(map(id, run))
-        if gzip:
-            key += (0,)  # no object's id is 0: gzip and plain arrays never share a key
-        hit = self._frames.get(key)
+    def frames(self, queued: Sequence[Queued], gzip: bool, gzip_threshold: int,
+               max_batch_bytes: int) -> list[bytes]:
+        """`frames_for(queued, ...)`, built once per distinct queue (do not modify the list)."""
+        built = self._gzip_frames if gzip else self._plain_frames
+        key = tuple(map(id, queued))
+        hit = built.get(key)
         if hit is not None:
             self.reused += 1
             return hit[1]
-        frame = array_frame(run, gzip=gzip, gzip_threshold=gzip_threshold)
-        self._frames[key] = (run, frame)
+        frames = frames_for(queued, gzip=gzip, gzip_threshold=gzip_threshold, max_batch_bytes=max_batch_bytes)
+        built[key] = (tuple(queued), frames)
         self.built += 1
-        return frame
+        return frames
 
 
 def array_frame(run: Sequence[EncodedEvent], *, gzip: bool, gzip_threshold: int) -> bytes:
@@ -87,8 +92,7 @@ def split_runs(events: Sequence[EncodedEvent], max_batch_bytes: int) -> list[tup
     return runs
 
 
-def frames_for(queued: Sequence[Queued], *, gzip: bool, gzip_threshold: int, max_batch_bytes: int,
-               memo: BatchMemo | None = None) -> list[bytes]:
+def frames_for(queued: Sequence[Queued], *, gzip: bool, gzip_threshold: int, max_batch_bytes: int) -> list[bytes]:
     """The frames to write for a batch connection's queue, in order."""
     frames: list[bytes] = []
     events: list[EncodedEvent] = []
@@ -97,23 +101,21 @@ def frames_for(queued: Sequence[Queued], *, gzip: bool, gzip_threshold: int, max
             events.append(item)
             continue
         if events:
-            _add_runs(frames, events, gzip, gzip_threshold, max_batch_bytes, memo)
+            _add_runs(frames, events, gzip, gzip_threshold, max_batch_bytes)
             events = []
         frames.append(item)
     if events:
-        _add_runs(frames, events, gzip, gzip_threshold, max_batch_bytes, memo)
+        _add_runs(frames, events, gzip, gzip_threshold, max_batch_bytes)
     return frames
 
 
 def _add_runs(frames: list[bytes], events: list[EncodedEvent], gzip: bool, gzip_threshold: int,
-              max_batch_bytes: int, memo: BatchMemo | None) -> None:
+              max_batch_bytes: int) -> None:
     if len(events) == 1:
         frames.append(events[0].frame_for(gzip))
         return
     for run in split_runs(events, max_batch_bytes):
         if len(run) == 1:
             frames.append(run[0].frame_for(gzip))
-        elif memo is not None:
-            frames.append(memo.frame(run, gzip, gzip_threshold))
         else:
             frames.append(array_frame(run, gzip=gzip, gzip_threshold=gzip_threshold))
