@@ -29,7 +29,7 @@ def _config(target: str, base_url: str, client: str, **kw: Any) -> LoadConfig:
         settle_s=0.0, drain_timeout=timeout(5), connect_timeout=timeout(30),
         phases=[Phase("count", batch=kw.pop("batch", 1), duration=0.0, max_events=EVENTS,
                       min_events=EVENTS)],
-        **kw)
+        batch=kw.pop("batch_frames", False), **kw)
 
 
 @pytest.fixture
@@ -50,6 +50,34 @@ async def test_clean_run_counts_every_delivery(gateway: Any, client: str, batch:
     assert phase["events"] == EVENTS and phase["deliveries"] == N * EVENTS
     assert phase["latency_ms"]["samples"] == N * EVENTS
     assert phase["complete"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_batched_frames_count_each_event(gateway: Any, client: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    arrays = 0
+    original = Connection._batched_frames
+
+    def counting(self: Connection, memo: Any) -> list[bytes]:
+        nonlocal arrays
+        arrays += 1
+        return original(self, memo)
+
+    monkeypatch.setattr(Connection, "_batched_frames", counting)
+    result = await run_loadgen(_config("gateway", gateway.http_url, client, token=make_token(), batch=4,
+                                       batch_frames=True))
+    assert result["ok"] and result["errors"] == {}, result
+    assert result["phases"][0]["deliveries"] == N * EVENTS
+    assert arrays > 0, "4 events per POST must have reached the clients as arrays"
+
+
+def test_gateway_protocol_asks_for_batches_and_decodes_arrays() -> None:
+    proto = make_protocol("gateway", batch=True, compression=True)
+    assert proto.ws_url("http://h:1") == "ws://h:1/ws?compression=gzip&batch=1"
+    assert make_protocol("gateway").ws_url("http://h:1") == "ws://h:1/ws"
+    kind, items = proto.decode(b'[{"type":"agent_log"},{"type":"agent_log"}]', False)
+    assert kind == "events" and len(items) == 2
+    with pytest.raises(ValueError, match="gateway only"):
+        make_protocol("bare-aiohttp", batch=True)
 
 
 @pytest.fixture

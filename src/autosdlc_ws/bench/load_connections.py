@@ -49,6 +49,16 @@ def _slow_path(conn: Any, payload: bytes, binary: bool) -> None:
     if kind == "control":
         lg.proto.on_control(conn, msg)
         return
+    if kind == "events":  # a batched frame: each envelope counted as if it came alone
+        for item in msg:
+            _account(conn, item, payload)
+        return
+    _account(conn, msg, payload)
+
+
+def _account(conn: Any, msg: Any, payload: bytes) -> None:
+    """Check one received event against what was published; count it and its latency."""
+    lg: LoadGen = conn.lg
     data = msg.get("data") if isinstance(msg, dict) else None
     seq = data.get("seq") if isinstance(data, dict) else None
     if not isinstance(seq, int) or data.get("run") != lg.run_id or not 0 <= seq < lg.published:  # type: ignore[union-attr]
