@@ -103,9 +103,13 @@ def tampered(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("batch_frames", [False, True])
 async def test_missing_and_duplicated_deliveries_are_detected(gateway: Any, tampered: Any,
-                                                              client: str) -> None:
-    result = await run_loadgen(_config("gateway", gateway.http_url, client, token=make_token()))
+                                                              client: str, batch_frames: bool) -> None:
+    # with batched frames, 4 events per POST: the lost and the doubled event sit inside arrays
+    per_post = 4 if batch_frames else 1
+    result = await run_loadgen(_config("gateway", gateway.http_url, client, token=make_token(),
+                                       batch=per_post, batch_frames=batch_frames))
     assert not result["ok"]
     assert result["errors"] == {"missing": 1, "duplicate": 1}
     assert any("missing x1 at seq 6" in s for s in result["error_samples"])
@@ -209,3 +213,20 @@ async def test_socketio_peer_speaks_engineio(client: str) -> None:
     finally:
         await runner.cleanup()
     assert result["ok"], result
+
+
+def test_an_array_of_the_next_expected_events_is_matched_without_parsing() -> None:
+    from types import SimpleNamespace
+
+    from autosdlc_ws.bench.load_connections import _expected_array
+
+    frames = [b'{"seq":0}', b'{"seq":1}', b'{"seq":2}']
+    latencies: list[int] = []
+    lg = SimpleNamespace(frames=frames, published=3, sent_ns=[0, 0, 0], lat_append=latencies.append,
+                         last_ns=0, count=0, wake_at=10, wake=lambda: None)
+    conn = SimpleNamespace(lg=lg, expected=0)
+    assert _expected_array(conn, b'[{"seq":0},{"seq":1}]')
+    assert (conn.expected, lg.count, len(latencies)) == (2, 2, 2)
+    for not_next in (b'[{"seq":1},{"seq":2}]', b'[{"seq":2}]', b'[{"seq":2},]', b'[{"seq":2}{"seq":2}]'):
+        assert not _expected_array(conn, not_next)
+    assert (conn.expected, lg.count) == (2, 2)  # a mismatch counts nothing: the slow path decides
