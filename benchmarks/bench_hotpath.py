@@ -16,6 +16,12 @@ the deliveries (the control channel registered and heartbeating, its Pub/Sub
 reader listening on Redis, and the gateway's once-a-second stats tick pushing
 the node's figures), and reports the ratio of the paired medians. Pairing the
 runs in one process keeps a busy machine's drift out of the ratio.
+
+`--batch` pairs the same way every connection without and with batched
+frames (`batch=1`: the events due to a connection in one flush go out as one
+JSON array), at 1, 5 and 50 events per tick; `--batch --no-memo` builds each
+connection's arrays itself instead of once per flush for all recipients (what
+the per-flush memo saves). `--loop uvloop` runs any of these on uvloop.
 """
 
 from __future__ import annotations
@@ -39,8 +45,10 @@ from autosdlc_ws.broker.redis_control import RedisControlChannel
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.subscriptions import Subscription
+from autosdlc_ws.server import connection as connection_module
 from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.connection import Connection
+from autosdlc_ws.server.event_loop import run as run_on_loop
 from autosdlc_ws.server.gateway import Gateway
 from autosdlc_ws.server.local_admin import GatewayAdmin
 
@@ -73,10 +81,11 @@ class NullWS:
         return True
 
 
-def build(n: int) -> tuple[Gateway, list[CountingTransport]]:
+def build(n: int) -> tuple[Gateway, list[CountingTransport], list[Connection]]:
     settings = Settings(jwt_secret="x" * 32)
     gateway = Gateway(settings, backend=memory_backend())
     transports = []
+    conns = []
     for i in range(n):
         core = ConnectionCore(settings=settings, authenticator=gateway.authenticator,
                               connection_id=f"conn-{i}", session_id=f"sess-{i}", opened_at_ms=0)
@@ -84,7 +93,8 @@ def build(n: int) -> tuple[Gateway, list[CountingTransport]]:
         conn = Connection(gateway, NullWS(), transport, core, "127.0.0.1")  # type: ignore[arg-type]
         gateway.hub.index.add(Subscription(f"sub-{i}", conn, ("agent_log",), frozenset({"agent_log"}), {}))
         transports.append(transport)
-    return gateway, transports
+        conns.append(conn)
+    return gateway, transports, conns
 
 
 def event(seq: int) -> dict[str, Any]:
@@ -115,7 +125,7 @@ async def measure(gateway: Gateway, events: int, per_tick: int) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    gateway, transports = build(args.n)
+    gateway, transports, _ = build(args.n)
     await measure(gateway, max(50, args.events // 10), 1)  # warm up
     out: dict[str, Any] = {}
     for per_tick in (1, 50):
@@ -135,7 +145,7 @@ def control_channel(spec: str) -> ControlChannel:
 
 async def paired_async(args: argparse.Namespace) -> dict[str, Any]:
     """Each run timed without, then with, the control channel and stats tick running."""
-    gateway, _ = build(args.n)
+    gateway, _, _ = build(args.n)
     gateway.backend.control = control_channel(args.control)
     await measure(gateway, max(50, args.events // 10), 1)  # warm up
     out: dict[str, Any] = {"control": args.control}
@@ -167,6 +177,39 @@ async def paired_async(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+class _NoMemo:
+    """Stands in for `BatchMemo()` in the flusher: every connection builds its own arrays."""
+
+    def __new__(cls) -> None:  # type: ignore[misc]
+        return None
+
+
+async def batch_paired_async(args: argparse.Namespace) -> dict[str, Any]:
+    """Each run timed with every connection plain, then batched (ABBA order)."""
+    gateway, transports, conns = build(args.n)
+    if args.no_memo:
+        connection_module.BatchMemo = _NoMemo  # type: ignore[misc,assignment]
+    await measure(gateway, max(50, args.events // 10), 1)  # warm up
+    out: dict[str, Any] = {"memo": not args.no_memo}
+    for per_tick in (1, 5, 50):
+        timed: dict[bool, list[float]] = {False: [], True: []}
+        writes: dict[bool, int] = {False: 0, True: 0}
+        for run in range(args.runs):
+            for batch_on in ((False, True) if run % 2 == 0 else (True, False)):
+                for conn in conns:
+                    conn.core.batch = batch_on
+                before = sum(t.writes for t in transports)
+                timed[batch_on].append(await measure(gateway, args.events, per_tick))
+                writes[batch_on] += sum(t.writes for t in transports) - before
+        plain, batched = timed[False], timed[True]
+        out[f"{per_tick}_per_tick"] = {
+            "ns_plain": statistics.median(plain) * 1e9, "ns_batch": statistics.median(batched) * 1e9,
+            "ratio": statistics.median(plain) / statistics.median(batched),  # deliveries per CPU-s, batch / plain
+            "pair_ratios": [round(a / b, 3) for a, b in zip(plain, batched, strict=True)],
+            "writes_plain": writes[False], "writes_batch": writes[True]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -178,9 +221,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="")
     parser.add_argument("--control", default=None, metavar="memory|redis://...",
                         help="paired runs without/with this control channel running (prints the ratio)")
+    parser.add_argument("--batch", action="store_true",
+                        help="paired runs without/with batched frames at 1, 5 and 50 events per tick")
+    parser.add_argument("--no-memo", action="store_true", help="with --batch: no per-flush array memo")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
+    if args.batch:
+        batched = run_on_loop(batch_paired_async(args), args.loop)
+        for key in ("1_per_tick", "5_per_tick", "50_per_tick"):
+            r = batched[key]
+            print(f"{args.label:<12} {key:<12} plain {r['ns_plain']:6.0f} ns, batch {r['ns_batch']:6.0f} ns "
+                  f"per delivery: deliveries per CPU-s batch/plain {r['ratio']:.2f} (pairs "
+                  f"{min(r['pair_ratios']):.2f}-{max(r['pair_ratios']):.2f}); writes {r['writes_plain']} vs "
+                  f"{r['writes_batch']}, memo={batched['memo']}, loop={args.loop}, N={args.n}")
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"n": args.n, "events": args.events, "runs": args.runs,
+                                           "loop": args.loop, "python": sys.version.split()[0], **batched},
+                                          indent=1) + "\n")
+        return 0
     if args.control:
         paired = asyncio.run(paired_async(args))
         for key in ("1_per_tick", "50_per_tick"):
@@ -193,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(json.dumps({"n": args.n, "events": args.events, "runs": args.runs,
                                            "python": sys.version.split()[0], **paired}, indent=1) + "\n")
         return 0
-    result = asyncio.run(main_async(args))
+    result = run_on_loop(main_async(args), args.loop)
     for key in ("1_per_tick", "50_per_tick"):
         r = result[key]
         print(f"{args.label:<12} {key:<12} {r['ns_per_delivery']:8.0f} ns/delivery "

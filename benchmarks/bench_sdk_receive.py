@@ -1,6 +1,7 @@
 """Receive throughput of the Python SDK (`AutoSDLCWebSocket`), gateway left out.
 
-Two set-ups, each for plain dicts (`typed=False`), typed models and gzip binary frames:
+Two set-ups, each for plain dicts (`typed=False`), typed models, gzip binary frames and
+batched frames (`batch=True`: arrays of 10 and of 50 envelopes per frame, protocol 1.1):
 
 * `socket`: a minimal aiohttp server plays the gateway's handshake (`connect`,
   `auth_success`) and then writes EVENTS `agent_log` frames as fast as the socket takes
@@ -30,13 +31,14 @@ from aiohttp import WSMessage, WSMsgType, web
 from autosdlc_ws.client import AutoSDLCWebSocket, ReconnectPolicy
 
 
-def frames(count: int, compressed: bool) -> list[str | bytes]:
-    out: list[str | bytes] = []
-    for i in range(count):
-        text = orjson.dumps({"id": f"evt-{i}", "type": "agent_log", "timestamp": 1,
-                             "data": {"agentId": "coder-001", "level": "info", "message": f"line {i}"}})
-        out.append(gzip.compress(text) if compressed else text.decode())
-    return out
+def frames(count: int, compressed: bool, batch: int = 1) -> list[str | bytes]:
+    """`count` events, one per frame, or `batch` per frame as JSON arrays."""
+    texts = [orjson.dumps({"id": f"evt-{i}", "type": "agent_log", "timestamp": 1,
+                           "data": {"agentId": "coder-001", "level": "info", "message": f"line {i}"}})
+             for i in range(count)]
+    if batch > 1:
+        texts = [b"[" + b",".join(texts[i:i + batch]) + b"]" for i in range(0, count, batch)]
+    return [gzip.compress(text) if compressed else text.decode() for text in texts]
 
 
 def fake_gateway(payloads: list[str | bytes]) -> web.Application:
@@ -110,10 +112,10 @@ class StandInSession:
         return None
 
 
-async def in_process_run(count: int, typed: bool, compressed: bool) -> float:
-    session = StandInSession(frames(count, compressed))
+async def in_process_run(count: int, typed: bool, compressed: bool, batch: int = 1) -> float:
+    session = StandInSession(frames(count, compressed, batch))
     ws = AutoSDLCWebSocket("ws://stand-in/ws", api_key="k", typed=typed, http_session=session,  # type: ignore[arg-type]
-                           reconnect=ReconnectPolicy(max_attempts=1))
+                           reconnect=ReconnectPolicy(max_attempts=1), batch=batch > 1)
     started = time.process_time()
     await ws.connect()
     received = 0
@@ -126,15 +128,15 @@ async def in_process_run(count: int, typed: bool, compressed: bool) -> float:
     return count / elapsed
 
 
-async def one_run(count: int, typed: bool, compressed: bool) -> float:
-    runner = web.AppRunner(fake_gateway(frames(count, compressed)))
+async def one_run(count: int, typed: bool, compressed: bool, batch: int = 1) -> float:
+    runner = web.AppRunner(fake_gateway(frames(count, compressed, batch)))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         ws = AutoSDLCWebSocket(f"ws://127.0.0.1:{port}/ws", api_key="k", typed=typed,
-                               reconnect=ReconnectPolicy(max_attempts=1))
+                               reconnect=ReconnectPolicy(max_attempts=1), batch=batch > 1)
         started = time.process_time()
         await ws.connect()
         received = 0
@@ -156,9 +158,10 @@ async def main() -> None:
     args = parser.parse_args()
     for setup, run, unit in (("socket", one_run, "events per CPU s"),
                              ("in-process", in_process_run, "events per CPU s")):
-        for label, typed, compressed in (("dicts", False, False), ("typed", True, False),
-                                         ("dicts+gzip", False, True)):
-            rates = [await run(args.events, typed, compressed) for _ in range(args.runs)]
+        for label, typed, compressed, batch in (("dicts", False, False, 1), ("typed", True, False, 1),
+                                                ("dicts+gzip", False, True, 1), ("dicts, x10", False, False, 10),
+                                                ("dicts, x50", False, False, 50), ("typed, x50", True, False, 50)):
+            rates = [await run(args.events, typed, compressed, batch) for _ in range(args.runs)]
             print(f"{setup:10s} {label:11s} {statistics.median(rates):9,.0f} {unit} "
                   f"(min {min(rates):,.0f}, max {max(rates):,.0f}, {args.runs} runs of {args.events})")
 

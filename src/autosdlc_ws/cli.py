@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="PEM certificate chain (serves wss/https)")
     serve.add_argument("--tls-key", help="PEM private key")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), dest="event_loop",
+                       help="event loop: auto (uvloop when installed; default), asyncio or uvloop")
 
     token = sub.add_parser("token", help="JWT tools").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="mint a JWT with the configured HS256 secret",
@@ -155,19 +157,23 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from autosdlc_ws.broker.registry import make_backend
+    from autosdlc_ws.server.event_loop import resolve_loop
+    from autosdlc_ws.server.event_loop import run as run_on_loop
     from autosdlc_ws.server.logs import configure_logging
     from autosdlc_ws.server.serve import serve
 
     settings = load_settings(args.config, overrides={
         "host": args.host, "port": args.port, "workers": args.workers, "broker": args.broker,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key, "log_level": args.log_level,
+        "event_loop": args.event_loop,
     })
     make_backend(settings)  # refuse an unknown or unusable broker before binding
+    loop_name = resolve_loop(settings.event_loop)  # uvloop asked for but missing: refused here
     configure_logging(settings.log_level, settings.log_format)
     if not settings.jwt_secret and not settings.api_keys and not settings.jwt_public_keys:
         print("autosdlc-ws: warning: no jwt_secret, public keys or api_keys configured; "
               "no client can authenticate", file=sys.stderr)
-    asyncio.run(serve(settings))
+    run_on_loop(serve(settings), loop_name)
     return 0
 
 

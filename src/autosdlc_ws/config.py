@@ -73,6 +73,8 @@ class Settings:
     rate_connect_per_ip_per_s: float = 200.0  # upgrade attempts per client address (token bucket); 0 = off
     rate_connect_per_ip_burst: int = 1000
     outgoing_buffer_bytes: int = 4 * 1048576  # unsent bytes per connection before close 4008
+    max_batch_bytes: int = 65536  # batched frames (opt-in `batch=1`): most JSON bytes in one array frame
+    write_delay_ms: float = 0.0  # wait up to this long to gather more frames per write; 0 = next loop iteration
     # --- rate limits (token buckets per connection and message kind) --------
     rate_publish_per_s: float = 200.0
     rate_publish_burst: int = 400
@@ -109,6 +111,7 @@ class Settings:
     log_format: str = "text"  # "text" (key=value) or "json"
     message_log: MessageLogConfig | None = None  # message-logging filter at start (as PUT /api/v1/logging)
     dashboard: bool = True  # serve the web dashboard at /
+    event_loop: str = "auto"  # "auto" (uvloop when installed), "asyncio" or "uvloop"; also `serve --loop`
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -132,9 +135,13 @@ class Settings:
             except PermissionSyntaxError as exc:
                 raise ConfigError(f"api key {entry.name!r}: {exc}") from None
         for name in ("max_frame_bytes", "max_decompressed_bytes", "outgoing_buffer_bytes",
-                     "http_idle_timeout_s", "connection_slot_lease_s", "snapshot_ttl_s"):
+                     "http_idle_timeout_s", "connection_slot_lease_s", "snapshot_ttl_s", "max_batch_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if not 0 <= self.write_delay_ms <= 1000:
+            raise ConfigError("write_delay_ms must be from 0 to 1000")
+        if self.event_loop not in ("auto", "asyncio", "uvloop"):
+            raise ConfigError("event_loop must be 'auto', 'asyncio' or 'uvloop'")
         if self.snapshot_max_keys < 0:
             raise ConfigError("snapshot_max_keys must be 0 (off) or positive")
         if not 1 <= self.max_json_depth <= 200:  # orjson encodes at most 254 levels

@@ -29,7 +29,7 @@ def _config(target: str, base_url: str, client: str, **kw: Any) -> LoadConfig:
         settle_s=0.0, drain_timeout=timeout(5), connect_timeout=timeout(30),
         phases=[Phase("count", batch=kw.pop("batch", 1), duration=0.0, max_events=EVENTS,
                       min_events=EVENTS)],
-        **kw)
+        batch=kw.pop("batch_frames", False), **kw)
 
 
 @pytest.fixture
@@ -50,6 +50,34 @@ async def test_clean_run_counts_every_delivery(gateway: Any, client: str, batch:
     assert phase["events"] == EVENTS and phase["deliveries"] == N * EVENTS
     assert phase["latency_ms"]["samples"] == N * EVENTS
     assert phase["complete"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_batched_frames_count_each_event(gateway: Any, client: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    arrays = 0
+    original = Connection._batched_frames
+
+    def counting(self: Connection, memo: Any) -> list[bytes]:
+        nonlocal arrays
+        arrays += 1
+        return original(self, memo)
+
+    monkeypatch.setattr(Connection, "_batched_frames", counting)
+    result = await run_loadgen(_config("gateway", gateway.http_url, client, token=make_token(), batch=4,
+                                       batch_frames=True))
+    assert result["ok"] and result["errors"] == {}, result
+    assert result["phases"][0]["deliveries"] == N * EVENTS
+    assert arrays > 0, "4 events per POST must have reached the clients as arrays"
+
+
+def test_gateway_protocol_asks_for_batches_and_decodes_arrays() -> None:
+    proto = make_protocol("gateway", batch=True, compression=True)
+    assert proto.ws_url("http://h:1") == "ws://h:1/ws?compression=gzip&batch=1"
+    assert make_protocol("gateway").ws_url("http://h:1") == "ws://h:1/ws"
+    kind, items = proto.decode(b'[{"type":"agent_log"},{"type":"agent_log"}]', False)
+    assert kind == "events" and len(items) == 2
+    with pytest.raises(ValueError, match="gateway only"):
+        make_protocol("bare-aiohttp", batch=True)
 
 
 @pytest.fixture
@@ -75,9 +103,13 @@ def tampered(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("batch_frames", [False, True])
 async def test_missing_and_duplicated_deliveries_are_detected(gateway: Any, tampered: Any,
-                                                              client: str) -> None:
-    result = await run_loadgen(_config("gateway", gateway.http_url, client, token=make_token()))
+                                                              client: str, batch_frames: bool) -> None:
+    # with batched frames, 4 events per POST: the lost and the doubled event sit inside arrays
+    per_post = 4 if batch_frames else 1
+    result = await run_loadgen(_config("gateway", gateway.http_url, client, token=make_token(),
+                                       batch=per_post, batch_frames=batch_frames))
     assert not result["ok"]
     assert result["errors"] == {"missing": 1, "duplicate": 1}
     assert any("missing x1 at seq 6" in s for s in result["error_samples"])
@@ -181,3 +213,22 @@ async def test_socketio_peer_speaks_engineio(client: str) -> None:
     finally:
         await runner.cleanup()
     assert result["ok"], result
+
+
+def test_an_array_of_the_next_expected_events_is_matched_without_parsing() -> None:
+    from types import SimpleNamespace
+
+    from autosdlc_ws.bench.load_connections import _expected_array
+
+    frames = [b'{"seq":0}', b'{"seq":1}', b'{"seq":2}']
+    latencies: list[int] = []
+    lg = SimpleNamespace(frames=frames, published=3, sent_ns=[0, 0, 0], lat_append=latencies.append,
+                         last_ns=0, count=0, wake_at=10, wake=lambda: None)
+    conn = SimpleNamespace(lg=lg, expected=0)
+    assert _expected_array(conn, b'[{"seq":0},{"seq":1}]')
+    assert (conn.expected, lg.count, len(latencies)) == (2, 2, 2)
+    for not_next in (b'[{"seq":1},{"seq":2}]', b'[{"seq":2},]', b'[{"seq":2}{"seq":2}]',
+                     b'[{"seq":2},{"seq":3}]', b'[{"seq":2}'):
+        assert not _expected_array(conn, not_next)
+    assert (conn.expected, lg.count) == (2, 2)  # a mismatch counts nothing: the slow path decides
+    assert _expected_array(conn, b'[{"seq":2}]') and conn.expected == 3

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from autosdlc_ws.core import envelope
+from autosdlc_ws.core import batches, envelope
 from tests.conftest import RunningGateway, make_token
 from tests.integration.helpers import Client, agent_status, open_authed, open_ws, publish
 
@@ -76,13 +76,13 @@ async def test_large_events_arrive_gzipped(server: RunningGateway, negotiation: 
 async def test_each_message_is_compressed_once(server: RunningGateway,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    original = envelope.compress_message
+    original = envelope.gzip_bytes
 
-    def counting(message: dict[str, Any]) -> bytes:
-        calls.append(message["id"])
-        return original(message)
+    def counting(body: bytes) -> bytes:
+        calls.append(json.loads(body)["id"])
+        return original(body)
 
-    monkeypatch.setattr(envelope, "compress_message", counting)
+    monkeypatch.setattr(envelope, "gzip_bytes", counting)
     clients = [await open_authed(server, query="compression=gzip") for _ in range(3)]
     try:
         for c in clients:
@@ -94,6 +94,30 @@ async def test_each_message_is_compressed_once(server: RunningGateway,
             assert isinstance(raw, bytes)
             assert json.loads(gzip.decompress(raw))["id"] == "once"
         assert calls == ["once"]
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def test_each_batch_is_compressed_once(server: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    original = batches.gzip_bytes
+
+    def counting(body: bytes) -> bytes:
+        calls.append([item["id"] for item in json.loads(body)])
+        return original(body)
+
+    monkeypatch.setattr(batches, "gzip_bytes", counting)
+    clients = [await open_authed(server, query="compression=gzip&batch=1") for _ in range(3)]
+    try:
+        for c in clients:
+            await c.subscribe(["agent_status"])
+        await publish(server, [sized_event("b1", 2000), sized_event("b2", 2000)])
+        for c in clients:
+            raw = await c.recv_raw()
+            assert isinstance(raw, bytes)
+            assert [item["id"] for item in json.loads(gzip.decompress(raw))] == ["b1", "b2"]
+        assert calls == [["b1", "b2"]]  # one gzip of the array, shared by the three recipients
     finally:
         for c in clients:
             await c.close()

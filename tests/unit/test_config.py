@@ -227,3 +227,13 @@ def test_message_log_from_a_toml_table_or_json(tmp_path: Path) -> None:
 def test_invalid_message_log_stops_the_start_with_the_reason(value: str) -> None:
     with pytest.raises(ConfigError, match="message_log"):
         load_settings(env={"AUTOSDLC_WS_MESSAGE_LOG": value})
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"write_delay_ms": -1}, "write_delay_ms"), ({"write_delay_ms": 1001}, "write_delay_ms"),
+    ({"max_batch_bytes": 0}, "max_batch_bytes"), ({"event_loop": "trio"}, "event_loop"),
+])
+def test_batching_and_loop_settings_are_checked(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings(**changes)  # type: ignore[arg-type]
+    assert Settings().write_delay_ms == 0 and Settings().max_batch_bytes == 65536

@@ -676,3 +676,24 @@ def test_reject_auth_closes_with_the_given_code() -> None:
     assert frames(actions)[0]["data"]["code"] == "too_many_connections"
     assert isinstance(actions[-1], Close) and actions[-1].code == 1008
     assert core.principal is None and core.closed
+
+
+@pytest.mark.parametrize(("batch", "expected"), [(True, True), ("yes", False), (None, False)])
+def test_batch_flag_from_auth_request(batch: object, expected: bool) -> None:
+    core = new_core()
+    extra = {"batch": batch} if batch is not None else {}
+    send(core, auth_req(token(), **extra))
+    assert core.batch is expected
+
+
+def test_refresh_does_not_turn_batching_on() -> None:
+    core = new_core()
+    send(core, auth_req(token()))
+    send(core, auth_req(token(), batch=True))
+    assert core.batch is False
+
+
+def test_connect_announces_max_batch_bytes() -> None:
+    core = new_core()
+    limits = core.connect_frame(T0, resumed=False)["data"]["limits"]
+    assert limits["maxBatchBytes"] == core.settings.max_batch_bytes == 65536

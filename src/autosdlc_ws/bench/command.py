@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=1, help="sessions per (target, N); the median is reported")
     p.add_argument("--compression", action="store_true",
                    help="connect with ?compression=gzip (gateway; events above the gzip threshold)")
+    p.add_argument("--batch", action="store_true",
+                   help="connect with ?batch=1 (gateway: several events per frame, as JSON arrays)")
     p.add_argument("--workers", type=int, default=1, help="passed to `serve --workers` (gateway)")
     p.add_argument("--broker", default="memory", help="passed to `serve --broker` (gateway)")
     p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _session_kw(args: argparse.Namespace) -> dict[str, Any]:
-    return {"event_size": args.event_size, "compression": args.compression, "workers": args.workers,
+    return {"event_size": args.event_size, "compression": args.compression, "batch": args.batch,
+            "workers": args.workers,
             "broker": args.broker, "server_env": _server_env(args.server_env), "client": args.client,
             "progress": not args.no_progress, "uvloop": not args.no_uvloop}
 

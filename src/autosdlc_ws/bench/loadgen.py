@@ -73,6 +73,7 @@ class LoadConfig:
     token: str | None = None
     event_size: int = 300
     compression: bool = False
+    batch: bool = False  # gateway: ?batch=1, events may arrive several to a frame
     phases: list[Phase] = field(default_factory=list)
     server_pid: int | None = None
     client: str = "auto"  # picows | aiohttp | auto
@@ -109,7 +110,7 @@ class LoadGen:
         self.run_id = new_run_id()
         self.factory = EventFactory(self.run_id, cfg.event_size)
         self.proto: Protocol = make_protocol(cfg.target, compression=cfg.compression,
-                                             subscribe=cfg.subscribe)
+                                             subscribe=cfg.subscribe, batch=cfg.batch)
         self.client = cfg.client
         if self.client == "auto":
             self.client = "picows" if HAVE_PICOWS else "aiohttp"
@@ -383,7 +384,7 @@ class LoadGen:
             "target": cfg.target, "label": cfg.label, "n": self.n, "event_size": cfg.event_size,
             "frame_bytes": len(self.proto.expected(self.factory.make(10_000, 10**18),
                                                    orjson.dumps(self.factory.make(10_000, 10**18)))),
-            "compression": cfg.compression, "client": self.client, "stalled": cfg.stalled,
+            "compression": cfg.compression, "batch": cfg.batch, "client": self.client, "stalled": cfg.stalled,
             "event_loop": type(self.loop).__module__.split(".")[0],
         }
         try:

@@ -115,14 +115,16 @@ class Protocol(abc.ABC):
 class GatewayProtocol(Protocol):
     name = "gateway"
 
-    def __init__(self, *, compression: bool = False,
+    def __init__(self, *, compression: bool = False, batch: bool = False,
                  subscribe: dict[str, Any] | None = None) -> None:
         super().__init__(compression=compression)
+        self.batch = batch
         self.subscribe = subscribe or {"events": [EVENT_TYPE]}
 
     def ws_url(self, base_http: str) -> str:
         url = base_http.replace("http://", "ws://", 1).rstrip("/") + "/ws"
-        return url + ("?compression=gzip" if self.compression else "")
+        query = [q for q, on in (("compression=gzip", self.compression), ("batch=1", self.batch)) if on]
+        return url + ("?" + "&".join(query) if query else "")
 
     def headers(self, token: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"} if token else {}
@@ -136,6 +138,8 @@ class GatewayProtocol(Protocol):
         if binary:
             payload = zlib.decompress(payload, wbits=31)
         msg = orjson.loads(payload)
+        if isinstance(msg, list):  # batched frames: several events, in order
+            return "events", msg
         if msg.get("type") == EVENT_TYPE:
             return "event", msg
         return "control", msg
@@ -203,12 +207,12 @@ class SocketIOProtocol(Protocol):
             conn.fail(f"socket.io refused the namespace: {message[:200]!r}")
 
 
-def make_protocol(target: str, *, compression: bool = False,
+def make_protocol(target: str, *, compression: bool = False, batch: bool = False,
                   subscribe: dict[str, Any] | None = None) -> Protocol:
     if target == "gateway":
-        return GatewayProtocol(compression=compression, subscribe=subscribe)
-    if compression:
-        raise ValueError(f"compression applies to the gateway only, not {target}")
+        return GatewayProtocol(compression=compression, batch=batch, subscribe=subscribe)
+    if compression or batch:
+        raise ValueError(f"compression and batch apply to the gateway only, not {target}")
     if target in BARE_TARGETS:
         return BareProtocol()
     if target in SOCKETIO_TARGETS:

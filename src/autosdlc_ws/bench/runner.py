@@ -42,7 +42,7 @@ def session_timeout(n: int, phases: Iterable[Phase], drain_timeout: float) -> fl
 
 
 def run_session(target: str, n: int, phases: list[Phase], *, event_size: int = 300,
-                compression: bool = False, workers: int = 1, broker: str = "memory",
+                compression: bool = False, batch: bool = False, workers: int = 1, broker: str = "memory",
                 server_env: Mapping[str, str] | None = None, client: str = "auto",
                 stalled: int = 0, label: str = "", log_dir: Path, progress: bool = True,
                 drain_timeout: float = 30.0, uvloop: bool = True, inflight: int = 2,
@@ -57,7 +57,8 @@ def run_session(target: str, n: int, phases: list[Phase], *, event_size: int = 3
     started = time.monotonic()
     try:
         cfg = LoadConfig(target=target, base_url=server.base_url, n=n, token=server.token,
-                         event_size=event_size, compression=compression, phases=phases,
+                         event_size=event_size, compression=compression,
+                         batch=batch and target == "gateway", phases=phases,  # peers have no batches
                          server_pid=server.pid, client=client, stalled=stalled,
                          label=label or target, progress=progress, drain_timeout=drain_timeout,
                          inflight=inflight, subscribe=subscribe)

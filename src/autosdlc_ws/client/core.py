@@ -50,7 +50,7 @@ from autosdlc_ws.client.errors import (
     ReconnectFailed,
     RequestTimeout,
 )
-from autosdlc_ws.client.events import ConnectionState, FrameError, decode_frame, is_event, new_id
+from autosdlc_ws.client.events import ConnectionState, FrameError, decode_frames, is_event, new_id
 from autosdlc_ws.client.link import Link, LinkPhase
 from autosdlc_ws.client.outgoing import OutgoingFrames
 from autosdlc_ws.client.queue import QueuedFrame, SeenIds
@@ -85,6 +85,7 @@ class CoreConfig:
     dedup_size: int = 10_000
     max_message_bytes: int = 16 * 1024 * 1024
     compression: str | None = None
+    batch: bool = False  # ask for batched frames (`?batch=1`): several events per frame
     rng: Callable[[], float] = random.random  # the backoff's jitter
 
 
@@ -142,10 +143,12 @@ class ClientCore:
         return self.subs.infos()
 
     def upgrade_params(self) -> dict[str, str]:
-        """Query parameters of the next upgrade: compression and the resume position."""
+        """Query parameters of the next upgrade: compression, batching and the resume position."""
         params: dict[str, str] = {}
         if self.config.compression:
             params["compression"] = self.config.compression
+        if self.config.batch:
+            params["batch"] = "1"
         if self.session_id:
             params["session_id"] = self.session_id
             if self.last_event_id:
@@ -180,16 +183,27 @@ class ClientCore:
         return []
 
     def receive(self, payload: str | bytes, now_ms: int) -> list[Action]:
-        """A frame from the server: text JSON, or gzip of it in a binary frame."""
+        """A frame from the server: text JSON, or gzip of it in a binary frame; an
+        object, or (batched frames) an array of them, each handled as if alone."""
         link = self._link
         if link is None:  # no socket, or the client stopped
             return []
         try:
-            frame = decode_frame(payload, binary=isinstance(payload, bytes),
-                                 max_decompressed=self.config.max_message_bytes)
+            frames = decode_frames(payload, binary=isinstance(payload, bytes),
+                                   max_decompressed=self.config.max_message_bytes)
         except FrameError as exc:
             log.warning("ignoring a bad frame from the server: %s", exc)
             return []
+        if len(frames) == 1:
+            return self._receive_one(frames[0], link, now_ms)
+        actions: list[Action] = []
+        for frame in frames:
+            if self._link is not link:  # an earlier envelope ended this connection
+                break
+            actions += self._receive_one(frame, link, now_ms)
+        return actions
+
+    def _receive_one(self, frame: dict[str, Any], link: Link, now_ms: int) -> list[Action]:
         if link.phase is LinkPhase.AWAIT_CONNECT:
             return self._on_connect(frame, link, now_ms)
         type_: str = frame["type"]

@@ -30,6 +30,7 @@ __all__ = [
     "ResetData",
     "ResetEvent",
     "decode_frame",
+    "decode_frames",
     "is_event",
     "matches",
     "new_id",
@@ -108,6 +109,30 @@ class FrameError(ValueError):
 def decode_frame(payload: str | bytes, *, binary: bool, max_decompressed: int) -> dict[str, Any]:
     """The JSON object a server frame holds; binary frames hold gzip of the JSON, inflated
     by the gateway's own `gunzip_capped` (bounded output, truncated streams refused)."""
+    obj = _load(payload, binary=binary, max_decompressed=max_decompressed)
+    if not _is_envelope(obj):
+        raise FrameError("frame is not a JSON object with a string type")
+    return obj  # type: ignore[no-any-return]
+
+
+def decode_frames(payload: str | bytes, *, binary: bool, max_decompressed: int) -> list[dict[str, Any]]:
+    """The envelopes a server frame holds, in order: one, or several when the
+    client opted into batched frames (a JSON array of envelopes, protocol 1.1)."""
+    obj = _load(payload, binary=binary, max_decompressed=max_decompressed)
+    if isinstance(obj, list):
+        if not obj or not all(_is_envelope(item) for item in obj):
+            raise FrameError("batched frame is not a non-empty array of objects with a string type")
+        return obj
+    if not _is_envelope(obj):
+        raise FrameError("frame is not a JSON object with a string type")
+    return [obj]
+
+
+def _is_envelope(obj: Any) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("type"), str)
+
+
+def _load(payload: str | bytes, *, binary: bool, max_decompressed: int) -> Any:
     if binary:
         assert isinstance(payload, bytes)
         try:
@@ -115,12 +140,9 @@ def decode_frame(payload: str | bytes, *, binary: bool, max_decompressed: int) -
         except ProtocolError as exc:
             raise FrameError(str(exc)) from None
     try:
-        obj = orjson.loads(payload)
+        return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise FrameError(f"frame is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-        raise FrameError("frame is not a JSON object with a string type")
-    return obj
 
 
 def to_model(obj: dict[str, Any]) -> Envelope:

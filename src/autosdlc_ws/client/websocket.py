@@ -44,6 +44,7 @@ class AutoSDLCWebSocket:
         api_key: str | None = None,
         token_provider: TokenProvider | None = None,
         compression: Literal["gzip"] | None = None,
+        batch: bool = False,
         typed: bool = True,
         iterate: bool = True,
         queue_size: int = 1000,
@@ -78,7 +79,7 @@ class AutoSDLCWebSocket:
             refresh_before_s=refresh_before_expiry, request_timeout_s=request_timeout,
             heartbeat_override_s=heartbeat_interval, pong_timeout_s=pong_timeout,
             outbox_size=outbox_size, dedup_size=dedup_size, max_message_bytes=max_message_bytes,
-            compression=compression,
+            compression=compression, batch=batch,
         ), session_id=session_id, last_event_id=last_event_id)
         self.stats = self._core.stats
         self._iterate = iterate

@@ -135,6 +135,7 @@ class ConnectionCore:
     opened_at_ms: int
     principal: Principal | None = None
     gzip: bool = False
+    batch: bool = False  # batched frames (protocol 1.1 opt-in): events may share a JSON-array frame
     owner: Any = None  # the I/O object subscriptions point at (hub delivers to it)
     subscriptions: dict[str, Subscription[Any]] = field(default_factory=dict)
     closed: bool = False
@@ -172,6 +173,7 @@ class ConnectionCore:
                     "maxDecompressedBytes": s.max_decompressed_bytes,
                     "maxSubscriptions": s.max_subscriptions_per_connection,
                     "gzipThresholdBytes": s.gzip_threshold_bytes,
+                    "maxBatchBytes": s.max_batch_bytes,
                 },
             },
             now_ms=now_ms,
@@ -390,6 +392,8 @@ class ConnectionCore:
             self.gzip = True
         if data.get("compression") == "none" and first:
             self.gzip = False
+        if data.get("batch") is True and first:
+            self.batch = True
         self.principal = principal
         actions = [AuthAccepted(principal, data.get("sessionId") if first else None,
                                 data.get("lastEventId") if first else None, first, correlation)]

@@ -115,32 +115,50 @@ def dumps(obj: Any) -> bytes:
 class EncodedEvent:
     """One message encoded once, shared by all recipients (the fan-out unit)."""
 
-    __slots__ = ("_gzip_frame", "_threshold", "json", "message", "text_frame")
+    __slots__ = ("_compressed_json", "_gzip_frame", "_threshold", "json", "message", "text_frame")
 
     def __init__(self, message: dict[str, Any], *, gzip_threshold: int) -> None:
         self.message = message
         self.json = orjson.dumps(message)
         self.text_frame = build_frame(OP_TEXT, self.json)
         self._gzip_frame: bytes | None = None
+        self._compressed_json: bytes | None = None
         self._threshold = gzip_threshold
 
     @property
     def compressible(self) -> bool:
         return len(self.json) > self._threshold
 
+    @property
+    def compressed_json(self) -> bytes:
+        """The JSON with `metadata.compressed: true` inside: what a gzip frame
+        holds, alone or in a batch (built on first need, then shared)."""
+        body = self._compressed_json
+        if body is None:
+            body = self._compressed_json = compressed_json(self.message)
+        return body
+
     def frame_for(self, gzip: bool) -> bytes:
         if not gzip or len(self.json) <= self._threshold:
             return self.text_frame
         frame = self._gzip_frame
         if frame is None:
-            frame = self._gzip_frame = build_frame(OP_BINARY, compress_message(self.message))
+            frame = self._gzip_frame = build_frame(OP_BINARY, gzip_bytes(self.compressed_json))
         return frame
+
+
+def compressed_json(message: dict[str, Any]) -> bytes:
+    """The message's JSON with `metadata.compressed: true` inside."""
+    metadata = dict(message.get("metadata") or {})
+    metadata["compressed"] = True
+    return orjson.dumps({**message, "metadata": metadata})
+
+
+def gzip_bytes(body: bytes) -> bytes:
+    deflater = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return deflater.compress(body) + deflater.flush()
 
 
 def compress_message(message: dict[str, Any]) -> bytes:
     """gzip of the message's JSON with `metadata.compressed: true` inside."""
-    metadata = dict(message.get("metadata") or {})
-    metadata["compressed"] = True
-    body = orjson.dumps({**message, "metadata": metadata})
-    deflater = zlib.compressobj(6, zlib.DEFLATED, 31)
-    return deflater.compress(body) + deflater.flush()
+    return gzip_bytes(compressed_json(message))

@@ -8,6 +8,12 @@ iteration (`_Flusher`) flushes every connection that has frames queued,
 instead of one `call_soon` handle per connection. The bound on unsent
 bytes (pending plus the transport's buffer) is the slow-consumer rule: past
 it the connection is closed with 4008 and its buffers dropped.
+
+`write_delay_ms` makes that callback run after the delay instead of in the
+next iteration: one timer per flush for every connection, which gather more
+frames per write meanwhile. Connections that opted into batched frames queue
+the events themselves and frame them at flush (`core.batches`), building each
+distinct array once per flush for every recipient that shares it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from autosdlc_ws.broker.base import HistoryResult, Position
+from autosdlc_ws.core.batches import BatchMemo, Queued, frames_for
 from autosdlc_ws.core.connection_core import (
     Action,
     AddSubscription,
@@ -53,13 +60,15 @@ YIELD_EVERY = 16
 
 
 class _Flusher:
-    """Flushes, from one callback in the next loop iteration, every connection
-    that queued frames in this one (in the order they first queued)."""
+    """Flushes, from one callback, every connection that queued frames since
+    the last one (in the order they first queued): in the next loop iteration,
+    or `delay_s` after the first frame queued."""
 
-    __slots__ = ("__weakref__", "_dirty", "_loop", "_scheduled")
+    __slots__ = ("__weakref__", "_delay_s", "_dirty", "_loop", "_scheduled")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay_s: float = 0.0) -> None:
         self._loop = loop
+        self._delay_s = delay_s
         self._dirty: list[Connection] = []
         self._scheduled = False
 
@@ -67,26 +76,33 @@ class _Flusher:
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._run)
+            if self._delay_s:
+                self._loop.call_later(self._delay_s, self._run)
+            else:
+                self._loop.call_soon(self._run)
 
     def _run(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
+        memo = BatchMemo()  # arrays shared by the batch connections flushed now
         for conn in dirty:
             try:
-                conn._flush()
+                conn._flush(memo)
             except Exception as exc:  # one connection's failure must not stall the others
                 self._loop.call_exception_handler(
                     {"message": "error flushing a connection", "exception": exc, "connection": conn})
 
 
-_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Flusher]] = weakref.WeakKeyDictionary()
 
 
-def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
-    flusher = _flushers.get(loop)
+def _flusher_for(loop: asyncio.AbstractEventLoop, delay_s: float = 0.0) -> _Flusher:
+    by_delay = _flushers.get(loop)
+    if by_delay is None:
+        by_delay = _flushers[loop] = {}
+    flusher = by_delay.get(delay_s)
     if flusher is None:
-        flusher = _flushers[loop] = _Flusher(loop)
+        flusher = by_delay[delay_s] = _Flusher(loop, delay_s)
     return flusher
 
 
@@ -110,8 +126,9 @@ class Connection:
         self.frames_out = 0
         self.closing = False
         self._loop = asyncio.get_running_loop()
-        self._flusher = _flusher_for(self._loop)
-        self._pending: list[bytes] = []
+        self._flusher = _flusher_for(self._loop, host.settings.write_delay_ms / 1000)
+        self._pending: list[Queued] = []
+        self._has_events = False  # `_pending` holds events to frame at flush (batch connections)
         self._pending_bytes = 0
         self._flush_scheduled = False
         self._limit = host.settings.outgoing_buffer_bytes
@@ -137,15 +154,35 @@ class Connection:
         # `_enqueue` inlined: this runs once per delivery.
         if self.closing:
             return
-        frame = out.frame_for(True) if self.core.gzip else out.text_frame
-        self._pending.append(frame)
-        self._pending_bytes += len(frame)
+        core = self.core
+        if core.batch:
+            self._pending.append(out)  # framed at flush, with the events queued beside it
+            self._pending_bytes += len(out.text_frame)
+            self._has_events = True
+        else:
+            frame = out.frame_for(True) if core.gzip else out.text_frame
+            self._pending.append(frame)
+            self._pending_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._flusher.add(self)
 
     def send_message(self, message: dict[str, Any]) -> None:
         self._enqueue(build_frame(OP_TEXT, dumps(message)))
+
+    def _enqueue_event(self, out: EncodedEvent) -> None:
+        """Queue an event off the hot path (replay, snapshot, held-back live events)."""
+        if self.core.batch:
+            if self.closing:
+                return
+            self._pending.append(out)
+            self._pending_bytes += len(out.text_frame)
+            self._has_events = True
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._flusher.add(self)
+        else:
+            self._enqueue(out.frame_for(self.core.gzip))
 
     def _enqueue(self, frame: bytes) -> None:
         if self.closing:
@@ -156,7 +193,7 @@ class Connection:
             self._flush_scheduled = True
             self._flusher.add(self)
 
-    def _flush(self) -> None:
+    def _flush(self, memo: BatchMemo | None = None) -> None:
         self._flush_scheduled = False
         pending = self._pending
         if self.closing or not pending:
@@ -165,6 +202,7 @@ class Connection:
         if transport.is_closing():
             pending.clear()
             self._pending_bytes = 0
+            self._has_events = False
             return
         # Falling behind means the bytes written earlier are still unsent when more
         # arrive. The burst being flushed is not counted: otherwise one loop
@@ -174,15 +212,35 @@ class Connection:
         if transport.get_write_buffer_size() > self._limit:
             self._slow_consumer()
             return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        if self._has_events:  # a batch connection's queue: events are framed now
+            self._has_events = False
+            if len(pending) == 1:  # one due event (the common load): its shared plain frame
+                event: EncodedEvent = pending[0]  # type: ignore[assignment]
+                data: bytes = event.frame_for(True) if self.core.gzip else event.text_frame
+                count = 1
+            else:
+                frames = self._batched_frames(memo)
+                count = len(frames)
+                data = frames[0] if count == 1 else b"".join(frames)
+        else:
+            count = len(pending)
+            data = pending[0] if count == 1 else b"".join(pending)  # type: ignore[assignment,arg-type]
         size = len(data)
         # Per-connection counts only: the gateway sums them at scrape time, so the
         # flush pays no lookups for the metrics (benchmarks/bench_metrics.py).
-        self.frames_out += len(pending)
+        self.frames_out += count
         self.bytes_out += size
         pending.clear()
         self._pending_bytes = 0
         transport.write(data)
+
+    def _batched_frames(self, memo: BatchMemo | None) -> list[bytes]:
+        settings = self.host.settings
+        if memo is not None:
+            return memo.frames(self._pending, self.core.gzip, settings.gzip_threshold_bytes,
+                               settings.max_batch_bytes)
+        return frames_for(self._pending, gzip=self.core.gzip, gzip_threshold=settings.gzip_threshold_bytes,
+                          max_batch_bytes=settings.max_batch_bytes)
 
     def queue_depth_bytes(self) -> int:
         return self._pending_bytes + (self.transport.get_write_buffer_size() if not self.transport.is_closing() else 0)
@@ -192,6 +250,7 @@ class Connection:
         self.host.slow_consumer_closed()
         self._pending.clear()
         self._pending_bytes = 0
+        self._has_events = False
         self.closing = True
         self._loop.create_task(self._close_ws(CloseCode.SLOW_CONSUMER, "slow consumer", abort_after=1.0))
 
@@ -382,7 +441,7 @@ class Connection:
                 if not self.core.may_read(record.event):
                     continue
                 out = EncodedEvent(as_snapshot(record.event), gzip_threshold=threshold)
-                self._enqueue(out.frame_for(self.core.gzip))
+                self._enqueue_event(out)
                 if self.host.logs_messages:
                     self.host.log_message("out", out.message, subject=self.subject,
                                           connection_id=self.core.connection_id)
@@ -404,7 +463,7 @@ class Connection:
             else:
                 self._replay_buffer = None
                 for out, _ in held:
-                    self._enqueue(out.frame_for(self.core.gzip))
+                    self._enqueue_event(out)
 
     # --- resume ---------------------------------------------------------------
 
@@ -428,7 +487,7 @@ class Connection:
                 data = event.get("data")
                 if not isinstance(data, dict) or not any(s.matches(event["type"], data) for s in subs):
                     continue
-                self._enqueue(EncodedEvent(event, gzip_threshold=threshold).frame_for(self.core.gzip))
+                self._enqueue_event(EncodedEvent(event, gzip_threshold=threshold))
                 sent += 1
                 if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
                     return
@@ -457,4 +516,4 @@ class Connection:
             buffered, self._replay_buffer = self._replay_buffer or [], None
         for out, offset in buffered:
             if offset > last:
-                self._enqueue(out.frame_for(self.core.gzip))
+                self._enqueue_event(out)

@@ -6,7 +6,6 @@ pickled, to its stdin: no secrets in argv or the environment.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import os
 import pickle
@@ -14,6 +13,7 @@ import signal
 import sys
 
 from autosdlc_ws.config import Settings
+from autosdlc_ws.server.event_loop import run as run_on_loop
 from autosdlc_ws.server.logs import configure_logging
 from autosdlc_ws.server.serve import serve
 
@@ -41,7 +41,7 @@ def worker_main() -> int:
         return 1
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(serve(settings))
+        run_on_loop(serve(settings), settings.event_loop)
     except KeyboardInterrupt:
         pass
     return 0

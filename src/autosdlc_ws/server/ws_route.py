@@ -45,6 +45,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         settings=settings, authenticator=gateway.authenticator, connection_id=admission.connection_id,
         session_id="", opened_at_ms=now, principal=principal,
         gzip=request.query.get("compression") == "gzip",
+        batch=request.query.get("batch") in ("1", "true"),
         identity_limit_external=gateway.identity_publish_limiter is not None,
         type_limits=gateway.type_limits,
     )
