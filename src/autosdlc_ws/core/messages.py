@@ -241,6 +241,7 @@ class Limits(WireModel):
     max_decompressed_bytes: Opt[NonNegInt] = None
     max_subscriptions: Opt[NonNegInt] = None
     gzip_threshold_bytes: Opt[NonNegInt] = None
+    max_batch_bytes: Opt[NonNegInt] = None  # protocol 1.1: the largest batched frame (batch clients)
 
 
 class ConnectData(WireModel):
@@ -297,6 +298,7 @@ class AuthRequestData(WireModel):
     session_id: Opt[str] = None
     last_event_id: Opt[str] = None
     compression: Opt[Literal["gzip", "none"]] = None
+    batch: Opt[bool] = None  # protocol 1.1: several events per frame, as a JSON array (first auth only)
 
     @model_validator(mode="after")
     def _needs_credential(self) -> AuthRequestData:

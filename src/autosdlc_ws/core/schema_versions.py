@@ -23,6 +23,8 @@ BASE_VERSION = "1.0"
 #: the protocol's own and move `protocolVersion`, not every type's version.
 CHANGED: dict[str, str] = {
     "subscribe": "1.1",  # snapshot
+    "connect": "1.1",  # limits.maxBatchBytes
+    "auth_request": "1.1",  # batch
     "agent_status": "1.1",  # status open
     "agent_task_update": "1.1",  # status open
     "agent_log": "1.1",  # level open

@@ -220,6 +220,7 @@ export interface AuthFailureData {
  */
 export interface AuthRequestData {
   apiKey?: string;
+  batch?: boolean;
   compression?: 'gzip' | 'none';
   lastEventId?: string;
   sessionId?: string;
@@ -258,6 +259,11 @@ export interface Limits {
    * @minimum 0
    */
   gzipThresholdBytes?: number;
+  /**
+   * @integer
+   * @minimum 0
+   */
+  maxBatchBytes?: number;
   /**
    * @integer
    * @minimum 0
