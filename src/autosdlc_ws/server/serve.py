@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import ssl
+import sys
 
 from aiohttp import web
 
@@ -50,8 +51,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     log.info("gateway listening on %s://%s:%d (broker=%s)", scheme, settings.host, settings.port,
              redact_url(settings.broker))
     who = f"worker {index} (pid {os.getpid()}) " if index is not None else ""
-    print(f"autosdlc-ws: {who}listening on {scheme}://{settings.host}:{settings.port} "
-          f"(WebSocket at /ws, broker {redact_url(settings.broker)})", flush=True)
+    # One write for the whole line: workers share the supervisor's stdout, and print()
+    # on an unbuffered stream writes the text and the newline apart, so two workers'
+    # lines could run together.
+    sys.stdout.write(f"autosdlc-ws: {who}listening on {scheme}://{settings.host}:{settings.port} "
+                     f"(WebSocket at /ws, broker {redact_url(settings.broker)})\n")
+    sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
