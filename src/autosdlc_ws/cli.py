@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="PEM private key")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), dest="event_loop",
-                       help="event loop: auto (uvloop when installed; default), asyncio or uvloop")
+                       help="event loop: asyncio (default), uvloop, or auto (uvloop when installed)")
 
     token = sub.add_parser("token", help="JWT tools").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="mint a JWT with the configured HS256 secret",

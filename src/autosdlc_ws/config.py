@@ -111,7 +111,7 @@ class Settings:
     log_format: str = "text"  # "text" (key=value) or "json"
     message_log: MessageLogConfig | None = None  # message-logging filter at start (as PUT /api/v1/logging)
     dashboard: bool = True  # serve the web dashboard at /
-    event_loop: str = "auto"  # "auto" (uvloop when installed), "asyncio" or "uvloop"; also `serve --loop`
+    event_loop: str = "asyncio"  # "asyncio", "uvloop" or "auto" (uvloop when installed); also `serve --loop`
 
     def __post_init__(self) -> None:
         if self.workers < 1:
