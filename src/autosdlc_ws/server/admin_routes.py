@@ -10,7 +10,9 @@ named, never later than the channel's timeout (1.5 s).
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -44,6 +46,23 @@ def require_admin(request: web.Request) -> Principal | web.Response:
     return principal
 
 
+AdminHandler = Callable[[web.Request, Principal], Awaitable[web.Response]]
+
+
+def admin_only(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The route runs with the admin principal; without one it answers 401/403 (before
+    any id in the path is looked at)."""
+
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.Response:
+        principal = require_admin(request)
+        if isinstance(principal, web.Response):
+            return principal
+        return await handler(request, principal)
+
+    return route
+
+
 def _not_found(exc: admin_view.UnknownConnection) -> web.Response:
     message = "no such connection"
     if exc.missing_nodes:  # it may be on a node that did not answer
@@ -51,17 +70,13 @@ def _not_found(exc: admin_view.UnknownConnection) -> web.Response:
     return json_error(404, "not_found", message)
 
 
-async def list_nodes(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def list_nodes(request: web.Request, principal: Principal) -> web.Response:
     return web.json_response(await admin_view.list_nodes(_gateway(request).control))
 
 
-async def list_connections(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def list_connections(request: web.Request, principal: Principal) -> web.Response:
     try:
         filters = admin_view.connection_filters({k: request.query.getall(k) for k in request.query})
     except ValueError as exc:
@@ -70,10 +85,8 @@ async def list_connections(request: web.Request) -> web.Response:
         _gateway(request).control, subject=filters.get("subject"), node_id=filters.get("node_id")))
 
 
-async def get_connection(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def get_connection(request: web.Request, principal: Principal) -> web.Response:
     try:
         found = await admin_view.find_connection(_gateway(request).control, request.match_info["id"])
     except admin_view.UnknownConnection as exc:
@@ -81,10 +94,8 @@ async def get_connection(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
-async def close_connection(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def close_connection(request: web.Request, principal: Principal) -> web.Response:
     connection_id = request.match_info["id"]
     try:
         closed = await admin_view.close_connection(_gateway(request).control, connection_id, principal.subject)
@@ -94,24 +105,18 @@ async def close_connection(request: web.Request) -> web.Response:
     return web.json_response(closed)
 
 
-async def list_errors(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def list_errors(request: web.Request, principal: Principal) -> web.Response:
     return web.json_response(await admin_view.merged_errors(_gateway(request).control))
 
 
-async def get_logging(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def get_logging(request: web.Request, principal: Principal) -> web.Response:
     return web.json_response(await admin_view.get_logging(_gateway(request).control))
 
 
-async def put_logging(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def put_logging(request: web.Request, principal: Principal) -> web.Response:
     try:
         body: Any = orjson.loads(await request.content.read(MAX_LOGGING_BODY_BYTES))
         if not isinstance(body, dict):
@@ -124,10 +129,8 @@ async def put_logging(request: web.Request) -> web.Response:
     return web.json_response(applied)
 
 
-async def subscription_counts(request: web.Request) -> web.Response:
-    principal = require_admin(request)
-    if isinstance(principal, web.Response):
-        return principal
+@admin_only
+async def subscription_counts(request: web.Request, principal: Principal) -> web.Response:
     return web.json_response(await admin_view.subscription_counts(_gateway(request).control))
 
 
