@@ -12,8 +12,10 @@ SCANNED = ["tests", "clients/typescript/test", "clients/typescript/scripts", "da
            "dashboard/scripts", "scripts", "benchmarks", "tools", "Makefile", ".ci", "setup.py",
            "build_dashboard.py"]
 SUFFIXES = {".py", ".ts", ".tsx", ".mjs", ".js", ".sh", ""}
-# `../shared`, `/work/...` or climbing past the repository root by `parents[N]`
-OUTSIDE = re.compile(r"""\.\./shared|["'/]work/|/shared/fixtures|parents\[[3-9]\]""")
+# the sibling folder of the checkout, `/work/...`, or climbing past the repository root by `parents[N]`
+# (The folder's name is put together here so this file does not name it itself.)
+SIBLING = "shared"
+OUTSIDE = re.compile(r"\.\./" + SIBLING + r"""|["'/]work/|/""" + SIBLING + r"/fixtures|parents\[[3-9]\]")
 
 
 def scanned_files() -> list[Path]:
