@@ -7,16 +7,21 @@ keeps the last values next to the log), with the kit of test_broker_contract.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from autosdlc_ws.broker.redis_log import RedisEventLog
-from tests.redis.test_broker_contract import Kit, _kit
+from tests.redis import test_broker_contract as contract
+from tests.redis.test_broker_contract import Kit
 
 TYPES = frozenset({"agent_status", "agent_tdd_phase", "workflow_progress", "system_notification"})
 NO_FILTERS: dict[str, frozenset[str]] = {}
+
+# The broker contract's fixtures: each test runs on memory and on Redis (`kit`),
+# or on Redis only (`redis_kit`).
+kit = contract.kit
+redis_kit = contract.redis_kit
 
 
 def ev(n: int, type_: str = "agent_status", **data: Any) -> dict[str, Any]:
@@ -25,18 +30,6 @@ def ev(n: int, type_: str = "agent_status", **data: Any) -> dict[str, Any]:
 
 def ids(result: Any) -> list[str]:
     return [e.event["id"] for e in result.events]
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
-    async for k in _kit(request.param, request, prefix):
-        yield k
-
-
-@pytest.fixture
-async def redis_kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
-    async for k in _kit("redis", request, prefix):
-        yield k
 
 
 async def test_newest_per_type_and_resource_oldest_first_as_of_the_head(kit: Kit) -> None:

@@ -38,15 +38,8 @@ import { Outbox } from './outbox.js';
 import { ClientSession } from './session.js';
 import { SubscriptionManager, subscribeConfigProblem, type SubscriptionHandle } from './subscription-manager.js';
 import { NamedTimers } from './timers.js';
-import {
-  detachSocket,
-  serverCodeFromBody,
-  SOCKET_OPEN,
-  statusFromMessage,
-  type SocketEnding,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from './transport.js';
+import { detachSocket, serverCodeFromBody, SOCKET_OPEN, statusFromMessage } from './transport.js';
+import type { SocketEnding, WebSocketConstructor, WebSocketLike } from './transport.js';
 import {
   isEventType,
   RESET_TYPE,
