@@ -112,10 +112,8 @@ class StandInSession:
         return None
 
 
-async def in_process_run(count: int, typed: bool, compressed: bool, batch: int = 1) -> float:
-    session = StandInSession(frames(count, compressed, batch))
-    ws = AutoSDLCWebSocket("ws://stand-in/ws", api_key="k", typed=typed, http_session=session,  # type: ignore[arg-type]
-                           reconnect=ReconnectPolicy(max_attempts=1), batch=batch > 1)
+async def events_per_cpu_second(ws: AutoSDLCWebSocket, count: int) -> float:
+    """Connect, receive `count` events, close: events per CPU-second of this process."""
     started = time.process_time()
     await ws.connect()
     received = 0
@@ -128,6 +126,13 @@ async def in_process_run(count: int, typed: bool, compressed: bool, batch: int =
     return count / elapsed
 
 
+async def in_process_run(count: int, typed: bool, compressed: bool, batch: int = 1) -> float:
+    session = StandInSession(frames(count, compressed, batch))
+    ws = AutoSDLCWebSocket("ws://stand-in/ws", api_key="k", typed=typed, http_session=session,  # type: ignore[arg-type]
+                           reconnect=ReconnectPolicy(max_attempts=1), batch=batch > 1)
+    return await events_per_cpu_second(ws, count)
+
+
 async def one_run(count: int, typed: bool, compressed: bool, batch: int = 1) -> float:
     runner = web.AppRunner(fake_gateway(frames(count, compressed, batch)))
     await runner.setup()
@@ -137,16 +142,7 @@ async def one_run(count: int, typed: bool, compressed: bool, batch: int = 1) -> 
     try:
         ws = AutoSDLCWebSocket(f"ws://127.0.0.1:{port}/ws", api_key="k", typed=typed,
                                reconnect=ReconnectPolicy(max_attempts=1), batch=batch > 1)
-        started = time.process_time()
-        await ws.connect()
-        received = 0
-        async for _event in ws:
-            received += 1
-            if received == count:
-                break
-        elapsed = time.process_time() - started
-        await ws.close()
-        return count / elapsed
+        return await events_per_cpu_second(ws, count)
     finally:
         await runner.cleanup()
 
