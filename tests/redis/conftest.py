@@ -22,7 +22,9 @@ import pytest
 
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.redis_backend import redis_backend
+from autosdlc_ws.broker.redis_cluster_backend import redis_cluster_backend
 from tests.conftest import free_port, missing, timeout
+from tests.redis.cluster import LocalCluster
 
 REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server"
                                                  if os.path.exists("/usr/bin/redis-server") else None)
@@ -130,6 +132,30 @@ def make_redis_broker(url: str, prefix: str, **kwargs: object) -> Backend:
                                   "start_timeout_s": 5.0}
     options.update(kwargs)
     return redis_backend(url, prefix=prefix, **options)  # type: ignore[arg-type]
+
+
+#: Partitions in the cluster tests: enough to spread over 3 masters, few enough to start fast.
+TEST_PARTITIONS = 4
+
+
+def make_cluster_broker(url: str, prefix: str, **kwargs: object) -> Backend:
+    """A Redis Cluster backend with the same test-friendly timings."""
+    options: dict[str, object] = {"reconnect_min_s": 0.02, "reconnect_max_s": 0.3,
+                                  "connect_timeout_s": 0.5, "command_timeout_s": 2.0,
+                                  "start_timeout_s": 5.0, "partitions": TEST_PARTITIONS}
+    options.update(kwargs)
+    return redis_cluster_backend(url, prefix=prefix, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One 3-master cluster for the tests that do not stop its nodes (each uses its own prefix)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

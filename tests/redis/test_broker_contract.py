@@ -18,11 +18,14 @@ from typing import Any
 import pytest
 
 from autosdlc_ws.broker.backend import Backend
-from autosdlc_ws.broker.base import BrokerEvent, Position, SessionRecord
+from autosdlc_ws.broker.base import BrokerEvent, LogPosition, Position, SessionRecord, VectorPosition
 from autosdlc_ws.broker.memory import memory_backend
+from autosdlc_ws.broker.partitioned_log import PartitionedEventLog
 from autosdlc_ws.broker.redis_log import RedisEventLog
+from autosdlc_ws.core.partitions import partition_of
 from tests.conftest import timeout
-from tests.redis.conftest import RedisServer, make_redis_broker
+from tests.redis.cluster import LocalCluster
+from tests.redis.conftest import TEST_PARTITIONS, RedisServer, make_cluster_broker, make_redis_broker
 
 
 def ev(i: int | str, **data: Any) -> dict[str, Any]:
@@ -30,11 +33,16 @@ def ev(i: int | str, **data: Any) -> dict[str, Any]:
             "data": {"agentId": "a1", "status": "busy", "n": i, **data}}
 
 
+#: The partition every `ev()` lands in on the cluster (they are all about agent a1).
+A1 = partition_of("agent_status", {"agentId": "a1"}, TEST_PARTITIONS)
+
+
 @dataclass
 class Kit:
     kind: str
     server: RedisServer | None
     prefix: str
+    cluster: LocalCluster | None = None
     brokers: list[Backend] = field(default_factory=list)
     received: dict[int, list[BrokerEvent]] = field(default_factory=dict)
     now: float = 1000.0  # the memory backends' clock, moved by `wait`
@@ -55,6 +63,11 @@ class Kit:
         if self.kind == "memory":
             broker = memory_backend(max_events=max_events, max_age_s=max_age_s, clock=self.clock,
                                     snapshot_max_keys=snapshot_max_keys, snapshot_ttl_s=snapshot_ttl_s)
+        elif self.kind == "cluster":
+            assert self.cluster is not None
+            broker = make_cluster_broker(self.cluster.url, self.prefix, max_events=max_events,
+                                         max_age_s=max_age_s, snapshot_max_keys=snapshot_max_keys,
+                                         snapshot_ttl_s=snapshot_ttl_s)
         else:
             assert self.server is not None
             broker = make_redis_broker(self.server.url, self.prefix, max_events=max_events,
@@ -75,10 +88,49 @@ class Kit:
             await asyncio.sleep(0.005)
         return self.got(broker)
 
+    # Positions: the `ev()` events' own log (one partition of the cluster's vector).
+
+    def part(self, position: LogPosition) -> Position:
+        if isinstance(position, VectorPosition):
+            return position.parts[A1]
+        return position
+
+    def offset(self, position: LogPosition) -> int:
+        return self.part(position).offset
+
+    def at(self, head: LogPosition, offset: int) -> LogPosition:
+        """`head` moved back to `offset` in the `ev()` events' log."""
+        if isinstance(head, VectorPosition):
+            parts = list(head.parts)
+            parts[A1] = Position(parts[A1].epoch, offset)
+            return VectorPosition(tuple(parts))
+        return Position(head.epoch, offset)
+
+    def agent(self, n: int) -> str:
+        """The n-th agent id whose events share the `ev()` events' log (on the cluster,
+        partition A1), so tests of one log's bounds hold on every backend."""
+        if self.kind != "cluster":
+            return f"a{n}"
+        found = [f"a{i}" for i in range(1, 10_000)
+                 if partition_of("agent_status", {"agentId": f"a{i}"}, TEST_PARTITIONS) == A1]
+        return found[n - 1]
+
+    def part_log(self, broker: Backend) -> RedisEventLog:
+        """The Redis log holding the `ev()` events."""
+        if isinstance(broker.log, PartitionedEventLog):
+            return broker.log.logs[A1]
+        assert isinstance(broker.log, RedisEventLog)
+        return broker.log
+
     async def lose_history(self, broker: Backend) -> Backend:
         """What a restarted memory broker / a Redis that lost its data looks like."""
         if self.kind == "memory":
             return await self.make()
+        if self.kind == "cluster":
+            assert self.cluster is not None and isinstance(broker.log, PartitionedEventLog)
+            keys = broker.log.logs[A1].link.log_keys[:4]
+            self.cluster.command(keys[0], "DEL", *keys)
+            return broker
         assert self.server is not None
         for key in ("epoch", "seq", "log", "ids"):
             self.server.command("DEL", f"{self.prefix}{key}")
@@ -87,31 +139,34 @@ class Kit:
 
 async def _kit(kind: str, request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
     server: RedisServer | None = None
+    cluster: LocalCluster | None = None
     if kind == "redis":
         server = request.getfixturevalue("redis_server")
-    k = Kit(kind, server, prefix)
+    elif kind == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+    k = Kit(kind, server, prefix, cluster)
     yield k
     for broker in k.brokers:
         await broker.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
-    """The contract every broker keeps: each test runs on both."""
+    """The contract every broker keeps: each test runs on each."""
     async for k in _kit(request.param, request, prefix):
         yield k
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "cluster"])
 async def redis_kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
     """For what only a shared broker can do (several workers on one log)."""
-    async for k in _kit("redis", request, prefix):
+    async for k in _kit(request.param, request, prefix):
         yield k
 
 
 async def test_offsets_grow_by_one_and_live_delivery_is_in_order(kit: Kit) -> None:
     broker = await kit.make()
-    assert (await broker.log.head()).offset == 0
+    assert kit.offset(await broker.log.head()) == 0
     assert await broker.log.ready()
     receipts = await broker.log.publish([ev(i) for i in range(1, 6)])
     assert [r.offset for r in receipts] == [1, 2, 3, 4, 5]
@@ -123,7 +178,7 @@ async def test_offsets_grow_by_one_and_live_delivery_is_in_order(kit: Kit) -> No
     assert [g.event["id"] for g in got] == [f"e-{i}" for i in range(1, 7)]
     assert got[0].event == ev(1)
     head = await broker.log.head()
-    assert head.offset == 6 and all(g.epoch == head.epoch for g in got)
+    assert kit.offset(head) == 6 and all(g.epoch == kit.part(head).epoch for g in got)
 
 
 async def test_a_known_id_is_a_duplicate_and_not_delivered_again(kit: Kit) -> None:
@@ -136,14 +191,14 @@ async def test_a_known_id_is_a_duplicate_and_not_delivered_again(kit: Kit) -> No
     await kit.wait_received(broker, 3)
     await asyncio.sleep(0.05)
     assert [g.event["id"] for g in kit.got(broker)] == ["e-1", "e-2", "e-3"]
-    assert (await broker.log.head()).offset == 3
+    assert kit.offset(await broker.log.head()) == 3
 
 
 async def test_history_after_position_and_after_event_id(kit: Kit) -> None:
     broker = await kit.make()
     await broker.log.publish([ev(i) for i in range(1, 11)])
     head = await broker.log.head()
-    by_pos = await broker.log.history_after(position=Position(head.epoch, 4))
+    by_pos = await broker.log.history_after(position=kit.at(head, 4))
     assert by_pos.complete and by_pos.reason is None
     assert [e.offset for e in by_pos.events] == [5, 6, 7, 8, 9, 10]
     assert by_pos.head == head
@@ -151,7 +206,7 @@ async def test_history_after_position_and_after_event_id(kit: Kit) -> None:
     assert by_id.complete and [e.event["id"] for e in by_id.events] == ["e-8", "e-9", "e-10"]
     at_head = await broker.log.history_after(event_id="e-10")
     assert at_head.complete and at_head.events == [] and at_head.head == head
-    limited = await broker.log.history_after(position=Position(head.epoch, 0), limit=3)
+    limited = await broker.log.history_after(position=kit.at(head, 0), limit=3)
     assert [e.offset for e in limited.events] == [1, 2, 3]
     unknown = await broker.log.history_after(event_id="nope")
     assert not unknown.complete and unknown.events == [] and unknown.reason
@@ -166,11 +221,11 @@ async def test_a_position_from_another_epoch_is_incomplete(kit: Kit) -> None:
     broker = await kit.lose_history(broker)
     await broker.log.publish([ev("new")])
     new_head = await broker.log.head()
-    assert new_head.epoch != old.epoch and new_head.offset == 1
+    assert kit.part(new_head).epoch != kit.part(old).epoch and kit.offset(new_head) == 1
     result = await broker.log.history_after(position=old)
     assert not result.complete and result.events == [] and result.reason
     assert (await broker.log.history_after(event_id="e-1")).complete is False
-    fresh = await broker.log.history_after(position=Position(new_head.epoch, 0))
+    fresh = await broker.log.history_after(position=kit.at(new_head, 0))
     assert fresh.complete and [e.event["id"] for e in fresh.events] == ["e-new"]
 
 
@@ -179,13 +234,13 @@ async def test_trimming_by_count_keeps_the_newest_and_reports_the_gap(kit: Kit) 
     for start in range(1, 301, 50):
         await broker.log.publish([ev(i) for i in range(start, start + 50)])
     head = await broker.log.head()
-    assert head.offset == 300
-    old = await broker.log.history_after(position=Position(head.epoch, 0))
+    assert kit.offset(head) == 300
+    old = await broker.log.history_after(position=kit.at(head, 0))
     assert not old.complete and old.reason
     offsets = [e.offset for e in old.events]
     # the newest max_events are always kept; Redis's MAXLEN ~ may keep up to a node more
     assert offsets == list(range(offsets[0], 301)) and 20 <= len(offsets) < 100
-    recent = await broker.log.history_after(position=Position(head.epoch, 290))
+    recent = await broker.log.history_after(position=kit.at(head, 290))
     assert recent.complete and [e.offset for e in recent.events] == list(range(291, 301))
     # the id of a trimmed event is forgotten: resuming from it is a reported gap
     assert not (await broker.log.history_after(event_id="e-1")).complete
@@ -198,12 +253,12 @@ async def test_trimming_by_age(kit: Kit) -> None:
     await kit.wait(0.4)
     await broker.log.publish([ev(i) for i in range(6, 8)])
     head = await broker.log.head()
-    result = await broker.log.history_after(position=Position(head.epoch, 0))
+    result = await broker.log.history_after(position=kit.at(head, 0))
     assert not result.complete
     assert [e.offset for e in result.events] == [6, 7]
     assert not (await broker.log.history_after(event_id="e-3")).complete
     await kit.wait(0.4)
-    empty = await broker.log.history_after(position=Position(head.epoch, 7))
+    empty = await broker.log.history_after(position=kit.at(head, 7))
     assert empty.complete and empty.events == []
     assert (await broker.log.publish([ev(8)]))[0].offset == 8
 
@@ -228,7 +283,8 @@ async def test_sessions_round_trip_and_expire(kit: Kit) -> None:
 async def test_redis_shares_one_log_between_workers(redis_kit: Kit) -> None:
     kit = redis_kit
     a, b = await kit.make(), await kit.make()
-    assert isinstance(a.log, RedisEventLog) and isinstance(b.log, RedisEventLog)
+    assert isinstance(a.log, RedisEventLog | PartitionedEventLog)
+    assert isinstance(b.log, RedisEventLog | PartitionedEventLog)
     await a.log.publish([ev(1), ev(2)])
     await b.log.publish([ev(3)])
     assert (await a.log.publish([ev(3)]))[0].duplicate

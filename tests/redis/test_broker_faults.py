@@ -124,6 +124,30 @@ async def test_redis_restarted_empty_is_a_new_epoch(
     assert not stale.complete and stale.events == []
 
 
+async def test_a_log_shorter_than_what_was_delivered_starts_a_new_epoch(
+        redis_server: RedisServer, prefix: str, redis_brokers: list[Backend]) -> None:
+    """What a failover to a replica that missed the newest writes looks like: same
+    epoch, a shorter log. Its offsets must not be handed out again to other events."""
+    a, got = await started(redis_server.url, prefix, redis_brokers)
+    b, got_b = await started(redis_server.url, prefix, redis_brokers)
+    await a.log.publish([ev(i) for i in range(5)])
+    await wait_until(lambda: len(logged(got)) == 5 and len(logged(got_b)) == 5)
+    old = await a.log.head()
+    # the replica had only offsets 1-3
+    redis_server.command("XTRIM", f"{prefix}log", "MAXLEN", "3")
+    redis_server.command("SET", f"{prefix}seq", "3")
+    redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
+    await wait_until(lambda: a.log.epoch_resets == 1 and b.log.epoch_resets == 1, 10, "new epoch")
+    new = await a.log.head()
+    assert new.epoch != old.epoch and new.offset == 0
+    assert any(x["title"] == "Broker history reset" for x in alerts(got))
+    receipts = await b.log.publish([ev("after")])
+    assert receipts[0].offset == 1
+    await wait_until(lambda: len(logged(got)) == 6 and len(logged(got_b)) == 6)
+    assert (logged(got)[-1].epoch, logged(got)[-1].offset) == (new.epoch, 1)
+    assert not (await a.log.history_after(position=old)).complete
+
+
 async def test_start_without_redis_then_it_appears(tmp_path: Path, prefix: str,
                                                    redis_brokers: list[Backend]) -> None:
     port = free_port()

@@ -50,14 +50,15 @@ class ControlKit:
     kind: str
     server: RedisServer | None
     prefix: str
+    url: str | None  # of the Redis server or cluster
     hub: MemoryControlHub = field(default_factory=MemoryControlHub)
     channels: list[ControlChannel] = field(default_factory=list)
 
     def channel(self, **options: Any) -> ControlChannel:
         if self.kind == "memory":
             return MemoryControlChannel(self.hub, heartbeat_s=HEARTBEAT_S, **options)
-        assert self.server is not None
-        return RedisControlChannel(self.server.url, prefix=self.prefix, heartbeat_s=HEARTBEAT_S,
+        assert self.url is not None
+        return RedisControlChannel(self.url, prefix=self.prefix, heartbeat_s=HEARTBEAT_S,
                                    reconnect_min_s=0.02, reconnect_max_s=0.3, connect_timeout_s=0.5, **options)
 
     async def start(self, node_id: str, handler: CommandHandler = echo, **options: Any) -> ControlChannel:
@@ -67,10 +68,12 @@ class ControlKit:
         return channel
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[ControlKit]:
     server = request.getfixturevalue("redis_server") if request.param == "redis" else None
-    k = ControlKit(request.param, server, prefix)
+    url = server.url if server else request.getfixturevalue("redis_cluster").url \
+        if request.param == "cluster" else None
+    k = ControlKit(request.param, server, prefix, url)
     yield k
     for channel in k.channels:
         await channel.close()

@@ -9,7 +9,9 @@ import pytest
 from autosdlc_ws.broker import registry
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.memory import MemoryEventLog, memory_backend
+from autosdlc_ws.broker.partitioned_log import PartitionedEventLog
 from autosdlc_ws.broker.redis_log import RedisEventLog
+from autosdlc_ws.broker.redis_target import cluster_seeds
 from autosdlc_ws.broker.urls import redact_url, url_scheme
 from autosdlc_ws.config import Settings
 from autosdlc_ws.errors import ConfigError
@@ -30,11 +32,24 @@ def test_scheme() -> Iterator[str]:
 
 
 def test_builtin_schemes_build_their_backends() -> None:
-    assert registry.known_schemes() == ["memory", "redis", "rediss"]
+    assert registry.known_schemes() == ["memory", "redis", "redis-cluster", "rediss", "rediss-cluster"]
     memory = registry.make_backend(Settings())
     assert memory.name == "memory" and isinstance(memory.log, MemoryEventLog)
     redis = registry.make_backend(Settings(broker="rediss://:secret@cache:6380/1"))
     assert redis.name == "redis" and isinstance(redis.log, RedisEventLog)
+    cluster = registry.make_backend(Settings(broker="redis-cluster://r1:7000,r2:7001", redis_partitions=8))
+    assert cluster.name == "redis-cluster" and isinstance(cluster.log, PartitionedEventLog)
+    assert cluster.log.partitions == 8
+
+
+def test_cluster_urls_name_every_seed_and_refuse_nonsense() -> None:
+    seeds, options = cluster_seeds("redis-cluster://u:p%40ss@r1:7000, r2:7001,[::1]:7002")
+    assert seeds == [("r1", 7000), ("r2", 7001), ("::1", 7002)]
+    assert options == {"username": "u", "password": "p@ss"}
+    assert cluster_seeds("rediss-cluster://r1:7000")[1] == {"ssl": True}
+    for url in ("redis-cluster://r1", "redis-cluster://r1:x", "redis-cluster://"):
+        with pytest.raises(ConfigError):
+            cluster_seeds(url)
 
 
 def test_a_new_scheme_is_one_registration(test_scheme: str) -> None:
@@ -43,8 +58,8 @@ def test_a_new_scheme_is_one_registration(test_scheme: str) -> None:
 
 
 def test_unknown_schemes_are_refused_with_the_known_ones() -> None:
-    for url in ("nats://n:4222", "memory://", "redis", "redis-cluster://r:7000"):
-        with pytest.raises(ConfigError, match=r"known brokers: memory, redis://, rediss://"):
+    for url in ("nats://n:4222", "memory://", "redis", "redis-cluster"):
+        with pytest.raises(ConfigError, match=r"known brokers: memory, redis://, redis-cluster://, rediss://"):
             registry.check_broker_url(url)
     with pytest.raises(ConfigError, match="shared broker"):
         registry.check_broker_url("memory", workers=2)

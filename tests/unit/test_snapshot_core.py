@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autosdlc_ws.broker.base import LOCAL_EPOCH, BrokerEvent, Position, VectorPosition
 from autosdlc_ws.core.connection_core import AddSubscription, Send, SendSnapshot
 from autosdlc_ws.core.last_values import still_live
 from tests.unit.test_connection_core import authed, frames, send, subscribe
@@ -52,8 +53,24 @@ def test_held_back_live_events_covered_by_the_snapshot_are_dropped() -> None:
     filters = {"agentId": frozenset({"a1"})}
     a1 = {"type": "agent_status", "data": {"agentId": "a1"}}
     a2 = {"type": "agent_status", "data": {"agentId": "a2"}}
-    assert not still_live(a1, 10, 10, types, filters)  # at or below the snapshot's position
-    assert not still_live(a1, 3, 10, types, filters)
-    assert still_live(a1, 11, 10, types, filters)  # after it: live
-    assert still_live(a2, 5, 10, types, filters)  # for another subscription of the connection
-    assert still_live(a1, 0, 10, types, filters)  # a local alert is never in a snapshot
+    snap = Position("e1", 10)
+
+    def live(event: dict[str, object], offset: int, epoch: str = "e1") -> bool:
+        return still_live(event, snap.covers(BrokerEvent(dict(event), offset, epoch)), types, filters)
+
+    assert not live(a1, 10)  # at or below the snapshot's position
+    assert not live(a1, 3)
+    assert live(a1, 11)  # after it: live
+    assert live(a2, 5)  # for another subscription of the connection
+    assert live(a1, 0, LOCAL_EPOCH)  # a local alert is never in a snapshot
+
+
+def test_a_vector_snapshot_covers_per_partition_and_epoch() -> None:
+    snap = VectorPosition((Position("e0", 10), Position("e1", 3), Position("", 0)))
+    assert snap.covers(BrokerEvent({}, 10, "e0", 0))
+    assert not snap.covers(BrokerEvent({}, 11, "e0", 0))
+    assert not snap.covers(BrokerEvent({}, 4, "e1", 1))  # its own partition's offset counts
+    assert not snap.covers(BrokerEvent({}, 2, "other", 1))  # another epoch: never covered
+    assert not snap.covers(BrokerEvent({}, 1, "x", 2))  # a partition never read
+    assert not snap.covers(BrokerEvent({}, 1, "e0", 7))  # beyond the vector
+    assert not snap.covers(BrokerEvent({}, 0, LOCAL_EPOCH, 0))

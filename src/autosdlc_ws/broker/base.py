@@ -39,17 +39,57 @@ LOCAL_EPOCH = "local"
 LOCAL_OFFSET = 0
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Position:
-    epoch: str
-    offset: int
-
-
 @dataclass(frozen=True, slots=True)
 class BrokerEvent:
     event: dict[str, Any]
     offset: int
     epoch: str
+    #: Which partition of a partitioned log (`redis-cluster://`) the offset counts in; 0 elsewhere.
+    partition: int = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """A position in a log of one partition: every event up to `offset` of `epoch`."""
+
+    epoch: str
+    offset: int
+
+    def covers(self, record: BrokerEvent) -> bool:
+        """Is `record` at or before this position (local events never are)?"""
+        return record.epoch != LOCAL_EPOCH and record.offset <= self.offset
+
+    def to_json(self) -> list[Any]:
+        return [self.epoch, self.offset]
+
+
+@dataclass(frozen=True, slots=True)
+class VectorPosition:
+    """A position in a partitioned log: one `Position` per partition (CONTRACT §12).
+    A partition never read (epoch "") covers nothing."""
+
+    parts: tuple[Position, ...]
+
+    def covers(self, record: BrokerEvent) -> bool:
+        if record.epoch == LOCAL_EPOCH or record.partition >= len(self.parts):
+            return False
+        part = self.parts[record.partition]
+        return part.epoch == record.epoch and record.offset <= part.offset
+
+    def to_json(self) -> dict[str, Any]:
+        return {"parts": [p.to_json() for p in self.parts]}
+
+
+LogPosition = Position | VectorPosition
+
+
+def position_from_json(obj: Any) -> LogPosition | None:
+    """Read what `to_json` wrote (sessions saved by 0.2 hold the plain pair)."""
+    if isinstance(obj, dict) and isinstance(obj.get("parts"), list):
+        return VectorPosition(tuple(Position(str(e), int(o)) for e, o in obj["parts"]))
+    if isinstance(obj, list | tuple) and len(obj) == 2:
+        return Position(str(obj[0]), int(obj[1]))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +104,9 @@ class HistoryResult:
     events: list[BrokerEvent]
     complete: bool
     reason: str | None = None
-    head: Position | None = None
+    head: LogPosition | None = None
+    #: When not complete: the partitions whose history is missing (None: all of them).
+    lost: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +116,7 @@ class SnapshotResult:
     later one is still to come live."""
 
     events: list[BrokerEvent]
-    position: Position
+    position: LogPosition
 
 
 @dataclass(slots=True)
@@ -82,22 +124,28 @@ class SessionRecord:
     session_id: str
     identity: str
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
-    position: Position | None = None  # log head when the session started; resume base without lastEventId
+    position: LogPosition | None = None  # log head when the session started; resume base without lastEventId
+    #: Partitioned logs only: the order the last events were sent in (`broker.trail`),
+    #: which turns a `lastEventId` into an exact vector position.
+    trail: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "sessionId": self.session_id,
             "identity": self.identity,
             "subscriptions": self.subscriptions,
-            "position": [self.position.epoch, self.position.offset] if self.position else None,
+            "position": self.position.to_json() if self.position else None,
         }
+        if self.trail is not None:
+            out["trail"] = self.trail
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SessionRecord:
-        pos = obj.get("position")
+        trail = obj.get("trail")
         return cls(
             str(obj["sessionId"]), str(obj["identity"]), list(obj.get("subscriptions") or []),
-            Position(str(pos[0]), int(pos[1])) if pos else None,
+            position_from_json(obj.get("position")), trail if isinstance(trail, dict) else None,
         )
 
 
@@ -116,6 +164,8 @@ class Outage:
     kind: OutageKind
     started: bool
     detail: str
+    #: The partitions concerned, for a partitioned log (None: the whole log).
+    partitions: frozenset[int] | None = None
 
 
 EventHandler = Callable[[BrokerEvent], None]
@@ -124,6 +174,9 @@ OutageHandler = Callable[[Outage], None]
 
 class EventLog(abc.ABC):
     """Publish, deliver live, replay history."""
+
+    #: How many independently ordered partitions the log has (`redis-cluster://`: many).
+    partitions: int = 1
 
     @abc.abstractmethod
     async def start(self, on_event: EventHandler, on_outage: OutageHandler | None = None) -> None:
@@ -139,14 +192,19 @@ class EventLog(abc.ABC):
         Raises `BrokerUnavailable` when the events could not be accepted."""
 
     @abc.abstractmethod
-    async def head(self) -> Position:
+    async def head(self) -> LogPosition:
         """The position of the newest event (offset 0 when the log is empty)."""
 
     @abc.abstractmethod
     async def history_after(
-        self, *, position: Position | None = None, event_id: str | None = None, limit: int = 100_000
+        self, *, position: LogPosition | None = None, event_id: str | None = None,
+        trail: Mapping[str, Any] | None = None, limit: int = 100_000
     ) -> HistoryResult:
-        """Events after `position` (or after the event with `event_id`), oldest first."""
+        """Events after `position` (or after the event with `event_id`), oldest first.
+
+        `trail` is the session's record of what it was sent (`SessionRecord.trail`):
+        a partitioned log needs it to know, from one event id, where the client
+        was in every other partition; a single log ignores it."""
 
     @abc.abstractmethod
     async def snapshot(self, types: frozenset[str], filters: Mapping[str, frozenset[str]]) -> SnapshotResult:

@@ -27,6 +27,7 @@ from autosdlc_ws.broker.base import (
     EventHandler,
     EventLog,
     HistoryResult,
+    LogPosition,
     OutageHandler,
     Position,
     PublishReceipt,
@@ -97,7 +98,8 @@ class MemoryEventLog(EventLog):
         return Position(self.epoch, self._next_offset - 1)
 
     async def history_after(
-        self, *, position: Position | None = None, event_id: str | None = None, limit: int = 100_000
+        self, *, position: LogPosition | None = None, event_id: str | None = None,
+        trail: Mapping[str, Any] | None = None, limit: int = 100_000
     ) -> HistoryResult:
         self._trim(self._clock())
         head = Position(self.epoch, self._next_offset - 1)
@@ -107,7 +109,7 @@ class MemoryEventLog(EventLog):
                 return HistoryResult(
                     [], False, "last event id is unknown or past the history retention", head)
         elif position is not None:
-            if position.epoch != self.epoch:
+            if not isinstance(position, Position) or position.epoch != self.epoch:
                 return HistoryResult([], False, "history was reset since this position", head)
             offset = position.offset
         else:

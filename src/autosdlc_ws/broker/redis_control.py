@@ -66,6 +66,7 @@ from autosdlc_ws.broker.control import (
 )
 from autosdlc_ws.broker.redis_link import REDIS_FAILURES
 from autosdlc_ws.broker.redis_pubsub import ReaderTimings, read_forever
+from autosdlc_ws.broker.redis_target import CommandClient, RedisTarget, target_for
 from autosdlc_ws.broker.urls import redact_url
 
 log = logging.getLogger("autosdlc_ws.broker.control")
@@ -141,12 +142,16 @@ class _Pending:
 class RedisControlChannel(ControlChannel):
     def __init__(self, url: str, *, prefix: str = "{autosdlc}:", heartbeat_s: float = HEARTBEAT_S,
                  ttl_s: float = ENTRY_TTL_S, connect_timeout_s: float = 1.0, command_timeout_s: float = 1.0,
-                 reconnect_min_s: float = 0.05, reconnect_max_s: float = 5.0, idle_ping_s: float = 2.0) -> None:
+                 reconnect_min_s: float = 0.05, reconnect_max_s: float = 5.0, idle_ping_s: float = 2.0,
+                 target: RedisTarget | None = None) -> None:
         if not 0 < heartbeat_s < ttl_s:
             raise ValueError("heartbeat_s must be positive and shorter than ttl_s")
         super().__init__()
         self.url = url
         self.prefix = prefix
+        #: On Redis Cluster every key and channel here shares the prefix's hash tag,
+        #: so one node holds the registry and carries the (sharded) commands.
+        self._target = target or target_for(url)
         self._heartbeat_s = heartbeat_s
         self._ttl_ms = int(ttl_s * 1000)
         self._connect_timeout_s = connect_timeout_s
@@ -155,8 +160,7 @@ class RedisControlChannel(ControlChannel):
         self._idle_ping_s = idle_ping_s
         self._registry_keys = [f"{prefix}nodes", f"{prefix}nodes:seen"]
         self._all_channel = f"{prefix}control:all"
-        self._client: Redis | None = None
-        self._sub_client: Redis | None = None
+        self._client: CommandClient | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: set[asyncio.Task[None]] = set()
@@ -189,12 +193,13 @@ class RedisControlChannel(ControlChannel):
     def _local_entry(self) -> NodeInfo:
         return self._entry_at(int(time.time() * 1000))
 
-    def _redis(self) -> Redis:
+    def _redis(self) -> CommandClient:
         if self._client is None:
             # No retries: every call is bounded by the caller's timeout, and an
             # unanswered call is an outage, answered locally.
-            self._client = Redis.from_url(self.url, socket_connect_timeout=self._connect_timeout_s,
-                                          socket_timeout=self._command_timeout_s, retry=Retry(NoBackoff(), 0))
+            self._client = self._target.command_client(
+                max_connections=8, timeout_s=self._command_timeout_s, connect_timeout_s=self._connect_timeout_s,
+                retry=Retry(NoBackoff(), 0), blocking=False)
             for name, source in (("REGISTRY", REGISTRY), ("ACQUIRE_LEASE", ACQUIRE_LEASE),
                                  ("RELEASE_LEASE", RELEASE_LEASE)):
                 self._scripts[name] = self._client.register_script(source)
@@ -215,8 +220,6 @@ class RedisControlChannel(ControlChannel):
         self._closed = False
         self._subscribed = asyncio.Event()
         self._redis()
-        self._sub_client = Redis.from_url(self.url, socket_connect_timeout=self._connect_timeout_s,
-                                          socket_timeout=self._command_timeout_s, retry=Retry(NoBackoff(), 0))
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_forever(), name="redis-control-reader"),
                        loop.create_task(self._beat_forever(), name="redis-control-heartbeat")]
@@ -236,7 +239,7 @@ class RedisControlChannel(ControlChannel):
                 await task
         if self._node is not None and self._client is not None and self._registry_ok:
             with contextlib.suppress(*REDIS_FAILURES):
-                pipe = self._client.pipeline(transaction=True)
+                pipe = self._client.pipeline(transaction=not self._target.sharded)
                 pipe.hdel(self._registry_keys[0], self._node.node_id)
                 pipe.zrem(self._registry_keys[1], self._node.node_id)
                 await self._bounded(pipe.execute())
@@ -246,11 +249,11 @@ class RedisControlChannel(ControlChannel):
         self._leases.clear()
         for pending in self._pending.values():
             pending.done.set()
-        for client in (self._sub_client, self._client):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-        self._client = self._sub_client = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+        await self._target.close()
+        self._client = None
         self._pubsub_up = self._registry_ok = False
 
     # --- registry -------------------------------------------------------------------------------
@@ -380,7 +383,11 @@ class RedisControlChannel(ControlChannel):
     async def _send(self, channel: str, rid: str, command: str, args: Mapping[str, Any],
                     timeout_s: float) -> int:
         body = orjson.dumps({"rid": rid, "from": self.node_id, "cmd": command, "args": dict(args)})
-        return int(await self._bounded(self._redis().publish(channel, body), timeout_s))
+        return int(await self._bounded(self._publish(channel, body), timeout_s))
+
+    def _publish(self, channel: str, body: bytes) -> Any:
+        client = self._redis()
+        return client.spublish(channel, body) if self._target.sharded else client.publish(channel, body)
 
     async def _on_message(self, channel: str, data: bytes) -> None:
         try:
@@ -411,20 +418,24 @@ class RedisControlChannel(ControlChannel):
         except NodeUnavailable as exc:
             answer_to["error"] = exc.reason
         try:
-            await self._bounded(self._redis().publish(self._reply_channel(str(message.get("from"))),
-                                                      orjson.dumps(answer_to)))
+            await self._bounded(self._publish(self._reply_channel(str(message.get("from"))),
+                                              orjson.dumps(answer_to)))
         except REDIS_FAILURES as exc:
             log.debug("control channel: could not answer %s: %s", message.get("cmd"), exc)
 
     # --- the reader -------------------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
-        assert self._sub_client is not None
         channels = [self._node_channel(self.node_id), self._all_channel, self._reply_channel(self.node_id)]
         timings = ReaderTimings(self._reconnect[0], self._reconnect[1], self._idle_ping_s, self._command_timeout_s)
-        await read_forever(self._sub_client, channels, self._on_message, on_up=self._reader_up,
+
+        async def connect() -> Redis:
+            return await self._target.subscriber(self._all_channel, connect_timeout_s=self._connect_timeout_s,
+                                                 timeout_s=self._command_timeout_s)
+
+        await read_forever(connect, channels, self._on_message, on_up=self._reader_up,
                            on_down=self._reader_down, running=lambda: not self._closed, timings=timings,
-                           name="control channel")
+                           name="control channel", sharded=self._target.sharded)
 
     async def _reader_up(self) -> None:
         """Subscribed (again): register before answering for the deployment, since a

@@ -44,7 +44,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from autosdlc_ws.broker.base import (
     LOCAL_EPOCH,
@@ -53,6 +52,7 @@ from autosdlc_ws.broker.base import (
     EventHandler,
     EventLog,
     HistoryResult,
+    LogPosition,
     Outage,
     OutageHandler,
     OutageKind,
@@ -87,8 +87,11 @@ class RedisEventLog(EventLog):
         alert_after_s: float = 1.0,
         snapshot_max_keys: int = 100_000,
         snapshot_ttl_s: float = 86_400.0,
+        partition: int = 0,
     ) -> None:
         self.link = link
+        #: This log's number in a partitioned log (`broker.partitioned_log`), stamped on its events.
+        self.partition = partition
         self.channel = f"{link.prefix}events"
         self._log_key = link.log_keys[2]
         self.max_events = max_events
@@ -101,7 +104,6 @@ class RedisEventLog(EventLog):
         self._trim_interval_s = trim_interval_s if trim_interval_s is not None else min(
             10.0, max(0.5, max_age_s / 20))
         self._start_timeout_s = start_timeout_s
-        self._sub_client: Redis | None = None
         self._handler: EventHandler | None = None
         self._on_outage: OutageHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,7 +142,6 @@ class RedisEventLog(EventLog):
         self._closed = False
         self._connected = asyncio.Event()
         self.link.client()
-        self._sub_client = self.link.subscriber()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_forever(), name="redis-broker-reader"),
                        loop.create_task(self._trim_forever(), name="redis-broker-trim")]
@@ -156,10 +157,6 @@ class RedisEventLog(EventLog):
         self._on_outage = None
         tasks, self._tasks = self._tasks, []
         await cancel_all(tasks)
-        if self._sub_client is not None:
-            with contextlib.suppress(Exception):
-                await self._sub_client.aclose()
-        self._sub_client = None
         await self.link.close()
         if self._outage_timer is not None:
             self._outage_timer.cancel()
@@ -199,7 +196,7 @@ class RedisEventLog(EventLog):
         if self._epoch is not None:
             # remembered in Redis once it is reachable, so a client can resume by this id
             self._local_ids.append((self._epoch, self._delivered, event["id"]))
-        self._handler(BrokerEvent(event, LOCAL_OFFSET, LOCAL_EPOCH))
+        self._handler(BrokerEvent(event, LOCAL_OFFSET, LOCAL_EPOCH, self.partition))
 
     async def _remember_local_ids(self) -> None:
         pending, self._local_ids = self._local_ids, []
@@ -228,7 +225,8 @@ class RedisEventLog(EventLog):
         return text(epoch), int(seq), int(kept), int(found)
 
     async def history_after(
-        self, *, position: Position | None = None, event_id: str | None = None, limit: int = 100_000
+        self, *, position: LogPosition | None = None, event_id: str | None = None,
+        trail: Mapping[str, Any] | None = None, limit: int = 100_000
     ) -> HistoryResult:
         if event_id is None and position is None:
             raise ValueError("history_after needs a position or an event id")
@@ -242,7 +240,7 @@ class RedisEventLog(EventLog):
                 start = found
             else:
                 assert position is not None
-                if position.epoch != epoch:
+                if not isinstance(position, Position) or position.epoch != epoch:
                     return HistoryResult([], False, "history was reset since this position", head)
                 start = position.offset
             if start > seq:
@@ -261,7 +259,7 @@ class RedisEventLog(EventLog):
                     if offset != expected and complete:
                         complete, reason = False, "history was trimmed while it was being read"
                     expected = offset + 1
-                    events.append(BrokerEvent(event, offset, epoch))
+                    events.append(BrokerEvent(event, offset, epoch, self.partition))
                 cursor = expected
             if events and events[-1].offset < seq and len(events) >= limit:
                 complete, reason = False, f"more than {limit} events were missed"
@@ -290,7 +288,7 @@ class RedisEventLog(EventLog):
         for i in range(2, len(result), 2):
             event = orjson.loads(bytes(result[i + 1]).partition(b" ")[2])
             if matches(types, filters, event):
-                events.append(BrokerEvent(event, int(result[i]), epoch))
+                events.append(BrokerEvent(event, int(result[i]), epoch, self.partition))
         events.sort(key=lambda e: e.offset)
         # As for history: everything up to `seq` must have reached this worker's
         # live handler first, so the caller can drop live copies at or below it.
@@ -345,12 +343,11 @@ class RedisEventLog(EventLog):
     async def _read_forever(self) -> None:
         """The live reader: subscribe, catch up, deliver; reconnect on any failure
         (`redis_pubsub.read_forever`, shared with the control channel)."""
-        assert self._sub_client is not None
         timings = ReaderTimings(reconnect_min_s=self._reconnect[0], reconnect_max_s=self._reconnect[1],
                                 idle_ping_s=self._idle_ping_s, timeout_s=self.link.command_timeout_s)
-        await read_forever(self._sub_client, [self.channel], self._on_message, on_up=self._reader_up,
-                           on_down=self._went_down, running=lambda: not self._closed, timings=timings,
-                           name="redis broker")
+        await read_forever(lambda: self.link.subscriber(self.channel), [self.channel], self._on_message,
+                           on_up=self._reader_up, on_down=self._went_down, running=lambda: not self._closed,
+                           timings=timings, name="redis broker", sharded=self.link.sharded)
 
     async def _reader_up(self) -> None:
         await self._catch_up()
@@ -373,23 +370,27 @@ class RedisEventLog(EventLog):
         if seq > self._delivered:
             await self._fill(self._delivered + 1, seq)
         elif seq < self._delivered:
-            # Same epoch but a shorter log: Redis restarted from a persistence
-            # file that missed the newest writes. Offsets will be handed out
-            # again, so treat it as a reset rather than silently drop them.
-            log.warning("redis log head %d is behind delivered offset %d in epoch %s",
+            # Same epoch but a shorter log: a failover to a replica that missed the
+            # newest writes, or a restart from a persistence file that did. Those
+            # offsets would be handed out again to other events: start a new epoch
+            # instead, so every position into the old one is known to be stale.
+            log.warning("redis log head %d is behind delivered offset %d in epoch %s; starting a new epoch",
                         seq, self._delivered, epoch)
-            self._delivered = seq
+            self._reset_epoch(text(await self.link.log_script("NEW_EPOCH", [epoch])),
+                              "the Redis log lost its newest events (a failover or a restart that "
+                              "missed writes); events published just before cannot be resumed")
         self._wake_waiters()
 
-    def _reset_epoch(self, epoch: str) -> None:
+    def _reset_epoch(self, epoch: str, detail: str = "Redis lost its event history (new epoch); events "
+                     "published before the reset cannot be resumed") -> None:
+        if epoch == self._epoch:
+            return
         log.warning("redis history was reset: epoch %s -> %s", self._epoch, epoch)
         self.epoch_resets += 1
         self._epoch, self._delivered = epoch, 0
         self._local_ids.clear()
         self._wake_waiters()
-        self._report(OutageKind.HISTORY_RESET, True,
-                     "Redis lost its event history (new epoch); events published before the reset "
-                     "cannot be resumed")
+        self._report(OutageKind.HISTORY_RESET, True, detail)
 
     async def _on_payload(self, payload: bytes) -> None:
         lines = payload.split(b"\n")
@@ -403,7 +404,7 @@ class RedisEventLog(EventLog):
                 continue  # already delivered (from the stream, after a reconnect)
             if offset > self._delivered + 1:
                 await self._fill(self._delivered + 1, offset - 1)
-            self._deliver(BrokerEvent(orjson.loads(body), offset, epoch))
+            self._deliver(BrokerEvent(orjson.loads(body), offset, epoch, self.partition))
         self._wake_waiters()
 
     async def _fill(self, first: int, last: int) -> None:
@@ -422,7 +423,7 @@ class RedisEventLog(EventLog):
                     self.events_lost += offset - self._delivered - 1
                     log.warning("redis broker: offsets %d..%d were trimmed before delivery",
                                 self._delivered + 1, offset - 1)
-                self._deliver(BrokerEvent(event, offset, epoch))
+                self._deliver(BrokerEvent(event, offset, epoch, self.partition))
                 self.events_filled += 1
                 cursor = offset + 1
         if self._delivered < last:

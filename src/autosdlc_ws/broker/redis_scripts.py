@@ -239,6 +239,20 @@ end
 return out
 """
 
+#: ARGV: epoch candidate, the epoch the caller saw. Returns the epoch now.
+#: A log that is still in that epoch is discarded and starts again in the
+#: candidate: what a worker does when the log is shorter than what it already
+#: delivered (a failover to a replica that had not received the newest
+#: writes), so the lost offsets are never handed out again under the same
+#: epoch. Whoever comes second finds the epoch already changed.
+NEW_EPOCH = _PROLOGUE + r"""
+local epoch = ensure_epoch()
+if epoch ~= ARGV[2] then return epoch end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
 #: ARGV: epoch candidate, expected epoch, then (offset, event id) pairs.
 #: Records ids of events that never went through the log (the local outage
 #: alerts) at the offset they followed, so a client whose last event was one
@@ -252,6 +266,16 @@ end
 return 1
 """
 
+
+
+def log_scripts(*, sharded: bool = False) -> dict[str, str]:
+    """The log's scripts by name; `sharded` (Redis Cluster) publishes with
+    `SPUBLISH`, whose channel shares the slot of the script's keys."""
+    scripts = {"PUBLISH": PUBLISH, "HEAD": HEAD, "TRIM": TRIM, "REMEMBER_IDS": REMEMBER_IDS,
+               "SNAPSHOT": SNAPSHOT, "NEW_EPOCH": NEW_EPOCH}
+    if sharded:
+        scripts["PUBLISH"] = PUBLISH.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")
+    return scripts
 
 # --- shared limits -------------------------------------------------------------------------
 #

@@ -1,7 +1,11 @@
 """Sessions in Redis: one key per session (`<prefix>session:<id>`, JSON) with its TTL,
-so a client can resume on any worker sharing the Redis."""
+so a client can resume on any worker sharing the Redis. On Redis Cluster
+`key_of` puts each session in the slot of its own id, spreading them over
+the masters."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 
@@ -11,10 +15,13 @@ from autosdlc_ws.errors import BrokerUnavailable
 
 
 class RedisSessionStore(SessionStore):
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, *, key_of: Callable[[str], str] | None = None) -> None:
         self.link = link
+        self._key_of = key_of
 
     def _key(self, session_id: str) -> str:
+        if self._key_of is not None:
+            return self._key_of(session_id)
         return f"{self.link.prefix}session:{session_id}"
 
     async def save(self, record: SessionRecord, ttl_s: float) -> None:

@@ -1,4 +1,4 @@
-"""Brokers by URL scheme: `memory`, `redis://`, `rediss://`, and whatever registers.
+"""Brokers by URL scheme: `memory`, `redis://`, `rediss://`, `redis-cluster://`, and whatever registers.
 
 A new broker is one module with a factory plus one `register_backend` line
 (see docs/architecture.md). Factories are named by module and attribute and
@@ -78,3 +78,5 @@ def make_backend(settings: Settings) -> Backend:
 register_backend("memory", "autosdlc_ws.broker.memory:backend_from_settings", shared=False, bare=True)
 register_backend("redis", "autosdlc_ws.broker.redis_backend:backend_from_settings")
 register_backend("rediss", "autosdlc_ws.broker.redis_backend:backend_from_settings")
+register_backend("redis-cluster", "autosdlc_ws.broker.redis_cluster_backend:backend_from_settings")
+register_backend("rediss-cluster", "autosdlc_ws.broker.redis_cluster_backend:backend_from_settings")

@@ -95,15 +95,14 @@ def matches(types: frozenset[str], filters: Filters, event: Mapping[str, Any]) -
     return True
 
 
-def still_live(event: Mapping[str, Any], offset: int, snapshot_offset: int,
-               types: frozenset[str], filters: Filters) -> bool:
+def still_live(event: Mapping[str, Any], covered: bool, types: frozenset[str], filters: Filters) -> bool:
     """Is a live event held back while a snapshot was read still to be sent after it?
 
-    Not when the snapshot covers it: a log event (offset > 0; local alerts have
-    0 and are never in a snapshot) at or below the snapshot's position that the
-    subscription matches is in the snapshot, or superseded there by a newer one
-    that the client must not see overtaken by an older one."""
-    return offset <= 0 or offset > snapshot_offset or not matches(types, filters, event)
+    Not when the snapshot covers it: a log event at or below the snapshot's
+    position (`covered`; local alerts never are) that the subscription matches
+    is in the snapshot, or superseded there by a newer one that the client
+    must not see overtaken by an older one."""
+    return not covered or not matches(types, filters, event)
 
 
 def as_snapshot(event: Mapping[str, Any]) -> dict[str, Any]:

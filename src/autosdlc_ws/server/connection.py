@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from autosdlc_ws.broker.base import HistoryResult, Position
+from autosdlc_ws.broker.base import BrokerEvent, HistoryResult, LogPosition
+from autosdlc_ws.broker.trail import SendTrail
 from autosdlc_ws.core.batches import BatchMemo, Queued, frames_for
 from autosdlc_ws.core.connection_core import (
     Action,
@@ -45,6 +46,7 @@ from autosdlc_ws.core.connection_core import (
 from autosdlc_ws.core.envelope import EncodedEvent, dumps, make_message
 from autosdlc_ws.core.frames import OP_TEXT, build_frame
 from autosdlc_ws.core.last_values import as_snapshot, still_live
+from autosdlc_ws.core.partitions import affected, partition_scope
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.errors import BrokerUnavailable, CloseCode, ErrorCode, GatewayError
 from autosdlc_ws.server.logs import connection_id_var, subject_var
@@ -132,10 +134,12 @@ class Connection:
         self._pending_bytes = 0
         self._flush_scheduled = False
         self._limit = host.settings.outgoing_buffer_bytes
-        self._replay_buffer: list[tuple[EncodedEvent, int]] | None = None
+        self._replay_buffer: list[tuple[EncodedEvent, BrokerEvent]] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None  # what `_deadline` is armed for
-        self.session_position: Position | None = None  # log head when the session began
+        self.session_position: LogPosition | None = None  # log head when the session began
+        #: The order log events were sent in, on a partitioned log (exact resume, `broker.trail`).
+        self.trail = SendTrail(host.log_partitions) if host.log_partitions > 1 else None
         self.session_key: str | None = None  # the session this connection holds
         self.superseded = False  # another connection resumed this session
         core.owner = self
@@ -146,14 +150,16 @@ class Connection:
     def gzip(self) -> bool:
         return self.core.gzip
 
-    def deliver(self, out: EncodedEvent, offset: int) -> None:
+    def deliver(self, out: EncodedEvent, record: BrokerEvent) -> None:
         """Hot path: queue one shared event frame. Never awaits."""
         if self._replay_buffer is not None:
-            self._replay_buffer.append((out, offset))
+            self._replay_buffer.append((out, record))
             return
         # `_enqueue` inlined: this runs once per delivery.
         if self.closing:
             return
+        if self.trail is not None:
+            self.trail.record(record)
         core = self.core
         if core.batch:
             self._pending.append(out)  # framed at flush, with the events queued beside it
@@ -169,6 +175,12 @@ class Connection:
 
     def send_message(self, message: dict[str, Any]) -> None:
         self._enqueue(build_frame(OP_TEXT, dumps(message)))
+
+    def _enqueue_logged(self, out: EncodedEvent, record: BrokerEvent) -> None:
+        """Queue a log event off the hot path (replay, held-back live events)."""
+        if self.trail is not None and not self.closing:
+            self.trail.record(record)
+        self._enqueue_event(out)
 
     def _enqueue_event(self, out: EncodedEvent) -> None:
         """Queue an event off the hot path (replay, snapshot, held-back live events)."""
@@ -429,10 +441,10 @@ class Connection:
         nested = self._replay_buffer is not None  # never today: a resume completes first
         if not nested:
             self._replay_buffer = []
-        position = 0
+        position: LogPosition | None = None
         try:
             result = await self.host.snapshot(sub)
-            position = result.position.offset
+            position = result.position
             threshold = self.host.settings.gzip_threshold_bytes
             sent = 0
             for record in result.events:
@@ -456,14 +468,15 @@ class Connection:
                 {"subscriptionId": sub.id, "status": "reset", "reason": f"snapshot unavailable: {exc}"},
                 now_ms=self.host.now_ms()))
         finally:
-            held = [(out, offset) for out, offset in self._replay_buffer or []
-                    if still_live(out.message, offset, position, sub.types, sub.filters)]
+            held = [(out, record) for out, record in self._replay_buffer or []
+                    if still_live(out.message, position is not None and position.covers(record),
+                                  sub.types, sub.filters)]
             if nested:
                 self._replay_buffer = held
             else:
                 self._replay_buffer = None
-                for out, _ in held:
-                    self._enqueue_event(out)
+                for out, record in held:
+                    self._enqueue_logged(out, record)
 
     # --- resume ---------------------------------------------------------------
 
@@ -476,6 +489,7 @@ class Connection:
         the history's end). History is read only after the subscriptions are in
         the index, so no event can fall between the replay and live delivery."""
         self._replay_buffer = []
+        last: dict[int, int] = {}  # partition -> last offset replayed
         try:
             await self.execute(self.core.restore(records, self.host.now_ms()))
             history = await load_history()
@@ -487,16 +501,20 @@ class Connection:
                 data = event.get("data")
                 if not isinstance(data, dict) or not any(s.matches(event["type"], data) for s in subs):
                     continue
-                self._enqueue_event(EncodedEvent(event, gzip_threshold=threshold))
+                self._enqueue_logged(EncodedEvent(event, gzip_threshold=threshold), record)
                 sent += 1
                 if sent % REPLAY_CHUNK == 0 and not await self.drain(self._limit // 4):
                     return
             # Held-back live events arrived after this connection began, so every one
             # the replay did not cover is new to the client: with no replay, all are.
-            last = history.events[-1].offset if history.events else -1
+            for record in history.events:
+                last[record.partition] = record.offset
             if not history.complete:
                 now = self.host.now_ms()
                 for sub in subs:
+                    if not affected(partition_scope(sub.types, sub.filters, self.host.log_partitions),
+                                    history.lost):
+                        continue
                     self.send_message(make_message(
                         "subscription_update",
                         {"subscriptionId": sub.id, "status": "reset",
@@ -505,7 +523,7 @@ class Connection:
                      self.core.connection_id, self.core.session_id, sent, history.complete)
         except GatewayError as exc:
             log.warning("resume failed conn=%s: %s", self.core.connection_id, exc)
-            last = 0
+            last = {}
             now = self.host.now_ms()
             for sub in self.core.subscriptions.values():
                 self.send_message(make_message(
@@ -514,6 +532,6 @@ class Connection:
                     now_ms=now))
         finally:
             buffered, self._replay_buffer = self._replay_buffer or [], None
-        for out, offset in buffered:
-            if offset > last:
-                self._enqueue_event(out)
+        for out, record in buffered:
+            if record.offset > last.get(record.partition, -1):
+                self._enqueue_logged(out, record)

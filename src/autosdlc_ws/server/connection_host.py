@@ -26,6 +26,10 @@ class ConnectionHost(Protocol):
 
     def now_ms(self) -> int: ...
 
+    @property
+    def log_partitions(self) -> int:
+        """Partitions of the broker's event log (1 unless it is partitioned, `redis-cluster://`)."""
+
     # --- counting and logging -------------------------------------------------------
 
     def frame_received(self, size: int, message_type: str) -> None:

@@ -27,7 +27,7 @@ from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.base import (
     HistoryResult,
     Outage,
-    Position,
+    OutageKind,
     PublishReceipt,
     SessionRecord,
     SharedLimits,
@@ -40,6 +40,7 @@ from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.open_values import unknown_values
+from autosdlc_ws.core.partitions import affected, partition_scope
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
 from autosdlc_ws.core.schema_versions import stamp_version
@@ -246,6 +247,11 @@ class Gateway:
         limit (`other` for the rest), so the metric's labels stay bounded."""
         self.stats.rate_limited += 1
         self.stats.rate_limited_by_type[self.type_limits.label(message_type)] += 1
+
+    @property
+    def log_partitions(self) -> int:
+        return self.backend.log.partitions
+
     @property
     def control(self) -> ControlChannel:
         """The deployment's node registry and commands (the backend's control channel)."""
@@ -275,6 +281,19 @@ class Gateway:
         alert = outage_alert(outage, self.broker_outage, self.now_ms())
         if alert is not None:
             self.deliver_locally(alert)
+        if outage.kind is OutageKind.HISTORY_RESET:
+            self._reset_live_subscriptions(outage)
+
+    def _reset_live_subscriptions(self, outage: Outage) -> None:
+        """Events of the lost partitions that no worker delivered are gone: say so
+        to every live subscription that could have received them (CONTRACT §12)."""
+        now = self.now_ms()
+        for conn in list(self.connections.values()):
+            for sub in list(conn.core.subscriptions.values()):
+                if affected(partition_scope(sub.types, sub.filters, self.log_partitions), outage.partitions):
+                    conn.send_message(make_message(
+                        "subscription_update",
+                        {"subscriptionId": sub.id, "status": "reset", "reason": outage.detail}, now_ms=now))
 
     def deliver_locally(self, event: dict[str, Any]) -> None:
         """Hand `event` to this worker's subscribers without the log (it may be down)."""
@@ -314,10 +333,6 @@ class Gateway:
 
     async def snapshot(self, subscription: Subscription[Any]) -> SnapshotResult:
         return await self.backend.log.snapshot(subscription.types, subscription.filters)
-
-    async def history_for(self, base_offset: int) -> HistoryResult:
-        head = await self.backend.log.head()
-        return await self.backend.log.history_after(position=Position(head.epoch, base_offset))
 
     # --- connection admission ---------------------------------------------------
 
@@ -444,6 +459,7 @@ class Gateway:
         record = SessionRecord(
             conn.core.session_id, conn.core.principal.identity,
             [r.to_json() for r in conn.core.records()], base,
+            conn.trail.to_json() if conn.trail is not None else None,
         )
         await self.backend.sessions.save(record, ttl_s)
 
@@ -495,7 +511,8 @@ class Gateway:
 
         async def load_history() -> HistoryResult:
             if last_event_id:
-                return await self.backend.log.history_after(event_id=last_event_id)
+                return await self.backend.log.history_after(
+                    event_id=last_event_id, position=position, trail=record.trail if record else None)
             if position is not None:
                 return await self.backend.log.history_after(position=position)
             head = await self.backend.log.head()

@@ -46,7 +46,7 @@ class Hub:
         started = time.perf_counter()
         out = EncodedEvent(event, gzip_threshold=self._gzip_threshold)
         for conn in owners:
-            conn.deliver(out, record.offset)
+            conn.deliver(out, record)
         stats = self.stats
         if stats is not None:
             stats.events_delivered += len(owners)

@@ -1,0 +1,169 @@
+"""A throw-away Redis Cluster for the tests: `masters` masters (+ one replica each
+when `replicas`), each a `redis-server --cluster-enabled yes` on a free port,
+joined by `redis-cli --cluster create`. Nodes can be killed, restarted and
+failed over one by one, which is what the fault tests do.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from redis.crc import key_slot
+
+from tests.conftest import timeout
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too (and below 65536)."""
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class ClusterNode:
+    def __init__(self, workdir: Path, port: int, *, persistent: bool) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.persistent = persistent
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+                "--save", "", "--dir", str(self.workdir), "--stream-node-max-entries", "10",
+                "--appendonly", "yes" if self.persistent else "no"]
+        if self.persistent:
+            args += ["--appendfsync", "always"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout(10)
+        while not self.ping():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+
+    def stop(self, *, kill: bool = True) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        self.proc.wait(timeout(10))
+        self.proc = None
+
+    def ping(self) -> bool:
+        return self.command("PING").startswith(b"+PONG")
+
+    def command(self, *args: str) -> bytes:
+        """One command over a raw socket; b"" when the node cannot be reached."""
+        parts = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            b = a.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"".join(parts))
+                return s.recv(1 << 20)
+        except OSError:
+            return b""
+
+    def role(self) -> str:
+        info = self.command("ROLE")
+        return "master" if b"master" in info[:32] else "replica" if info else "down"
+
+    def node_id(self) -> str:
+        return self.command("CLUSTER", "MYID").split(b"\r\n")[1].decode()
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path, *, masters: int = 3, replicas: bool = False,
+                 persistent: bool = False) -> None:
+        count = masters * (2 if replicas else 1)
+        self.masters = masters
+        self.replicas = replicas
+        self.nodes = [ClusterNode(workdir / f"n{i}", free_cluster_port(), persistent=persistent) for i in range(count)]
+
+    @property
+    def url(self) -> str:
+        return "redis-cluster://" + ",".join(n.address for n in self.nodes[:self.masters])
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        cmd = [REDIS_CLI, "--cluster", "create", *(n.address for n in self.nodes), "--cluster-yes"]
+        if self.replicas:
+            cmd += ["--cluster-replicas", "1"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=timeout(30))
+        self.wait_ok()
+
+    def wait_ok(self, seconds: float = 20) -> None:
+        """Until every live node says `cluster_state:ok` and agrees on the slots."""
+        deadline = time.monotonic() + timeout(seconds)
+        while time.monotonic() < deadline:
+            live = [n for n in self.nodes if n.proc is not None]
+            if all(b"cluster_state:ok" in n.command("CLUSTER", "INFO") for n in live):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not become ok")
+
+    def _topology(self) -> list[list[str]]:
+        """`CLUSTER NODES` lines (split) as a live node sees them."""
+        for node in self.nodes:
+            if node.proc is not None:
+                reply = node.command("CLUSTER", "NODES")
+                if reply:
+                    body = reply.split(b"\r\n", 1)[1] if reply.startswith(b"$") else reply
+                    return [line.split() for line in body.decode().splitlines() if line.count(" ") > 6]
+        raise RuntimeError("no live node")
+
+    def master_of(self, key: str) -> ClusterNode:
+        """The live master serving `key`'s slot."""
+        slot = key_slot(key.encode())
+        for fields in self._topology():
+            if "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            for span in fields[8:]:
+                low, _, high = span.partition("-")
+                if low.isdigit() and int(low) <= slot <= int(high or low):
+                    port = int(fields[1].split("@")[0].rpartition(":")[2])
+                    return next(n for n in self.nodes if n.port == port)
+        raise RuntimeError(f"no live master serves slot {slot}")
+
+    def replica_of(self, master: ClusterNode) -> ClusterNode:
+        master_id = master.node_id()
+        for fields in self._topology():
+            if fields[3] == master_id and "fail" not in fields[2]:
+                port = int(fields[1].split("@")[0].rpartition(":")[2])
+                return next(n for n in self.nodes if n.port == port)
+        raise RuntimeError(f"no replica of {master.address}")
+
+    def command(self, key: str, *args: str) -> bytes:
+        """A command for `key`, on the master that serves it."""
+        return self.master_of(key).command(*args)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
