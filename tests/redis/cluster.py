@@ -97,6 +97,14 @@ class ClusterNode:
         return self.command("CLUSTER", "MYID").split(b"\r\n")[1].decode()
 
 
+def _bulk_strings(reply: bytes) -> list[str]:
+    """The strings of a RESP array of bulk strings (enough for GETKEYSINSLOT)."""
+    lines = reply.split(b"\r\n")
+    if not lines or not lines[0].startswith(b"*"):
+        return []
+    return [lines[i].decode() for i in range(2, 2 * int(lines[0][1:]) + 1, 2)]
+
+
 class LocalCluster:
     def __init__(self, workdir: Path, *, masters: int = 3, replicas: bool = False,
                  persistent: bool = False) -> None:
@@ -141,16 +149,7 @@ class LocalCluster:
 
     def master_of(self, key: str) -> ClusterNode:
         """The live master serving `key`'s slot."""
-        slot = key_slot(key.encode())
-        for fields in self._topology():
-            if "master" not in fields[2] or "fail" in fields[2]:
-                continue
-            for span in fields[8:]:
-                low, _, high = span.partition("-")
-                if low.isdigit() and int(low) <= slot <= int(high or low):
-                    port = int(fields[1].split("@")[0].rpartition(":")[2])
-                    return next(n for n in self.nodes if n.port == port)
-        raise RuntimeError(f"no live master serves slot {slot}")
+        return self.master_of_slot(key_slot(key.encode()))
 
     def replica_of(self, master: ClusterNode) -> ClusterNode:
         master_id = master.node_id()
@@ -163,6 +162,40 @@ class LocalCluster:
     def command(self, key: str, *args: str) -> bytes:
         """A command for `key`, on the master that serves it."""
         return self.master_of(key).command(*args)
+
+    def move_slot(self, slot: int, dest: ClusterNode) -> int:
+        """Migrate `slot` to the master `dest` as `redis-cli --cluster reshard` does
+        (IMPORTING/MIGRATING, MIGRATE its keys in small batches, then SETSLOT NODE on
+        every master); returns the number of keys moved."""
+        src = self.master_of_slot(slot)
+        assert src is not dest
+        src_id, dest_id = src.node_id(), dest.node_id()
+        assert dest.command("CLUSTER", "SETSLOT", str(slot), "IMPORTING", src_id).startswith(b"+OK")
+        assert src.command("CLUSTER", "SETSLOT", str(slot), "MIGRATING", dest_id).startswith(b"+OK")
+        moved = 0
+        while True:
+            keys = _bulk_strings(src.command("CLUSTER", "GETKEYSINSLOT", str(slot), "2"))
+            if not keys:
+                break
+            reply = src.command("MIGRATE", "127.0.0.1", str(dest.port), "", "0", "5000", "KEYS", *keys)
+            assert reply.startswith((b"+OK", b"+NOKEY")), reply
+            moved += len(keys)
+            time.sleep(0.05)  # slow enough for publishes to meet a half-moved slot
+        for node in self.nodes:
+            if node.proc is not None and node.role() == "master":
+                node.command("CLUSTER", "SETSLOT", str(slot), "NODE", dest_id)
+        return moved
+
+    def master_of_slot(self, slot: int) -> ClusterNode:
+        for fields in self._topology():
+            if "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            for span in fields[8:]:
+                low, _, high = span.partition("-")
+                if low.isdigit() and int(low) <= slot <= int(high or low):
+                    port = int(fields[1].split("@")[0].rpartition(":")[2])
+                    return next(n for n in self.nodes if n.port == port)
+        raise RuntimeError(f"no live master serves slot {slot}")
 
     def stop(self) -> None:
         for node in self.nodes:

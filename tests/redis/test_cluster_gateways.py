@@ -12,8 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.crc import key_slot
 
 from autosdlc_ws.core.partitions import partition_of
+from autosdlc_ws.errors import BrokerUnavailable
 from tests.conftest import RunningGateway, base_settings, timeout
 from tests.redis.cluster import LocalCluster
 from tests.redis.conftest import TEST_PARTITIONS, make_cluster_broker, wait_until
@@ -248,3 +250,55 @@ async def test_a_failover_to_the_replica_keeps_delivery_and_resume_gapless(
             await resumed.close()
     finally:
         await client.close()
+
+
+async def test_a_partition_slot_migrated_while_publishing_loses_and_repeats_nothing(
+        own_cluster: LocalCluster, prefix: str) -> None:
+    """MOVED/ASK/TRYAGAIN for the publisher, a `sunsubscribe` for the reader: both follow
+    the slot to its new master; the reader fills from the stream what it missed."""
+    publisher = make_cluster_broker(own_cluster.url, prefix)
+    reader = make_cluster_broker(own_cluster.url, prefix)
+    got: list[Any] = []
+    await publisher.start(lambda record: None)
+    await reader.start(got.append)
+    try:
+        log = publisher.log
+        partition = partition_of("agent_status", {"agentId": "a1"}, TEST_PARTITIONS)
+        key = log.logs[partition].link.log_keys[0]  # type: ignore[attr-defined]
+        slot = key_slot(key.encode())
+        source = own_cluster.master_of(key)
+        dest = next(n for n in own_cluster.nodes if n is not source)
+        accepted: list[str] = []
+        stop = asyncio.Event()
+
+        async def keep_publishing() -> None:
+            n = 0
+            while not stop.is_set():
+                batch = [agent_event(n + i, agent="a1", prefix="m") for i in range(5)]
+                try:
+                    await log.publish(batch)
+                except BrokerUnavailable:
+                    await asyncio.sleep(0.05)
+                    continue  # refused whole: the same ids again (idempotent)
+                accepted.extend(e["id"] for e in batch)
+                n += 5
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(keep_publishing())
+        await wait_until(lambda: len(accepted) >= 50, 10, "publishing")
+        moved = await asyncio.to_thread(own_cluster.move_slot, slot, dest)
+        assert own_cluster.master_of(key) is dest
+        target = len(accepted) + 50
+        await wait_until(lambda: len(accepted) >= target, 20, "publishing on the new master")
+        stop.set()
+        await task
+        await wait_until(lambda: len([r for r in got if r.partition == partition]) >= len(accepted), 10,
+                         "every accepted event delivered")
+        mine = [r for r in got if r.partition == partition]
+        assert moved > 0
+        assert [r.event["id"] for r in mine] == accepted
+        assert [r.offset for r in mine] == list(range(1, len(accepted) + 1))
+        assert reader.log.reconnects >= 1  # type: ignore[attr-defined]
+    finally:
+        await publisher.close()
+        await reader.close()

@@ -128,7 +128,7 @@ class PartitionedEventLog(EventLog):
         receipts: list[PublishReceipt | None] = [None] * len(events)
         for (partition, indexes), answer in zip(groups.items(), answers, strict=True):
             if isinstance(answer, BaseException):
-                if isinstance(answer, BrokerUnavailable | REDIS_FAILURES):
+                if isinstance(answer, (BrokerUnavailable, *REDIS_FAILURES)):
                     raise BrokerUnavailable(f"redis cluster: partition {partition}: {answer}") from answer
                 raise answer
             for i, receipt in zip(indexes, answer, strict=True):
