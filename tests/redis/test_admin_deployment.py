@@ -179,9 +179,11 @@ def two_hosts(redis_server: RedisServer, prefix: str) -> Iterator[list[ServeProc
         proc.stop()
 
 
-@pytest.fixture
-def two_workers(redis_server: RedisServer, prefix: str) -> Iterator[ServeProcess]:
-    proc = ServeProcess("--workers", "2", "--broker", redis_server.url, env=deployment_env(prefix))
+@pytest.fixture(params=["redis", "redis-cluster"])
+def two_workers(request: pytest.FixtureRequest, prefix: str) -> Iterator[ServeProcess]:
+    """`serve --workers 2` on one Redis, and on a Redis Cluster (CONTRACT §12)."""
+    broker = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster").url
+    proc = ServeProcess("--workers", "2", "--broker", broker, env=deployment_env(prefix))
     yield proc
     proc.stop()
 
