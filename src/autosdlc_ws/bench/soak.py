@@ -53,7 +53,7 @@ from autosdlc_ws.bench import report
 from autosdlc_ws.bench.loadgen import raise_nofile_limit
 from autosdlc_ws.bench.procstat import rss_bytes
 from autosdlc_ws.bench.protocol import EVENT_TYPE, log_text, new_run_id
-from autosdlc_ws.bench.soak_faults import RedisProcess, kill_worker, wait_workers
+from autosdlc_ws.bench.soak_faults import PERSISTENCE, RedisProcess, kill_worker, wait_workers
 from autosdlc_ws.bench.soak_load import LoadProcConfig
 from autosdlc_ws.bench.soak_plan import SoakPlan, default_warmup, quick_plan, split, timeline
 from autosdlc_ws.bench.soak_plot import plot_soak
@@ -209,9 +209,10 @@ class Soak:
         workdir = Path(tempfile.mkdtemp(prefix="autosdlc-soak-"))
         stamp = time.strftime("%Y%m%d-%H%M%S")
         try:
-            self.redis = RedisProcess(workdir / "redis", self.log_dir / f"soak-redis-{stamp}.log")
+            self.redis = RedisProcess(workdir / "redis", self.log_dir / f"soak-redis-{stamp}.log",
+                                      plan.redis_persistence)
             self.redis.start()
-            log(f"redis-server on port {self.redis.port} (append-only, fsync always)")
+            log(f"redis-server on port {self.redis.port} (persistence: {plan.redis_persistence})")
             self.server = start_server("gateway", log_dir=self.log_dir, workers=plan.workers,
                                        broker=self.redis.url, cpu=None, ready_timeout=60)
             if not wait_workers(self.server.pid, plan.workers, 30):
@@ -262,8 +263,10 @@ class Soak:
             publishing = asyncio.create_task(seq_pub.run(plan.duration))
             sampling = asyncio.create_task(self._sample_loop(probe))
             faulting = asyncio.create_task(self._fault_loop())
-            try:
-                await publishing
+            try:  # bounded even if the gateway stops answering and the retries pile up
+                await asyncio.wait_for(publishing, plan.duration + 120)
+            except TimeoutError:
+                log("the publisher did not finish within 120 s of the end; stopped")
             finally:
                 faulting.cancel()
             log(f"published {seq_pub.published:,} events ({seq_pub.failed} failed); draining {plan.drain:.0f} s")
@@ -320,7 +323,10 @@ class Soak:
         for at, kind in timeline(self.plan):
             await asyncio.sleep(max(0.0, at - (time.monotonic() - self.t0)))
             started = self.now()
-            detail = await self._fault(kind)
+            try:
+                detail = await self._fault(kind)
+            except Exception as exc:  # recorded and shown; the run goes on
+                detail = {"error": repr(exc)}
             self.faults.append({"t": started, "kind": kind, "took_s": round(self.now() - started, 1), **detail})
             log(f"t={started:6.0f}s {kind}: {detail}")
 
@@ -396,6 +402,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sample-every", type=float, help="seconds between samples (default 10)")
     p.add_argument("--warmup", type=float, help="seconds before the memory check starts (default duration/6, "
                                                 "20..300)")
+    p.add_argument("--redis-persistence", choices=PERSISTENCE, default="always",
+                   help="Redis append-only fsync policy, or none: a restart then loses history and "
+                        "sessions, and the clients' resets show as loss (default always)")
     p.add_argument("--no-redis-restart", action="store_true")
     p.add_argument("--no-worker-kill", action="store_true")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
@@ -421,6 +430,7 @@ def plan_from(args: argparse.Namespace) -> SoakPlan:
         plan.sdk_clients = max(1, plan.connections // 10)
     plan.sdk_clients = min(plan.sdk_clients, plan.connections)
     plan.storm_size = args.storm_size if args.storm_size is not None else plan.sdk_clients
+    plan.redis_persistence = args.redis_persistence
     plan.redis_restart = not args.no_redis_restart
     plan.worker_kill = not args.no_worker_kill and plan.workers > 1
     return plan

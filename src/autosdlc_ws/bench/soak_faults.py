@@ -1,7 +1,7 @@
 """The soak run's faults: its own Redis (which it restarts) and a worker killed with SIGKILL.
 
-Redis runs with an append-only file fsynced on every write (`appendfsync
-always`) and is stopped with SIGTERM, so a restart keeps the event history,
+Redis runs by default with an append-only file fsynced on every write
+(`appendfsync always`) and is stopped with SIGTERM, so a restart keeps the event history,
 the sessions and the epoch: clients that resume afterwards must get every
 event, which is what the soak checks. (Without persistence the gateway would
 answer resumes with `subscription_update {status: "reset"}` instead, a
@@ -23,11 +23,18 @@ from pathlib import Path
 from autosdlc_ws.bench.procstat import children
 from autosdlc_ws.bench.targets import free_port
 
+#: `--redis-persistence`: appendfsync policy of the append-only file, or "none" (a restart loses
+#: everything: resumes after it are answered with resets, which the verdict counts as loss).
+PERSISTENCE = ("always", "everysec", "none")
+
 
 class RedisProcess:
     """A private `redis-server` that can be stopped and started again on the same port and data."""
 
-    def __init__(self, workdir: Path, log_path: Path) -> None:
+    def __init__(self, workdir: Path, log_path: Path, persistence: str = "always") -> None:
+        if persistence not in PERSISTENCE:
+            raise ValueError(f"persistence must be one of {', '.join(PERSISTENCE)}")
+        self.persistence = persistence
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.workdir = workdir
         self.log_path = log_path
@@ -48,8 +55,11 @@ class RedisProcess:
             raise RuntimeError("redis-server not found (apt-get install -y redis-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--dir", str(self.workdir), "--appendonly", "yes", "--appendfsync", "always",
-               "--logfile", str(self.log_path)]
+               "--dir", str(self.workdir), "--logfile", str(self.log_path)]
+        if self.persistence == "none":
+            cmd += ["--appendonly", "no"]
+        else:
+            cmd += ["--appendonly", "yes", "--appendfsync", self.persistence]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

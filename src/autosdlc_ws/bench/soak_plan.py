@@ -36,6 +36,7 @@ class SoakPlan:
     warmup: float = 300.0
     redis_down: float = 2.0  # seconds Redis stays stopped
     drain: float = 10.0  # seconds after the last publish before the accounting
+    redis_persistence: str = "always"  # appendfsync always | everysec | none (see soak_faults)
     redis_restart: bool = True
     worker_kill: bool = True
 
