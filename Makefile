@@ -8,7 +8,7 @@ DASH_DIR := dashboard
 DASH_INDEX := src/autosdlc_ws/static/index.html
 ASYNCAPI_DIR := tools/asyncapi-check
 
-.PHONY: bench bench-peers dist run test test-python test-asyncapi test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
+.PHONY: bench bench-peers soak dist run test test-python test-asyncapi test-ts test-dashboard dashboard dashboard-if-missing lint schemas docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -104,3 +104,9 @@ bench-peers:
 ## bench: the benchmark suite of docs/benchmarks.md, about 15 minutes (not part of `make test`)
 bench: $(BENCH_STAMP) bench-peers
 	$(PY) -m autosdlc_ws bench --suite
+
+## soak: endurance run, 30 minutes of mixed load with faults and a pass/fail verdict (not part of
+## `make test`; needs redis-server). `make soak SOAK_ARGS=--quick` is a 2-minute smoke run.
+SOAK_ARGS ?=
+soak: $(BENCH_STAMP)
+	$(PY) -m autosdlc_ws.bench.soak $(SOAK_ARGS)

@@ -1,4 +1,4 @@
-"""What the kernel says about a process: CPU seconds and resident memory.
+"""What the kernel says about a process: CPU seconds, resident memory, open files.
 
 Read from /proc so the harness measures a server it did not start itself and
 the server pays nothing for being measured. A server with worker processes is
@@ -61,6 +61,17 @@ def rss_bytes(pid: int, *, with_children: bool = True) -> int:
     for p in tree(pid) if with_children else [pid]:
         try:
             total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * _PAGE
+        except OSError:
+            continue
+    return total
+
+
+def open_fds(pid: int, *, with_children: bool = True) -> int:
+    """File descriptors open in `pid` (and its live descendants): sockets, pipes, files."""
+    total = 0
+    for p in tree(pid) if with_children else [pid]:
+        try:
+            total += len(os.listdir(f"/proc/{p}/fd"))
         except OSError:
             continue
     return total
