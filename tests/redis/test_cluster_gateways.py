@@ -302,3 +302,23 @@ async def test_a_partition_slot_migrated_while_publishing_loses_and_repeats_noth
     finally:
         await publisher.close()
         await reader.close()
+
+
+async def test_a_session_taken_over_on_the_same_gateway_resumes_exactly(
+        redis_cluster: LocalCluster, prefix: str, gateway_factory: Factory) -> None:
+    """The client reconnects before the server noticed its old socket died: the old
+    connection's send order is still in memory, so the resume is exact, not 'duplicates'."""
+    g1, _ = await start_pair(redis_cluster.url, prefix, gateway_factory)
+    events = spread_events(600, prefix="t")
+    old = await connect(g1.ws_url)
+    await old.subscribe(["agent_status"])
+    await publish(g1.http_url, events)
+    first = await read_events(old, 300)
+    new = await connect(g1.ws_url, query=f"session_id={old.session_id}&last_event_id={first[-1]['id']}")
+    try:
+        assert new.connect["data"]["resumed"] is True
+        rest = [m for m in await _drain(new, "agent_status", 1.5) if m["type"] == "agent_status"]
+        check_once_in_order_per_agent(first + rest, events)
+    finally:
+        await new.close()
+        await old.close()

@@ -140,6 +140,8 @@ class Connection:
         self.session_position: LogPosition | None = None  # log head when the session began
         #: The order log events were sent in, on a partitioned log (exact resume, `broker.trail`).
         self.trail = SendTrail(host.log_partitions) if host.log_partitions > 1 else None
+        #: The trail of the connection this one took the session over from, on this worker.
+        self.inherited_trail: dict[str, Any] | None = None
         self.session_key: str | None = None  # the session this connection holds
         self.superseded = False  # another connection resumed this session
         core.owner = self

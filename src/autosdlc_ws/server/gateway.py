@@ -496,6 +496,8 @@ class Gateway:
         log.info("session %s taken over by conn=%s from conn=%s", session_id,
                  conn.core.connection_id, old.core.connection_id)
         old.superseded = True
+        if old.trail is not None:  # fresher than the stored record: the old socket was still open
+            conn.inherited_trail = old.trail.to_json()
         pending = self._session_saves.pop(old.core.connection_id, None)
         if pending is not None:
             pending.cancel()
@@ -511,8 +513,8 @@ class Gateway:
 
         async def load_history() -> HistoryResult:
             if last_event_id:
-                return await self.backend.log.history_after(
-                    event_id=last_event_id, position=position, trail=record.trail if record else None)
+                trail = conn.inherited_trail or (record.trail if record else None)
+                return await self.backend.log.history_after(event_id=last_event_id, position=position, trail=trail)
             if position is not None:
                 return await self.backend.log.history_after(position=position)
             head = await self.backend.log.head()
