@@ -43,7 +43,7 @@ class Settings:
     host: str = "127.0.0.1"  # interface to bind
     port: int = 8765  # one port for WebSocket and HTTP
     workers: int = 1  # worker processes sharing the port (needs a shared broker)
-    broker: str = "memory"  # "memory" or a redis:// (rediss://) URL; see broker.registry
+    broker: str = "memory"  # "memory", a redis:// (rediss://) or redis-cluster://h:p[,h:p] URL; see broker.registry
     tls_cert: str | None = None  # PEM certificate chain; with tls_key serves wss/https
     tls_key: str | None = None
     allowed_origins: tuple[str, ...] = ()  # browser Origin allow-list; empty allows any
