@@ -210,7 +210,7 @@ def test_every_setting_has_a_comment_row() -> None:
 def test_an_unknown_broker_scheme_names_the_known_ones() -> None:
     with pytest.raises(ConfigError) as info:
         Settings(broker="nats://localhost:4222")
-    assert "memory, redis://, rediss://" in str(info.value)
+    assert "memory, redis://, redis-cluster://, rediss://, rediss-cluster://" in str(info.value)
 
 
 def test_message_log_from_a_toml_table_or_json(tmp_path: Path) -> None:
