@@ -96,6 +96,7 @@ class Settings:
     redis_prefix: str = "{autosdlc}:"  # key and channel prefix; the {hash tag} keeps keys in one Cluster slot
     redis_reconnect_max_s: float = 5.0  # cap of the jittered exponential backoff while Redis is away
     redis_partitions: int = 16  # redis-cluster://: event log partitions, spread over the masters
+    redis_partition_readers: str = "needed"  # redis-cluster://: read the partitions subscriptions need, or "all"
     connection_slot_lease_s: float = 30.0  # redis: a dead worker's identity slots lapse after it
     # --- sources -----------------------------------------------------------
     github_webhook_secret: str | None = None
@@ -143,6 +144,8 @@ class Settings:
             raise ConfigError("write_delay_ms must be from 0 to 1000")
         if self.event_loop not in ("auto", "asyncio", "uvloop"):
             raise ConfigError("event_loop must be 'auto', 'asyncio' or 'uvloop'")
+        if self.redis_partition_readers not in ("needed", "all"):
+            raise ConfigError("redis_partition_readers must be 'needed' or 'all'")
         if not 1 <= self.redis_partitions <= 1024:
             raise ConfigError("redis_partitions must be between 1 and 1024")
         if self.snapshot_max_keys < 0:

@@ -139,10 +139,11 @@ TEST_PARTITIONS = 4
 
 
 def make_cluster_broker(url: str, prefix: str, **kwargs: object) -> Backend:
-    """A Redis Cluster backend with the same test-friendly timings."""
+    """A Redis Cluster backend with the same test-friendly timings; it reads every
+    partition unless told `readers="needed"` (what a gateway does by default)."""
     options: dict[str, object] = {"reconnect_min_s": 0.02, "reconnect_max_s": 0.3,
                                   "connect_timeout_s": 0.5, "command_timeout_s": 2.0,
-                                  "start_timeout_s": 5.0, "partitions": TEST_PARTITIONS}
+                                  "start_timeout_s": 5.0, "partitions": TEST_PARTITIONS, "readers": "all"}
     options.update(kwargs)
     return redis_cluster_backend(url, prefix=prefix, **options)  # type: ignore[arg-type]
 

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from redis.crc import key_slot
 
+from autosdlc_ws.broker.partitioned_log import PartitionedEventLog
 from autosdlc_ws.core.partitions import partition_of
 from autosdlc_ws.errors import BrokerUnavailable
 from tests.conftest import RunningGateway, base_settings, timeout
@@ -29,7 +30,7 @@ async def start_pair(url: str, prefix: str, gateway_factory: Factory,
                      **settings: Any) -> tuple[RunningGateway, RunningGateway]:
     gateways = []
     for _ in range(2):
-        broker = make_cluster_broker(url, prefix, alert_after_s=0.2)
+        broker = make_cluster_broker(url, prefix, alert_after_s=0.2, readers="needed")
         gateways.append(await gateway_factory(base_settings(**settings), backend=broker))
     return gateways[0], gateways[1]
 
@@ -322,3 +323,45 @@ async def test_a_session_taken_over_on_the_same_gateway_resumes_exactly(
     finally:
         await new.close()
         await old.close()
+
+
+async def test_a_worker_reads_only_the_partitions_its_subscriptions_need(
+        redis_cluster: LocalCluster, prefix: str, gateway_factory: Factory) -> None:
+    broker = make_cluster_broker(redis_cluster.url, prefix, readers="needed", linger_s=0.3)
+    gateway = await gateway_factory(base_settings(), backend=broker)
+    log = broker.log
+    assert isinstance(log, PartitionedEventLog) and log.reading == []
+    a1 = partition_of("agent_status", {"agentId": "a1"}, TEST_PARTITIONS)
+    other = next(a for a in AGENTS if partition_of("agent_status", {"agentId": a}, TEST_PARTITIONS) != a1)
+    narrow = await connect(gateway.ws_url)
+    try:
+        await narrow.subscribe(["agent_status"], {"agentId": ["a1"]})
+        assert log.reading == [a1]
+        seen: list[int] = []
+        original = gateway.gateway.hub.on_broker_event
+
+        def counting(record: Any) -> None:  # what reaches this worker's hub, by partition
+            seen.append(record.partition)
+            original(record)
+
+        log._handler = counting  # the handler partitions get when they start
+        log.logs[a1]._handler = counting
+        await publish(gateway.http_url, [agent_event(1, agent=other), agent_event(2, agent="a1")])
+        assert [m["id"] for m in await narrow.events(1)] == ["r-2"]
+        assert seen == [a1]  # the other agent's partition is not even parsed here
+        # a dashboard on the same worker needs every partition
+        wide = await connect(gateway.ws_url)
+        await wide.subscribe(["agent_status"])
+        assert log.reading == list(range(TEST_PARTITIONS))
+        await wide.close()
+        await wait_until(lambda: log.reading == [a1], 10, "the unneeded partitions stopped")
+        # read again later: live from then on, nothing from while it was not read
+        await publish(gateway.http_url, [agent_event(3, agent=other)])
+        again = await connect(gateway.ws_url)
+        await again.subscribe(["agent_status"], {"agentId": [other]})
+        await publish(gateway.http_url, [agent_event(4, agent=other)])
+        assert [m["id"] for m in await again.events(1)] == ["r-4"]
+        assert not [m for m in await _drain(again, "agent_status", 0.5) if m["type"] == "agent_status"]
+        await again.close()
+    finally:
+        await narrow.close()

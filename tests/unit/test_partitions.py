@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from autosdlc_ws.core.partitions import affected, partition_of, partition_of_key, partition_scope, resource_key
+from autosdlc_ws.core.partitions import (
+    PartitionDemand,
+    affected,
+    partition_of,
+    partition_of_key,
+    partition_scope,
+    resource_key,
+)
 
 K = 16
 
@@ -45,3 +52,17 @@ def test_a_lost_partition_affects_only_subscriptions_that_can_hear_it() -> None:
     assert not affected(frozenset({1}), frozenset({2}))
     assert affected(None, frozenset({2}))  # listens to every partition
     assert affected(frozenset({1}), None)  # every partition lost
+
+
+def test_demand_counts_subscriptions_per_partition() -> None:
+    demand = PartitionDemand(4)
+    demand.add("c1", "s1", frozenset({1}))
+    demand.add("c2", "s2", None)  # a dashboard: every partition
+    assert demand.counts == [1, 2, 1, 1]
+    assert demand.remove("c2", "s2") == frozenset({0, 2, 3})
+    assert demand.remove("c2", "s2") == frozenset()  # twice is harmless
+    demand.add("c1", "s3", frozenset({1, 2}))
+    demand.add("c1", "s3", frozenset({3}))  # replaced, not added twice
+    assert demand.counts == [0, 1, 0, 1]
+    assert demand.drop_owner("c1") == frozenset({1, 3})
+    assert demand.counts == [0, 0, 0, 0] and demand.drop_owner("c1") == frozenset()

@@ -220,6 +220,16 @@ class EventLog(abc.ABC):
     async def ready(self) -> bool:
         """Can events be published and delivered right now?"""
 
+    async def read_partitions(self, partitions: frozenset[int] | None) -> None:
+        """Make sure live events of these partitions (None: all) reach this worker
+        from now on: awaited before a subscription that needs them is indexed.
+        A log read whole (every unpartitioned one) has nothing to do."""
+        return None
+
+    def unread_partitions(self, partitions: frozenset[int]) -> None:
+        """No subscription on this worker needs these partitions any more."""
+        return None
+
     @abc.abstractmethod
     def deliver_local(self, event: dict[str, Any]) -> None:
         """Hand `event` to this worker's live handler only (epoch `LOCAL_EPOCH`):

@@ -18,7 +18,13 @@ class routes and merges:
   whose history is gone is named in `HistoryResult.lost`, and its reset is
   reported with `Outage.partitions`, so only the subscriptions it can affect
   are reset.
-- outages: unreachable while any partition is, reachable again once all are.
+- outages: unreachable while any partition it reads is, reachable again once
+  all are.
+- readers (`readers="needed"`, the default): a worker reads only the
+  partitions its subscriptions need (`read_partitions`, awaited before a
+  subscription is indexed; `unread_partitions` when none needs one, stopped
+  after `linger_s`). A restarted reader starts live at the head, as a new
+  worker does. `readers="all"` reads every partition from the start.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autosdlc_ws.broker.base import (
+    LOCAL_EPOCH,
+    LOCAL_OFFSET,
     BrokerEvent,
     EventHandler,
     EventLog,
@@ -61,27 +69,97 @@ def _published_at(record: BrokerEvent) -> int:
 
 
 class PartitionedEventLog(EventLog):
-    def __init__(self, logs: Sequence[RedisEventLog], link: RedisLink) -> None:
+    def __init__(self, logs: Sequence[RedisEventLog], link: RedisLink, *, readers: str = "needed",
+                 linger_s: float = 30.0) -> None:
         if not logs:
             raise ValueError("a partitioned log needs at least one partition")
+        if readers not in ("needed", "all"):
+            raise ValueError("readers must be 'needed' or 'all'")
         self.logs = list(logs)
         self._link = link  # the clients the partitions' links share: closed last
         self.partitions = len(self.logs)
+        self.readers = readers
+        self._linger_s = linger_s
+        self._handler: EventHandler | None = None
         self._on_outage: OutageHandler | None = None
         self._down: set[int] = set()
         self._reported_down = False
+        self._starting: dict[int, asyncio.Task[None]] = {}
+        self._stops: dict[int, asyncio.TimerHandle] = {}
+        self._closed = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self, on_event: EventHandler, on_outage: OutageHandler | None = None) -> None:
+        self._handler = on_event
         self._on_outage = on_outage
-        await asyncio.gather(*(part.start(on_event, self._outage_handler(i))
-                               for i, part in enumerate(self.logs)))
+        self._closed = False
+        self._link.client()
+        if self.readers == "all":
+            await self.read_partitions(None)
 
     async def close(self) -> None:
+        self._closed = True
         self._on_outage = None
+        self._handler = None
+        for timer in self._stops.values():
+            timer.cancel()
+        self._stops.clear()
+        starting, self._starting = list(self._starting.values()), {}
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
         await asyncio.gather(*(part.close() for part in self.logs), return_exceptions=True)
         await self._link.close()
+
+    # --- which partitions this worker reads ----------------------------------------------
+
+    async def read_partitions(self, partitions: frozenset[int] | None) -> None:
+        wanted = range(self.partitions) if partitions is None else sorted(partitions)
+        waits = []
+        for p in wanted:
+            timer = self._stops.pop(p, None)
+            if timer is not None:
+                timer.cancel()
+            if self.logs[p].reading or self._handler is None:
+                continue
+            task = self._starting.get(p)
+            if task is None:
+                task = self._starting[p] = asyncio.get_running_loop().create_task(self._start_partition(p))
+            waits.append(task)
+        if waits:
+            await asyncio.gather(*(asyncio.shield(t) for t in waits))
+
+    async def _start_partition(self, partition: int) -> None:
+        try:
+            assert self._handler is not None
+            await self.logs[partition].start(self._handler, self._outage_handler(partition))
+        finally:
+            self._starting.pop(partition, None)
+
+    def unread_partitions(self, partitions: frozenset[int]) -> None:
+        if self.readers == "all" or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        for p in partitions:
+            if p not in self._stops:
+                self._stops[p] = loop.call_later(self._linger_s, self._stop_soon, p)
+
+    def _stop_soon(self, partition: int) -> None:
+        self._stops.pop(partition, None)
+        asyncio.get_running_loop().create_task(self._stop_partition(partition))
+
+    async def _stop_partition(self, partition: int) -> None:
+        if self._closed or partition in self._starting:
+            return
+        await self.logs[partition].stop_reading()
+        if partition in self._down:  # what it said about its health no longer applies
+            self._partition_outage(partition, Outage(OutageKind.UNAVAILABLE, False, "partition no longer read"))
+
+    @property
+    def reading(self) -> list[int]:
+        """The partitions this worker reads now."""
+        return [p for p, part in enumerate(self.logs) if part.reading]
 
     def _outage_handler(self, partition: int) -> OutageHandler:
         def report(outage: Outage) -> None:
@@ -119,7 +197,9 @@ class PartitionedEventLog(EventLog):
         groups: dict[int, list[int]] = {}
         for i, event in enumerate(events):
             groups.setdefault(self.partition_of(event), []).append(i)
-        unreachable = sorted(p for p in groups if not self.logs[p].available)
+        # refused whole when a partition known to be down is needed (one this worker
+        # does not read is tried: its script call fails if it is unreachable)
+        unreachable = sorted(p for p in groups if self.logs[p].reading and not self.logs[p].available)
         if unreachable:
             raise BrokerUnavailable(f"redis cluster: partitions {unreachable} are unreachable")
         answers = await asyncio.gather(
@@ -136,7 +216,9 @@ class PartitionedEventLog(EventLog):
         return [r for r in receipts if r is not None]
 
     def deliver_local(self, event: dict[str, Any]) -> None:
-        self.logs[0].deliver_local(event)
+        # a local event names no partition: a resume finds it in the session's trail
+        if self._handler is not None:
+            self._handler(BrokerEvent(event, LOCAL_OFFSET, LOCAL_EPOCH))
 
     # --- positions, history, snapshots ---------------------------------------------------------
 
@@ -200,7 +282,16 @@ class PartitionedEventLog(EventLog):
         return SnapshotResult(events, VectorPosition(tuple(parts)))
 
     async def ready(self) -> bool:
-        return all(await asyncio.gather(*(part.ready() for part in self.logs)))
+        reading = [part for part in self.logs if part.reading]
+        if not all(await asyncio.gather(*(part.ready() for part in reading))):
+            return False
+        if len(reading) == self.partitions:
+            return True
+        try:  # the partitions nobody here reads: can their masters be reached?
+            await asyncio.wait_for(self.head(), self._link.connect_timeout_s * 2)
+        except (TimeoutError, BrokerUnavailable):
+            return False
+        return True
 
     # --- counters (tests, logs, metrics) ------------------------------------------------------------
 

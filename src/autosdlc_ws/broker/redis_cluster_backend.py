@@ -65,6 +65,8 @@ def redis_cluster_backend(
     *,
     prefix: str = "{autosdlc}:",
     partitions: int = 16,
+    readers: str = "needed",
+    linger_s: float = 30.0,
     max_events: int = 100_000,
     max_age_s: float = 3600.0,
     reconnect_min_s: float = 0.05,
@@ -93,7 +95,7 @@ def redis_cluster_backend(
     ]
     return Backend(
         name="redis-cluster",
-        log=PartitionedEventLog(logs, link),
+        log=PartitionedEventLog(logs, link, readers=readers, linger_s=linger_s),
         sessions=RedisSessionStore(link, key_of=lambda session_id: f"{name}:session:{{{session_id}}}"),
         limits=RedisSharedLimits(link, slot_lease_s=slot_lease_s),
         control=RedisControlChannel(url, prefix=shared, connect_timeout_s=connect_timeout_s,
@@ -105,6 +107,7 @@ def redis_cluster_backend(
 def backend_from_settings(settings: Settings) -> Backend:
     """The `redis-cluster://` registration (`broker.registry`)."""
     return redis_cluster_backend(settings.broker, prefix=settings.redis_prefix, partitions=settings.redis_partitions,
+                                 readers=settings.redis_partition_readers,
                                  max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
                                  reconnect_max_s=settings.redis_reconnect_max_s,
                                  slot_lease_s=settings.connection_slot_lease_s,

@@ -74,8 +74,9 @@ class RedisLink:
         self._owner = True  # closes the clients (a partition view does not)
         self._views: list[RedisLink] = []
         self._parent: RedisLink | None = None
-        #: False while the live reader is cut off from Redis.
-        self.available = False
+        self._available = False
+        #: A view whose reader runs (a partition a worker does not read says nothing).
+        self.watched = False
         self._up_listeners: list[Callable[[], None]] = []
 
     @property
@@ -87,10 +88,18 @@ class RedisLink:
         """Shard channels (Redis Cluster): SSUBSCRIBE, and SPUBLISH in the scripts."""
         return self._clients.target.sharded
 
+    @property
+    def available(self) -> bool:
+        """False while the live reader is cut off from Redis. A link with views
+        (a partitioned log's shared link) is reachable while every view whose
+        reader runs is."""
+        if self._views:
+            return all(v._available for v in self._views if v.watched)
+        return self._available
+
     def view(self, prefix: str) -> RedisLink:
         """The same clients under another key prefix, with reachability of its own:
-        one partition of a partitioned log (`broker.partitioned_log`). This link
-        counts as reachable while all of its views are."""
+        one partition of a partitioned log (`broker.partitioned_log`)."""
         other = RedisLink(self.url, prefix=prefix, connect_timeout_s=self.connect_timeout_s,
                           command_timeout_s=self.command_timeout_s, max_connections=self._max_connections,
                           limit_timeout_s=self.limit_timeout_s, target=self.target)
@@ -160,20 +169,26 @@ class RedisLink:
         self._up_listeners.append(listener)
 
     def went_up(self) -> None:
-        self.available = True
+        parent_was = self._parent.available if self._parent is not None else True
+        self._available = self.watched = True
         for listener in self._up_listeners:
             listener()
-        if self._parent is not None and not self._parent.available and \
-                all(v.available for v in self._parent._views):
+        if self._parent is not None and not parent_was and self._parent.available:
             self._parent.went_up()
 
     def went_down(self) -> None:
-        self.available = False
-        if self._parent is not None and self._parent.available:
-            self._parent.went_down()
+        self._available = False
+        self.watched = True
+
+    def unwatched(self) -> None:
+        """This view's reader stopped: its reachability no longer counts."""
+        parent_was = self._parent.available if self._parent is not None else True
+        self._available = self.watched = False
+        if self._parent is not None and not parent_was and self._parent.available:
+            self._parent.went_up()
 
     async def close(self) -> None:
-        self.available = False
+        self._available = False
         if not self._owner:
             return
         clients = self._clients

@@ -151,13 +151,27 @@ class RedisEventLog(EventLog):
             log.warning("redis broker %s not reachable at start; serving not-ready and retrying",
                         self.link.safe_url)
 
-    async def close(self) -> None:
+    @property
+    def reading(self) -> bool:
+        """Is the live reader running (started and not stopped)?"""
+        return bool(self._tasks) and not self._closed
+
+    async def stop_reading(self) -> None:
+        """Stop live delivery but keep the clients (a partition no subscription on
+        this worker needs any more). A later `start` begins live at the head again,
+        as on a first start: nothing published meanwhile is delivered."""
+        await self._stop_tasks()
+        self._epoch, self._delivered = None, 0
+        self._down_since = None
+        self._outage_reported = False
+        self.link.unwatched()
+
+    async def _stop_tasks(self) -> None:
         self._closed = True
         self._handler = None
         self._on_outage = None
         tasks, self._tasks = self._tasks, []
         await cancel_all(tasks)
-        await self.link.close()
         if self._outage_timer is not None:
             self._outage_timer.cancel()
             self._outage_timer = None
@@ -165,6 +179,10 @@ class RedisEventLog(EventLog):
             if not fut.done():
                 fut.set_result(False)
         self._waiters.clear()
+
+    async def close(self) -> None:
+        await self._stop_tasks()
+        await self.link.close()
 
     # --- publishing -------------------------------------------------------------------
 

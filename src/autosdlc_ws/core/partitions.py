@@ -76,3 +76,43 @@ def affected(scope: frozenset[int] | None, lost: frozenset[int] | None) -> bool:
     if scope is None or lost is None:
         return True
     return not scope.isdisjoint(lost)
+
+
+class PartitionDemand:
+    """How many subscriptions of this worker need each partition, so a worker
+    reads only the partitions its clients can receive events from."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.counts = [0] * partitions
+        self._scopes: dict[tuple[object, str], tuple[int, ...]] = {}
+        self._by_owner: dict[object, set[str]] = {}
+
+    def add(self, owner: object, subscription_id: str, scope: frozenset[int] | None) -> None:
+        self.remove(owner, subscription_id)
+        parts = tuple(range(self.partitions)) if scope is None else tuple(sorted(scope))
+        self._scopes[(owner, subscription_id)] = parts
+        self._by_owner.setdefault(owner, set()).add(subscription_id)
+        for p in parts:
+            self.counts[p] += 1
+
+    def remove(self, owner: object, subscription_id: str) -> frozenset[int]:
+        """Forget one subscription; the partitions no subscription needs any more."""
+        parts = self._scopes.pop((owner, subscription_id), ())
+        ids = self._by_owner.get(owner)
+        if ids is not None:
+            ids.discard(subscription_id)
+            if not ids:
+                del self._by_owner[owner]
+        freed = []
+        for p in parts:
+            self.counts[p] -= 1
+            if self.counts[p] == 0:
+                freed.append(p)
+        return frozenset(freed)
+
+    def drop_owner(self, owner: object) -> frozenset[int]:
+        freed: set[int] = set()
+        for subscription_id in list(self._by_owner.get(owner, ())):
+            freed |= self.remove(owner, subscription_id)
+        return frozenset(freed)

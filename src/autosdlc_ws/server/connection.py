@@ -371,6 +371,8 @@ class Connection:
             elif isinstance(action, AddSubscription):
                 if self.superseded:  # being closed: its session lives on elsewhere
                     continue
+                # a partitioned log: read what it needs before it is indexed and acknowledged
+                await self.host.prepare_subscription(action.subscription)
                 self.host.subscription_added(self, action.subscription)
             elif isinstance(action, RemoveSubscription):
                 self.host.subscription_removed(self, action.subscription_id)

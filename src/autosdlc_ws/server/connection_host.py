@@ -50,6 +50,10 @@ class ConnectionHost(Protocol):
 
     # --- subscriptions, publishing, authentication --------------------------------------
 
+    async def prepare_subscription(self, subscription: Subscription[Any]) -> None:
+        """Make sure the events `subscription` can match reach this process (a
+        partitioned log reads only the partitions its subscriptions need)."""
+
     def subscription_added(self, conn: Connection, subscription: Subscription[Any]) -> None:
         """Route matching events to `conn` from now on (and keep the session record current)."""
 

@@ -40,7 +40,7 @@ from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
 from autosdlc_ws.core.envelope import make_message, new_id
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.open_values import unknown_values
-from autosdlc_ws.core.partitions import affected, partition_scope
+from autosdlc_ws.core.partitions import PartitionDemand, affected, partition_scope
 from autosdlc_ws.core.ratelimit import KeyedBuckets
 from autosdlc_ws.core.resources import KIND_OF_KEY
 from autosdlc_ws.core.schema_versions import stamp_version
@@ -110,6 +110,8 @@ class Gateway:
         #: Connections per resource and per event type, kept as subscriptions change
         #: (read by /metrics and GET /api/v1/subscriptions without a walk).
         self.subscriber_counts = SubscriberCounts()
+        #: Subscriptions per partition of a partitioned log: which partitions this worker reads.
+        self.partition_demand = PartitionDemand(backend.log.partitions)
         self.per_identity: Counter[str] = Counter()
         #: connection id -> the identity whose slot it holds (see `take_identity_slot`)
         self._slot_holders: dict[str, str] = {}
@@ -224,15 +226,28 @@ class Gateway:
                     connection_id: str) -> None:
         self.message_log.log(direction, message, subject=subject, connection_id=connection_id)
 
+    def _scope(self, subscription: Subscription[Any]) -> frozenset[int] | None:
+        return partition_scope(subscription.types, subscription.filters, self.log_partitions)
+
+    async def prepare_subscription(self, subscription: Subscription[Any]) -> None:
+        if self.log_partitions > 1:
+            await self.backend.log.read_partitions(self._scope(subscription))
+
     def subscription_added(self, conn: Connection, subscription: Subscription[Any]) -> None:
         self.hub.index.add(subscription)
         self.subscriber_counts.add(conn, subscription.id, SubscriptionShape(subscription.types, subscription.filters))
+        self.partition_demand.add(conn, subscription.id, self._scope(subscription))
         self.schedule_session_save(conn)
 
     def subscription_removed(self, conn: Connection, subscription_id: str) -> None:
         self.hub.index.remove(subscription_id)
         self.subscriber_counts.remove(conn, subscription_id)
+        self._unread(self.partition_demand.remove(conn, subscription_id))
         self.schedule_session_save(conn)
+
+    def _unread(self, partitions: frozenset[int]) -> None:
+        if partitions:
+            self.backend.log.unread_partitions(partitions)
 
     async def take_identity_publish(self, identity: str) -> int:
         limiter = self.identity_publish_limiter
@@ -407,6 +422,7 @@ class Gateway:
             self._retired_bytes += conn.bytes_out
         self.hub.index.remove_owner(conn)
         self.subscriber_counts.drop_owner(conn)
+        self._unread(self.partition_demand.drop_owner(conn))
         if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
             del self.session_owners[conn.session_key]
         pending = self._session_saves.pop(conn.core.connection_id, None)
@@ -503,6 +519,7 @@ class Gateway:
             pending.cancel()
         self.hub.index.remove_owner(old)
         self.subscriber_counts.drop_owner(old)
+        self._unread(self.partition_demand.drop_owner(old))
         asyncio.get_running_loop().create_task(
             old.close(CloseCode.NORMAL, "session resumed by another connection"))
 
