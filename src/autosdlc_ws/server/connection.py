@@ -140,6 +140,8 @@ class Connection:
         self.session_position: LogPosition | None = None  # log head when the session began
         #: The order log events were sent in, on a partitioned log (exact resume, `broker.trail`).
         self.trail = SendTrail(host.log_partitions) if host.log_partitions > 1 else None
+        if self.trail is not None:  # so the plain delivery path pays nothing for it
+            self.deliver = self._deliver_and_record  # type: ignore[method-assign]
         #: The trail of the connection this one took the session over from, on this worker.
         self.inherited_trail: dict[str, Any] | None = None
         self.session_key: str | None = None  # the session this connection holds
@@ -160,8 +162,6 @@ class Connection:
         # `_enqueue` inlined: this runs once per delivery.
         if self.closing:
             return
-        if self.trail is not None:
-            self.trail.record(record)
         core = self.core
         if core.batch:
             self._pending.append(out)  # framed at flush, with the events queued beside it
@@ -174,6 +174,12 @@ class Connection:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._flusher.add(self)
+
+    def _deliver_and_record(self, out: EncodedEvent, record: BrokerEvent) -> None:
+        """`deliver` on a partitioned log: the send order is kept for exact resume."""
+        if self._replay_buffer is None and not self.closing:
+            self.trail.record(record)  # type: ignore[union-attr]
+        Connection.deliver(self, out, record)
 
     def send_message(self, message: dict[str, Any]) -> None:
         self._enqueue(build_frame(OP_TEXT, dumps(message)))
