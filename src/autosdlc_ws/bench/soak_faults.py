@@ -55,7 +55,7 @@ class RedisProcess:
             raise RuntimeError("redis-server not found (apt-get install -y redis-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--dir", str(self.workdir), "--logfile", str(self.log_path)]
+               "--dir", str(self.workdir), "--logfile", str(Path(self.log_path).resolve())]  # redis chdirs to --dir
         if self.persistence == "none":
             cmd += ["--appendonly", "no"]
         else:
