@@ -66,6 +66,33 @@ def rss_bytes(pid: int, *, with_children: bool = True) -> int:
     return total
 
 
+def open_fds(pid: int) -> int:
+    """File descriptors `pid` has open (0 once it is gone): a worker's distance to its limit."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _meminfo(key: str) -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def mem_available_bytes() -> int:
+    """The kernel's estimate of memory available without swapping (MemAvailable)."""
+    return _meminfo("MemAvailable")
+
+
+def mem_total_bytes() -> int:
+    return _meminfo("MemTotal")
+
+
 def system_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""
     try:
