@@ -51,26 +51,28 @@ def test_per_connection_ratios() -> None:
     assert f["cpu_us_per_ping"] == pytest.approx(100.0)
     assert f["redis_per_conn_bytes"] == pytest.approx(100.0)
     assert f["redis_cores_per_10k"] == pytest.approx(0.01)
-    # the same cost per ping at the default 25 s interval: 400 pings/s
-    assert figs.cores_per_10k_at(100.0, 25.0) == pytest.approx(0.04)
 
 
 def test_the_million_estimate_takes_the_tightest_bound() -> None:
     host = figs.Host(cores=2, ram_gib=24.0, ram_reserve_gib=4.0, worker_base_mib=80.0, cpu_budget=0.5)
-    by_fds = figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=20 * KIB, cpu_us_per_ping=50.0,
-                                   heartbeat_s=25.0, host=host, fds_per_worker=20_000)
+    by_fds = figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=20 * KIB, idle_cores_per_10k=0.02,
+                                   host=host, fds_per_worker=20_000)
     ram = 20 * figs.GIB - 2 * 80 * MIB
     assert by_fds["per_host_by_ram"] == ram // (20 * KIB)
     assert by_fds["per_host_by_fds"] == 40_000
-    # half of each core: 10,000 pings/s per core x 2 cores x 25 s
-    assert by_fds["per_host_by_heartbeat_cpu"] == 500_000
+    # half of each of 2 cores = 1 core, at 0.02 core per 10k connections
+    assert by_fds["per_host_by_idle_cpu"] == 500_000
     assert by_fds["per_host"] == 40_000
     assert by_fds["hosts"] == 25 and by_fds["workers"] == 50 and by_fds["per_worker"] == 20_000
-    assert by_fds["heartbeat_cores"] == pytest.approx(2.0)  # 40,000 pings/s x 50 µs
-    raised = figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=20 * KIB, cpu_us_per_ping=50.0,
-                                   heartbeat_s=25.0, host=host, fds_per_worker=1_000_000)
-    assert raised["per_host"] == raised["per_host_by_heartbeat_cpu"] == 500_000
+    assert by_fds["idle_cores"] == pytest.approx(2.0)
+    raised = figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=20 * KIB, idle_cores_per_10k=0.02,
+                                   host=host, fds_per_worker=1_000_000)
+    assert raised["per_host"] == raised["per_host_by_idle_cpu"] == 500_000
     assert raised["hosts"] == 2
+    by_ram = figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=40 * KIB, idle_cores_per_10k=0.0,
+                                   host=host, fds_per_worker=1_000_000)
+    assert by_ram["per_host_by_idle_cpu"] is None
+    assert by_ram["per_host"] == ram // (40 * KIB) and by_ram["hosts"] == 2
 
 
 def test_table_has_a_line_per_step() -> None:

@@ -35,7 +35,7 @@ from autosdlc_ws.bench.private_redis import private_redis
 from autosdlc_ws.bench.procstat import children, cpu_seconds, mem_available_bytes, mem_total_bytes, open_fds, rss_bytes
 from autosdlc_ws.bench.targets import Server, start_server
 
-#: The gateway's default `heartbeat_interval_s` (config.py): the estimate is scaled to it.
+#: The gateway's default `heartbeat_interval_s` (config.py), stated next to the interval used.
 DEFAULT_HEARTBEAT_S = 25.0
 
 
@@ -247,6 +247,7 @@ def summarize(steps: list[dict[str, Any]], opts: CapacityOptions, stop_reason: s
               duration_s: float) -> dict[str, Any]:
     ok = [s for s in steps if s.get("ok") and s["held"]]
     big = [s for s in ok if s["held"] >= 10_000] or ok
+    per_10k = [s["figures"]["idle_cores_per_10k"] for s in big if s["figures"]["idle_cores_per_10k"] is not None]
     per_ping = [s["figures"]["cpu_us_per_ping"] for s in big if s["figures"]["cpu_us_per_ping"] is not None]
     marginal = [s["figures"]["rss_per_conn_marginal_bytes"] for s in big
                 if s["figures"]["rss_per_conn_marginal_bytes"] is not None]
@@ -256,27 +257,17 @@ def summarize(steps: list[dict[str, Any]], opts: CapacityOptions, stop_reason: s
         "stop_reason": stop_reason,
         "rss_per_conn_bytes": ok[-1]["figures"]["rss_per_conn_bytes"] if ok else None,
         "rss_per_conn_marginal_bytes_median": statistics.median(marginal) if marginal else None,
+        "idle_cores_per_10k_median": statistics.median(per_10k) if per_10k else None,
         "cpu_us_per_ping_median": statistics.median(per_ping) if per_ping else None,
         "redis_per_conn_bytes": ok[-1]["figures"]["redis_per_conn_bytes"] if ok else None,
     }
-    us = summary["cpu_us_per_ping_median"]
-    if us is not None:
-        summary["heartbeat_cores_per_10k"] = {f"{opts.heartbeat_s:g}s": figs.cores_per_10k_at(us, opts.heartbeat_s),
-                                              f"{DEFAULT_HEARTBEAT_S:g}s":
-                                                  figs.cores_per_10k_at(us, DEFAULT_HEARTBEAT_S)}
-    per_conn = summary["rss_per_conn_bytes"]
-    if per_conn and us is not None:
-        worker_base = steps[0]["rss_bytes"] / (opts.workers + 1) / figs.MIB
-        host = figs.Host(worker_base_mib=worker_base)
-        summary["million"] = {
-            "host": asdict(host),
-            "fds_20000": figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=per_conn,
-                                               cpu_us_per_ping=max(us, 0.0), heartbeat_s=DEFAULT_HEARTBEAT_S,
-                                               host=host, fds_per_worker=20_000),
-            "fds_raised": figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=per_conn,
-                                                cpu_us_per_ping=max(us, 0.0), heartbeat_s=DEFAULT_HEARTBEAT_S,
-                                                host=host, fds_per_worker=1_000_000),
-        }
+    per_conn, idle = summary["rss_per_conn_bytes"], summary["idle_cores_per_10k_median"]
+    if per_conn and idle is not None:
+        host = figs.Host(worker_base_mib=steps[0]["rss_bytes"] / (opts.workers + 1) / figs.MIB)
+        summary["million"] = {"host": asdict(host), **{
+            key: figs.million_estimate(connections=1_000_000, rss_per_conn_bytes=per_conn,
+                                       idle_cores_per_10k=max(idle, 0.0), host=host, fds_per_worker=fds)
+            for key, fds in (("fds_20000", 20_000), ("fds_raised", 1_000_000))}}
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         ports = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()

@@ -90,11 +90,6 @@ def per_connection(reading: Reading, previous: Reading, baseline: Reading, heart
     }
 
 
-def cores_per_10k_at(cpu_us_per_ping: float, heartbeat_s: float) -> float:
-    """Cores that pinging 10,000 connections every `heartbeat_s` takes."""
-    return 10_000 / heartbeat_s * cpu_us_per_ping / 1e6
-
-
 @dataclass(frozen=True)
 class Host:
     """The machine a 1M estimate is laid out on."""
@@ -103,32 +98,31 @@ class Host:
     ram_gib: float = 24.0
     ram_reserve_gib: float = 4.0  # kernel socket memory, the OS, headroom for bursts
     worker_base_mib: float = 80.0  # one worker's RSS with no connections
-    cpu_budget: float = 0.5  # share of each core the idle heartbeat may take (the rest is for events)
+    cpu_budget: float = 0.5  # share of each core idle connections may take (the rest is for events)
 
 
-def million_estimate(*, connections: int, rss_per_conn_bytes: float, cpu_us_per_ping: float,
-                     heartbeat_s: float, host: Host, fds_per_worker: int) -> dict[str, Any]:
+def million_estimate(*, connections: int, rss_per_conn_bytes: float, idle_cores_per_10k: float,
+                     host: Host, fds_per_worker: int) -> dict[str, Any]:
     """Hosts and workers for `connections` idle connections, from measured per-connection costs.
 
     A worker is one process on one core; a host runs one per core. Per host the
     connections are bounded by RAM (after the reserve and the workers' base),
-    by the open-files limit of its workers, and by the heartbeat's CPU
-    budget; the least of the three decides."""
+    by the open-files limit of its workers, and by the idle CPU (heartbeat and
+    the rest) within the CPU budget; the least of the three decides."""
     workers_per_host = host.cores
     ram_for_conns = (host.ram_gib - host.ram_reserve_gib) * GIB - workers_per_host * host.worker_base_mib * MIB
     by_ram = int(ram_for_conns // rss_per_conn_bytes)
     by_fds = workers_per_host * fds_per_worker
-    pings_per_core = host.cpu_budget * 1e6 / cpu_us_per_ping if cpu_us_per_ping > 0 else math.inf
-    by_cpu = int(workers_per_host * pings_per_core * heartbeat_s) if math.isfinite(pings_per_core) else None
+    by_cpu = int(workers_per_host * host.cpu_budget / idle_cores_per_10k * 10_000) if idle_cores_per_10k > 0 else None
     per_host = min(v for v in (by_ram, by_fds, by_cpu) if v is not None)
     hosts = math.ceil(connections / per_host)
     return {
         "connections": connections, "workers_per_host": workers_per_host,
-        "per_host_by_ram": by_ram, "per_host_by_fds": by_fds, "per_host_by_heartbeat_cpu": by_cpu,
+        "per_host_by_ram": by_ram, "per_host_by_fds": by_fds, "per_host_by_idle_cpu": by_cpu,
         "per_host": per_host, "hosts": hosts, "workers": hosts * workers_per_host,
         "per_worker": math.ceil(connections / (hosts * workers_per_host)),
         "ram_gib_for_connections": connections * rss_per_conn_bytes / GIB,
-        "heartbeat_cores": connections / heartbeat_s * cpu_us_per_ping / 1e6,
+        "idle_cores": connections / 10_000 * idle_cores_per_10k,
     }
 
 
