@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -32,7 +34,16 @@ from autosdlc_ws.bench import capacity_figures as figs
 from autosdlc_ws.bench.errors import BenchError
 from autosdlc_ws.bench.loadgen import LoadConfig, raise_nofile_limit
 from autosdlc_ws.bench.private_redis import private_redis
-from autosdlc_ws.bench.procstat import children, cpu_seconds, mem_available_bytes, mem_total_bytes, open_fds, rss_bytes
+from autosdlc_ws.bench.procstat import (
+    alive,
+    children,
+    cpu_seconds,
+    mem_available_bytes,
+    mem_total_bytes,
+    open_fds,
+    rss_bytes,
+    system_busy_seconds,
+)
 from autosdlc_ws.bench.targets import Server, start_server
 
 #: The gateway's default `heartbeat_interval_s` (config.py), stated next to the interval used.
@@ -126,14 +137,15 @@ async def _reading(server: Server, redis: Redis, held: int, opts: CapacityOption
     """Settle, then RSS and CPU of the server (and Redis) over the idle window."""
     await asyncio.sleep(opts.settle_s)
     _, rcpu0, _ = await _redis_info(redis)
-    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+    busy0, cpu0, t0 = system_busy_seconds(), cpu_seconds(server.pid), time.monotonic()
     await asyncio.sleep(opts.window_s)
-    cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+    busy1, cpu1, t1 = system_busy_seconds(), cpu_seconds(server.pid), time.monotonic()
     rused, rcpu1, rclients = await _redis_info(redis)
     workers = children(server.pid)
     return {"held": held, "rss_bytes": rss_bytes(server.pid), "cpu_s": round(cpu1 - cpu0, 3),
             "window_s": round(t1 - t0, 3), "redis_used_bytes": rused, "redis_cpu_s": round(rcpu1 - rcpu0, 3),
             "redis_clients": rclients,
+            "machine_busy_cores": round((busy1 - busy0) / (t1 - t0), 3),  # all processes: a shared machine shows
             "worker_rss_bytes": [rss_bytes(p, with_children=False) for p in workers],
             "worker_fds": [open_fds(p) for p in workers],
             "mem_available_bytes": mem_available_bytes()}
@@ -227,11 +239,29 @@ async def run_capacity(opts: CapacityOptions) -> dict[str, Any]:
                         stop_reason = f"connections dropped at {target:,} ({closed})"
                         break
                     last_ok, step_s = step, time.monotonic() - t_step
-        finally:
+        finally:  # the server while Redis is up (its workers release slots and save sessions there)
+            killed = _stop_server(server)
             await asyncio.gather(*(h.stop() for h in holders), return_exceptions=True)
-            server.stop()
             await redis.aclose()
-    return summarize(steps, opts, stop_reason, time.monotonic() - started)
+    result = summarize(steps, opts, stop_reason, time.monotonic() - started)
+    result["workers_killed_at_stop"] = killed
+    return result
+
+
+def _stop_server(server: Server, grace_s: float = 30.0) -> list[int]:
+    """Stop the supervisor, then SIGKILL any worker still running `grace_s` later: a worker
+    with tens of thousands of connections (or out of open files) may outlive its supervisor."""
+    workers = children(server.pid)
+    server.stop(timeout=grace_s)
+    deadline = time.monotonic() + grace_s
+    left = [p for p in workers if alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = [p for p in left if alive(p)]
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def _progress(step: dict[str, Any]) -> None:

@@ -70,7 +70,8 @@ async def hold(cfg: LoadConfig, max_seconds: float) -> None:
                 error = None
                 t0 = time.monotonic()
                 try:
-                    await asyncio.wait_for(lg.connect_all(asked, asked + k), float(cmd.get("timeout", 120)))
+                    # connect_all gives up at cfg.connect_timeout; this only bounds it
+                    await asyncio.wait_for(lg.connect_all(asked, asked + k), float(cmd.get("timeout", 120)) + 15)
                 except (BenchError, TimeoutError, OSError) as exc:
                     error = f"{type(exc).__name__}: {exc}"[:300]
                 asked += k

@@ -66,6 +66,14 @@ def rss_bytes(pid: int, *, with_children: bool = True) -> int:
     return total
 
 
+def alive(pid: int) -> bool:
+    """`pid` exists and is not a zombie."""
+    try:
+        return _stat_fields(pid)[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def open_fds(pid: int) -> int:
     """File descriptors `pid` has open (0 once it is gone): a worker's distance to its limit."""
     try:
