@@ -77,15 +77,18 @@ def test_the_million_estimate_takes_the_tightest_bound() -> None:
 
 def test_table_has_a_line_per_step() -> None:
     steps: list[dict[str, Any]] = [
-        {"held": 0, "rss_bytes": 200 * MIB, "ok": True, "figures": None, "worker_fds": [11, 11]},
+        {"held": 0, "rss_bytes": 200 * MIB, "ok": True, "figures": None, "worker_fds": [11, 11],
+         "cpu_s": 0.3, "window_s": 30.0},
         {"held": 5000, "rss_bytes": 300 * MIB, "ok": True, "redis_used_bytes": 3 * MIB, "worker_fds": [2511, 2513],
+         "machine_busy_cores": 0.5,
          "figures": {"rss_per_conn_marginal_bytes": 20.5 * KIB, "rss_per_conn_bytes": 20.5 * KIB,
                      "idle_cores": 0.05, "idle_cores_per_10k": 0.1, "cpu_us_per_ping": 100.0}},
         {"held": 7000, "rss_bytes": 340 * MIB, "ok": False, "figures": None},
     ]
     lines = figs.table(steps).splitlines()
     assert len(lines) == 5
-    assert lines[3] == "| 5,000 | 300 | 20.5 | 20.5 | 5.0 | 10.00 | 100.0 | 3.0 | 2511/2513 | yes |"
+    assert lines[2].startswith("| 0 | 200 | - | - | 1.0 | - | - | - |")
+    assert lines[3] == "| 5,000 | 300 | 20.5 | 20.5 | 5.0 | 10.0 | 100 | 50 | 3.0 | 2511/2513 | yes |"
     assert lines[4].endswith("| no |")
 
 

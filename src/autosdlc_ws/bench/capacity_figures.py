@@ -134,18 +134,23 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def table(steps: Sequence[dict[str, Any]]) -> str:
-    """One line per step, as Markdown (it goes into docs/benchmarks.md as it is)."""
+    """One line per step, as Markdown (it goes into docs/benchmarks.md as it is). "Idle CPU per
+    10k" is above the baseline with no connections: the heartbeat and everything else per
+    connection; "µs per ping" charges all of it to the pings (an upper bound)."""
     head = ("| connections | server RSS MiB | KiB/conn (marginal) | KiB/conn (all) | idle CPU % "
-            "| heartbeat CPU % per 10k | µs per ping | Redis MiB | fds per worker | ok |")
+            "| idle CPU % per 10k | µs per ping | machine busy % | Redis MiB | fds per worker | ok |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in steps:
         f = s.get("figures") or {}
         marginal, overall = f.get("rss_per_conn_marginal_bytes"), f.get("rss_per_conn_bytes")
-        per10k = f.get("idle_cores_per_10k")
+        per10k, busy, idle = f.get("idle_cores_per_10k"), s.get("machine_busy_cores"), f.get("idle_cores")
+        if s["held"] == 0 and "cpu_s" in s:  # the baseline: its own idle CPU
+            idle = s["cpu_s"] / s["window_s"] if s.get("window_s") else None
         lines.append(
             f"| {s['held']:,} | {s['rss_bytes'] / MIB:,.0f} | {_num(marginal and marginal / KIB, '.1f')} "
-            f"| {_num(overall and overall / KIB, '.1f')} | {100 * f.get('idle_cores', 0.0):.1f} "
-            f"| {_num(per10k and 100 * per10k, '.2f')} | {_num(f.get('cpu_us_per_ping'), '.1f')} "
+            f"| {_num(overall and overall / KIB, '.1f')} | {_num(idle and 100 * idle, '.1f')} "
+            f"| {_num(per10k and 100 * per10k, '.1f')} | {_num(f.get('cpu_us_per_ping'), '.0f')} "
+            f"| {_num(busy and 100 * busy, '.0f')} "
             f"| {_num(s.get('redis_used_bytes') and s['redis_used_bytes'] / MIB, '.1f')} "
             f"| {'/'.join(str(n) for n in s.get('worker_fds', [])) or '-'} | {'yes' if s.get('ok') else 'no'} |")
     return "\n".join(lines)

@@ -91,7 +91,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"),
                    help="with --suite: the Markdown file whose results section is rewritten")
     p.add_argument("--from-json", type=Path, default=None, metavar="SUITE.json",
-                   help="with --suite: run nothing; redo the table, plots and docs from a suite's JSON")
+                   help="with --suite: run nothing; redo the table, plots and docs from a suite's JSON; "
+                        "with --max-connections: print the table of a connections-*.json")
 
 
 def _server_env(items: list[str]) -> dict[str, str]:
@@ -215,6 +216,11 @@ def _run_capacity(args: argparse.Namespace) -> int:
     from autosdlc_ws.bench import report
     from autosdlc_ws.bench.capacity import CapacityOptions, run_capacity
 
+    if args.from_json:  # run nothing: the table of an earlier run
+        from autosdlc_ws.bench.capacity_figures import table
+
+        print(table(json.loads(args.from_json.read_text())["steps"]))
+        return 0
     opts = CapacityOptions(step=args.step, cap=args.cap, per_holder=args.per_holder,
                            workers=args.workers if args.workers > 1 else 2, broker=args.broker,
                            heartbeat_s=args.heartbeat, window_s=args.idle_window,
