@@ -190,6 +190,10 @@ async def run_capacity(opts: CapacityOptions) -> dict[str, Any]:
         raise BenchError("more holders than 127.0.0.x source addresses: raise --per-holder")
     opts.log_dir.mkdir(parents=True, exist_ok=True)
     raise_nofile_limit()
+    # SIGTERM (a `timeout`, a CI runner) unwinds like Ctrl-C: through the cleanup below
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     started = time.monotonic()
     env = {"AUTOSDLC_WS_HEARTBEAT_INTERVAL_S": str(opts.heartbeat_s),
            "AUTOSDLC_WS_ALERT_CONNECTIONS": "100000000", **opts.server_env}

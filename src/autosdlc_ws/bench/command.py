@@ -227,7 +227,11 @@ def _run_capacity(args: argparse.Namespace) -> int:
                            time_budget_s=args.time_budget, min_available_mib=args.min_available_mib,
                            client=args.client, server_env=_server_env(args.server_env),
                            log_dir=args.out / "logs")
-    result = asyncio.run(run_capacity(opts))
+    try:
+        result = asyncio.run(run_capacity(opts))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("autosdlc-ws bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
     print(result["table"])
     summary = result["summary"]
     print(f"\nmost held: {summary['max_held']:,} ({summary['stop_reason']})")
