@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--max-connections", action="store_true",
                       help="the most idle connections this machine holds: --step more at a time up to "
                            "--cap, with memory per connection and heartbeat CPU (2 workers over a "
-                           "private Redis unless --workers/--broker say otherwise)")
+                           "private Redis: --workers N above 2 and --broker URL change that)")
     cap = p.add_argument_group("--max-connections")
     cap.add_argument("--step", type=int, default=5000, help="connections added per step (default 5000)")
     cap.add_argument("--cap", type=int, default=60_000, help="stop after this many (default 60000)")
