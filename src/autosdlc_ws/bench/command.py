@@ -3,7 +3,8 @@
 Without a mode flag it runs the fan-out matrix the options describe (targets x
 N x repeats, burst and/or fixed-rate phases) and prints the table; `--suite`
 runs everything docs/benchmarks.md reports (about 10 minutes), and
-`--slow-consumer`, `--resume` and `--index` run one of the other benchmarks.
+`--slow-consumer`, `--resume`, `--index` and `--max-connections` run one of
+the other benchmarks.
 """
 
 from __future__ import annotations
@@ -68,12 +69,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            "(4 KiB events unless --event-size; outgoing limit 1 MiB)")
     mode.add_argument("--resume", action="store_true", help="replay of 10,000 missed events on resume")
     mode.add_argument("--index", action="store_true", help="benchmarks/bench_index.py")
+    mode.add_argument("--max-connections", action="store_true",
+                      help="the most idle connections this machine holds: --step more at a time up to "
+                           "--cap, with memory per connection and heartbeat CPU (2 workers over a "
+                           "private Redis: --workers N above 2 and --broker URL change that)")
+    cap = p.add_argument_group("--max-connections")
+    cap.add_argument("--step", type=int, default=5000, help="connections added per step (default 5000)")
+    cap.add_argument("--cap", type=int, default=60_000, help="stop after this many (default 60000)")
+    cap.add_argument("--per-holder", type=int, default=15_000,
+                     help="connections per load process, each on its own 127.0.0.x (default 15000)")
+    cap.add_argument("--heartbeat", type=float, default=10.0,
+                     help="server heartbeat (ping) interval during the run, s (default 10)")
+    cap.add_argument("--idle-window", type=float, default=30.0,
+                     help="seconds of idle CPU measured per step (default 30)")
+    cap.add_argument("--time-budget", type=float, default=600.0,
+                     help="no new step after this many seconds (default 600)")
+    cap.add_argument("--min-available-mib", type=float, default=2048.0,
+                     help="no new step once the machine has less memory available (default 2048)")
     p.add_argument("--quick", action="store_true",
                    help="with --suite: one repeat, short phases (a smoke run)")
     p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"),
                    help="with --suite: the Markdown file whose results section is rewritten")
     p.add_argument("--from-json", type=Path, default=None, metavar="SUITE.json",
-                   help="with --suite: run nothing; redo the table, plots and docs from a suite's JSON")
+                   help="with --suite: run nothing; redo the table, plots and docs from a suite's JSON; "
+                        "with --max-connections: print the table of a connections-*.json")
 
 
 def _server_env(items: list[str]) -> dict[str, str]:
@@ -104,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_resume(args)
     if args.index:
         return _run_index(args)
+    if args.max_connections:
+        return _run_capacity(args)
     return _run_fanout(args)
 
 
@@ -187,6 +208,36 @@ def _run_index(args: argparse.Namespace) -> int:
     result = index_benchmark(out_dir=args.out)
     print(result.get("stdout") or result.get("error"))
     return 0 if result.get("ok") else 1
+
+
+def _run_capacity(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from autosdlc_ws.bench import report
+    from autosdlc_ws.bench.capacity import CapacityOptions, run_capacity
+
+    if args.from_json:  # run nothing: the table of an earlier run
+        from autosdlc_ws.bench.capacity_figures import table
+
+        print(table(json.loads(args.from_json.read_text())["steps"]))
+        return 0
+    opts = CapacityOptions(step=args.step, cap=args.cap, per_holder=args.per_holder,
+                           workers=args.workers if args.workers > 1 else 2, broker=args.broker,
+                           heartbeat_s=args.heartbeat, window_s=args.idle_window,
+                           time_budget_s=args.time_budget, min_available_mib=args.min_available_mib,
+                           client=args.client, server_env=_server_env(args.server_env),
+                           log_dir=args.out / "logs")
+    try:
+        result = asyncio.run(run_capacity(opts))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("autosdlc-ws bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    print(result["table"])
+    summary = result["summary"]
+    print(f"\nmost held: {summary['max_held']:,} ({summary['stop_reason']})")
+    path = report.write_json({"meta": report.meta(_jsonable(args)), **result}, args.out, "connections")
+    print(f"results: {path}")
+    return 0 if summary["max_held"] else 1
 
 
 def _jsonable(args: argparse.Namespace) -> dict[str, Any]:

@@ -247,12 +247,15 @@ class AiohttpConn(_ConnBase):
             self.lg.loop.create_task(self.ws.close())
 
 
-async def open_picows(lg: LoadGen, index: int, url: str, headers: dict[str, str]) -> Any:
-    """One picows connection feeding `lg` (needs the bench extra: `HAVE_PICOWS`)."""
+async def open_picows(lg: LoadGen, index: int, url: str, headers: dict[str, str], *,
+                      local_addr: str | None = None) -> Any:
+    """One picows connection feeding `lg` (needs the bench extra: `HAVE_PICOWS`), from
+    source address `local_addr` when given (each has its own ~28k ephemeral ports)."""
+    kw: dict[str, Any] = {"local_addr": (local_addr, 0)} if local_addr else {}
     _, listener = await picows.ws_connect(
         lambda: PicowsConn(lg, index), url, extra_headers=headers,
         websocket_handshake_timeout=60, enable_auto_pong=True, max_frame_size=64 * 1024 * 1024,
-        read_buffer_init_size=4096)
+        read_buffer_init_size=4096, **kw)
     return listener
 
 

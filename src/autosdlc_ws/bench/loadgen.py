@@ -89,6 +89,7 @@ class LoadConfig:
     rss_interval: float = 0.5
     settle_s: float = 0.5
     subscribe: dict[str, Any] | None = None
+    local_addr: str | None = None  # source address of the WebSocket connections (e.g. 127.0.0.2)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> LoadConfig:
@@ -195,8 +196,18 @@ class LoadGen:
 
     # --- connecting -------------------------------------------------------------------
 
+    def open_ws_session(self) -> None:
+        """The aiohttp session the aiohttp client's connections share (bound to `local_addr`)."""
+        local = (self.cfg.local_addr, 0) if self.cfg.local_addr else None
+        connector = aiohttp.TCPConnector(limit=0, force_close=False, local_addr=local)
+        self._ws_session = aiohttp.ClientSession(connector=connector)
+
+    async def close_ws_session(self) -> None:
+        if self._ws_session is not None:
+            await self._ws_session.close()
+
     async def _open_picows(self, index: int, url: str, headers: dict[str, str]) -> Any:
-        return await open_picows(self, index, url, headers)
+        return await open_picows(self, index, url, headers, local_addr=self.cfg.local_addr)
 
     async def _open_aiohttp(self, index: int, url: str, headers: dict[str, str]) -> Any:
         assert self._ws_session is not None
@@ -376,8 +387,7 @@ class LoadGen:
         tasks: list[asyncio.Task[None]] = []
         if cfg.progress:
             tasks.append(self.loop.create_task(self._show_progress()))
-        connector = aiohttp.TCPConnector(limit=0, force_close=False)
-        self._ws_session = aiohttp.ClientSession(connector=connector)
+        self.open_ws_session()
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4))
         self._publisher = Publisher(cfg.base_url, cfg.token, cfg.inflight)
         result: dict[str, Any] = {
@@ -427,7 +437,7 @@ class LoadGen:
             await asyncio.sleep(0.2)
             await self._publisher.close()
             await self._http.close()
-            await self._ws_session.close()
+            await self.close_ws_session()
         return result
 
     def _finish(self, result: dict[str, Any]) -> None:

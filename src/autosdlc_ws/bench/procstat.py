@@ -66,6 +66,33 @@ def rss_bytes(pid: int, *, with_children: bool = True) -> int:
     return total
 
 
+def alive(pid: int) -> bool:
+    """`pid` exists and is not a zombie."""
+    try:
+        return _stat_fields(pid)[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _meminfo(key: str) -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def mem_available_bytes() -> int:
+    """The kernel's estimate of memory available without swapping (MemAvailable)."""
+    return _meminfo("MemAvailable")
+
+
+def mem_total_bytes() -> int:
+    return _meminfo("MemTotal")
+
+
 def open_fds(pid: int, *, with_children: bool = True) -> int:
     """File descriptors open in `pid` (and its live descendants): sockets, pipes, files."""
     total = 0
