@@ -62,12 +62,13 @@ class Settings:
     auth_timeout_s: float = 5.0  # unauthenticated connections must auth within this
     max_auth_failures: int = 3  # in-band failures in a row before close 4001
     # --- protocol ----------------------------------------------------------
-    heartbeat_interval_s: float = 25.0  # WebSocket ping interval; missed pong closes
+    heartbeat_interval_s: float = 25.0  # WebSocket ping interval; missed pong closes; 0 = no pings
     max_frame_bytes: int = 65536  # incoming frame size; a frame of exactly this is accepted
     max_decompressed_bytes: int = 1048576  # cap on a client's gzip frame once inflated
     max_json_depth: int = 32  # nesting of arrays/objects in a client message; deeper is invalid_message
     gzip_threshold_bytes: int = 1024  # outgoing JSON above this is gzipped for clients that ask
     max_subscriptions_per_connection: int = 100
+    max_connections_per_process: int = 0  # 0: the open-files limit less 256; past it upgrades get 503
     max_connections_per_identity: int = 100
     max_connections_per_ip: int = 5000  # open WebSocket connections from one client address; 0 = off
     rate_connect_per_ip_per_s: float = 200.0  # upgrade attempts per client address (token bucket); 0 = off
@@ -146,6 +147,10 @@ class Settings:
             raise ConfigError("event_loop must be 'auto', 'asyncio' or 'uvloop'")
         if self.redis_partition_readers not in ("needed", "all"):
             raise ConfigError("redis_partition_readers must be 'needed' or 'all'")
+        if self.max_connections_per_process < 0:
+            raise ConfigError("max_connections_per_process must be 0 (from the open-files limit) or positive")
+        if self.heartbeat_interval_s < 0:
+            raise ConfigError("heartbeat_interval_s must be 0 (no pings) or positive")
         if not 1 <= self.redis_partitions <= 1024:
             raise ConfigError("redis_partitions must be between 1 and 1024")
         if self.snapshot_max_keys < 0:

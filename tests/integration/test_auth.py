@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from autosdlc_ws.server.admission import RESERVED_FDS, connection_capacity
 from tests.conftest import (
     ADMIN_KEY,
     READER_KEY,
@@ -230,6 +232,29 @@ async def test_refresh_postpones_expiry(gateway_factory: Callable[..., Any]) -> 
 
 
 # --- admission: per-identity cap, Origin ------------------------------------------
+
+
+async def test_a_process_at_its_connection_capacity_answers_503(gateway_factory: Callable[..., Any]) -> None:
+    """Below the open-files limit, not at it: accept() never starts failing in a loop."""
+    server = await gateway_factory(base_settings(max_connections_per_process=2))
+    clients = [await open_authed(server, token=make_token(name)) for name in ("alice", "bob")]
+    body = await expect_status(f"{server.ws_url}?token={make_token('carol')}", 503)
+    assert body["error"]["code"] == "at_capacity"
+    await clients[0].close()
+    for _ in range(200):
+        if len(server.gateway.connections) < 2:
+            break
+        await asyncio.sleep(0.01)
+    again = await open_authed(server, token=make_token("carol"))
+    await again.close()
+    await clients[1].close()
+
+
+def test_capacity_defaults_to_the_open_files_limit() -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = (1 << 30) if soft == resource.RLIM_INFINITY else max(1, soft - RESERVED_FDS)
+    assert connection_capacity(base_settings()) == expected
+    assert connection_capacity(base_settings(max_connections_per_process=7)) == 7
 
 
 async def test_connections_per_identity_cap_429(gateway_factory: Callable[..., Any]) -> None:

@@ -237,3 +237,11 @@ def test_batching_and_loop_settings_are_checked(changes: dict[str, object], mess
     with pytest.raises(ConfigError, match=message):
         Settings(**changes)  # type: ignore[arg-type]
     assert Settings().write_delay_ms == 0 and Settings().max_batch_bytes == 65536
+
+
+def test_heartbeat_and_process_capacity_are_checked() -> None:
+    assert Settings(heartbeat_interval_s=0).heartbeat_interval_s == 0  # 0: no pings
+    for bad in ({"heartbeat_interval_s": -1}, {"max_connections_per_process": -5},
+                {"redis_partitions": 0}, {"redis_partition_readers": "some"}):
+        with pytest.raises(ConfigError):
+            Settings(**bad)  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """Who may open a WebSocket, decided in one place before the upgrade.
 
-In order: the server is not draining, the origin is allowed, the client
+In order: the server is not draining and has room (its open-files limit,
+`connection_capacity`), the origin is allowed, the client
 address is under its connect rate, the credentials (when given in the
 request) are valid and carry a read permission, the identity has a free
 connection slot (on every worker), the address is under its connection cap.
@@ -11,14 +12,30 @@ the same `Gateway.take_identity_slot`.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Principal
 from autosdlc_ws.errors import AuthenticationError
 from autosdlc_ws.server.credentials import json_error, request_credentials
 from autosdlc_ws.server.gateway import Gateway
+
+#: File descriptors kept for everything but client sockets: Redis pools (2 x 64),
+#: the control and Pub/Sub connections, listening sockets, logs, /proc reads.
+RESERVED_FDS = 256
+
+
+def connection_capacity(settings: Settings) -> int:
+    """`max_connections_per_process`, or the open-files limit less `RESERVED_FDS`."""
+    if settings.max_connections_per_process:
+        return settings.max_connections_per_process
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(1, soft - RESERVED_FDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,13 @@ async def admit(gateway: Gateway, request: web.Request, connection_id: str,
     if gateway.draining:
         return json_error(503, "shutting_down", "the server is shutting down; reconnect shortly",
                           headers={"Retry-After": "1"})
+    capacity = connection_capacity(settings)
+    if len(gateway.connections) >= capacity:
+        # near the process's open-files limit: refuse cleanly (another worker or host
+        # may have room) instead of letting accept() fail in a loop
+        return json_error(503, "at_capacity",
+                          f"this server process holds its maximum of {capacity} connections; retry "
+                          "(another worker may take it)", headers={"Retry-After": "2"})
     origin = request.headers.get("Origin")
     if settings.allowed_origins and origin is not None and origin not in settings.allowed_origins:
         return json_error(403, "forbidden", "origin not allowed")

@@ -8,6 +8,7 @@ import os
 import signal
 import ssl
 import sys
+import threading
 
 from aiohttp import web
 
@@ -27,6 +28,24 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
     return ctx
+
+
+#: How long past the drain's grace time a shutting-down process may still take
+#: (closing the broker, saving sessions) before it exits regardless.
+SHUTDOWN_MARGIN_S = 15.0
+
+
+def _exit_at_the_latest(seconds: float) -> None:
+    """A drain that cannot finish (every session save waiting on a Redis that is
+    gone, 35,000 of them) must not keep a worker alive past its supervisor: a
+    thread, not a loop callback, so a busy loop cannot hold it off."""
+    def give_up() -> None:
+        os.write(2, f"autosdlc-ws: pid {os.getpid()} still shutting down after {seconds:.0f} s; exiting\n".encode())
+        os._exit(70)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
@@ -65,4 +84,5 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         ready.set()
     await stop.wait()
     log.info("shutting down: draining %d connections", len(gateway.connections))
+    _exit_at_the_latest(settings.shutdown_grace_s + SHUTDOWN_MARGIN_S)
     await runner.cleanup()

@@ -29,7 +29,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     principal, address = admission.principal, admission.address
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
-        heartbeat=settings.heartbeat_interval_s,
+        heartbeat=settings.heartbeat_interval_s or None,  # 0: no pings (aiohttp would ping in a loop)
         max_msg_size=settings.max_frame_bytes + 1,  # aiohttp refuses sizes >= its limit
         compress=False,  # app-level gzip instead: frames must be identical for all recipients
         autoping=True,
