@@ -275,10 +275,11 @@ async def fanout_results(args: argparse.Namespace, log_dir: Path) -> dict[str, A
 # --- the estimate ---------------------------------------------------------------------------------
 
 #: 1M connections and 100k events/s; each event to 10 or 100 connections (each connection then
-#: receives 1 or 10 events/s), each worker subscribed to all, a quarter or 5 % of the partitions,
-#: 1 or 10 events of a partition per publish call.
+#: receives 1 or 10 events/s); each worker subscribed to all, 10 % or 2 % of the partitions
+#: (the last two need connections routed to workers by resource); 1 or 10 events of a partition
+#: per publish call.
 CONNECTIONS, EVENTS_PER_S = 1_000_000, 100_000.0
-SCENARIOS = [(fanout, interest, epc) for fanout in (10.0, 100.0) for interest in (1.0, 0.25, 0.05)
+SCENARIOS = [(fanout, interest, epc) for fanout in (10.0, 100.0) for interest in (1.0, 0.1, 0.02)
              for epc in (1.0, 10.0)]
 
 
