@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import orjson
 
 from autosdlc_ws.broker.base import LOCAL_EPOCH, BrokerEvent, Position, VectorPosition
@@ -68,3 +70,23 @@ def test_without_the_trail_nothing_is_skipped() -> None:
     old = resume_position(START, saved(trail), "p0-12", (0, Position("e0", 12)))
     assert old is not None and not old.exact and old.position.parts[0] == Position("e0", 12)
     assert resume_position(START, saved(trail), "nope", None) is None
+
+
+def test_folding_keeps_the_last_position_of_each_partition() -> None:
+    """The fold reads newest first and stops early: the same base as folding every event in order,
+    with local events, partitions absent from a fold and out-of-range partitions mixed in."""
+    rng = random.Random(5)
+    for _ in range(50):
+        trail, base = SendTrail(3, window=3), [None, None, None]
+        kept: list[BrokerEvent] = []
+        for offset in range(rng.randrange(1, 40)):
+            kind = rng.random()
+            record = (BrokerEvent({"id": f"l{offset}"}, 0, LOCAL_EPOCH, 0) if kind < 0.1
+                      else rec(7, offset) if kind < 0.15 else rec(rng.choice((0, 0, 0, 2)), offset))
+            trail.record(record)
+            kept.append(record)
+        folded = kept[:max(0, len(kept) - 3)]  # what to_json folds: all but the window
+        for record in folded:
+            if record.epoch != LOCAL_EPOCH and record.partition < 3:
+                base[record.partition] = [record.epoch, record.offset]  # type: ignore[call-overload]
+        assert saved(trail)["base"] == base

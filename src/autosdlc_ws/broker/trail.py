@@ -50,9 +50,19 @@ class SendTrail:
             self._fold(len(sent) - self.window)
 
     def _fold(self, count: int) -> None:
-        for record in self._sent[:count]:
-            if record.epoch != LOCAL_EPOCH and record.partition < self.partitions:
-                self._base[record.partition] = Position(record.epoch, record.offset)
+        # Newest first: only the last event of each partition moves its base (one
+        # Position per partition, not per event: this runs once per `window` deliveries).
+        base, partitions = self._base, self.partitions
+        found: set[int] = set()
+        for i in range(count - 1, -1, -1):
+            record = self._sent[i]
+            partition = record.partition
+            if partition in found or record.epoch == LOCAL_EPOCH or partition >= partitions:
+                continue
+            found.add(partition)
+            base[partition] = Position(record.epoch, record.offset)
+            if len(found) == partitions:
+                break
         del self._sent[:count]
 
     def to_json(self) -> dict[str, Any]:
