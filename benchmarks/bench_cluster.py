@@ -15,13 +15,14 @@ Redis runs on core 0, this process on core 1.
 Part 2, fan-out (`autosdlc-ws bench`'s sessions: gateway on core 0, load
 generator on core 1, Redis unpinned): N connections, one event per tick and
 50 per tick, `serve --broker redis://...` and `serve --broker redis-cluster://...`
-(`--fanout-masters` masters, the default 16 partitions) alternating in one
+(`--fanout-masters` masters; `--fanout-partitions` partitions, 16 and 1) in turn in one
 invocation; deliveries per server CPU-second and the ratio cluster/single.
 
 Every Redis is its own, on free ports, stopped at the end whatever happens.
 
     .venv/bin/python benchmarks/bench_cluster.py [--events 3000] [--masters 1,2,3] [--partitions 1,4,16]
-        [--subscribers 3] [-n 1000] [--repeat 2] [--duration 3] [--skip-publish] [--skip-fanout]
+        [--subscribers 4] [-n 1000] [--repeat 3] [--duration 3] [--fanout-partitions 16,1]
+        [--skip-publish] [--skip-fanout]
 
 Figures in docs/architecture.md ("Redis Cluster: measured").
 """
@@ -235,16 +236,19 @@ def sends(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def fanout_results(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    """The sessions block this loop: nothing else runs on it meanwhile."""
+    """Single Redis and the cluster at each of `--fanout-partitions`, in a rotating order per
+    repeat. The sessions block this loop: nothing else runs on it meanwhile."""
     phases = [Phase("burst b=1", batch=1, duration=args.duration),
               Phase("burst b=50", batch=50, duration=args.duration)]
     sessions: list[dict[str, Any]] = []
     with local_cluster(args.fanout_masters, pin=False) as (cluster, _):
         async with plain_redis(pin=False) as (single, _):
+            brokers = [("redis", single, 1), *((f"cluster/{k}", cluster, k) for k in args.fanout_partitions)]
             for rep in range(args.repeat):
-                order = [("redis", single), ("redis-cluster", cluster)]
-                for name, url in order if rep % 2 == 0 else order[::-1]:
-                    env = {"AUTOSDLC_WS_REDIS_PREFIX": f"{{fan{rep}}}:"}
+                turn = rep % len(brokers)
+                for name, url, partitions in brokers[turn:] + brokers[:turn]:
+                    env = {"AUTOSDLC_WS_REDIS_PREFIX": f"{{fan{rep}}}:",
+                           "AUTOSDLC_WS_REDIS_PARTITIONS": str(partitions)}
                     result = run_session("gateway", args.connections, phases, broker=url, server_env=env,
                                          log_dir=log_dir, label=f"{name} [{rep + 1}/{args.repeat}]",
                                          progress=False)
@@ -253,22 +257,25 @@ async def fanout_results(args: argparse.Namespace, log_dir: Path) -> dict[str, A
                     per_cpu = [round(p.get("deliveries_per_server_cpu_s") or 0) for p in result.get("phases", [])]
                     print(json.dumps({"broker": name, "repeat": rep, "ok": result.get("ok"),
                                       "deliveries_per_server_cpu_s": per_cpu}), flush=True)
-    summary = {}
-    for i, phase in enumerate(phases):
-        def per_cpu(name: str, rep: int, i: int = i) -> float | None:
-            s = next((s for s in sessions if s["broker_name"] == name and s["repeat"] == rep), None)
-            if s is None or not s.get("ok") or len(s.get("phases", [])) <= i:
-                return None
-            value = s["phases"][i].get("deliveries_per_server_cpu_s")
-            return float(value) if value else None
 
-        pairs = [(per_cpu("redis", r), per_cpu("redis-cluster", r)) for r in range(args.repeat)]
-        good = [(a, b) for a, b in pairs if a and b]
-        summary[phase.label] = {
-            "single": [a for a, _ in good], "cluster": [b for _, b in good],
-            "ratios": [b / a for a, b in good],
-            "median_ratio": statistics.median(b / a for a, b in good) if good else None}
-    return {"n": args.connections, "masters": args.fanout_masters, "partitions": 16, "summary": summary,
+    def per_cpu(name: str, rep: int, i: int) -> float | None:
+        s = next((s for s in sessions if s["broker_name"] == name and s["repeat"] == rep), None)
+        if s is None or not s.get("ok") or len(s.get("phases", [])) <= i:
+            return None
+        value = s["phases"][i].get("deliveries_per_server_cpu_s")
+        return float(value) if value else None
+
+    summary: dict[str, dict[str, Any]] = {}
+    for i, phase in enumerate(phases):
+        row: dict[str, Any] = {"redis": [v for r in range(args.repeat) if (v := per_cpu("redis", r, i))]}
+        for k in args.fanout_partitions:
+            pairs = [(per_cpu("redis", r, i), per_cpu(f"cluster/{k}", r, i)) for r in range(args.repeat)]
+            ratios = [b / a for a, b in pairs if a and b]
+            row[f"cluster/{k}"] = {"values": [b for _, b in pairs if b], "ratios": ratios,
+                                   "median_ratio": statistics.median(ratios) if ratios else None}
+        summary[phase.label] = row
+    return {"n": args.connections, "masters": args.fanout_masters, "partitions": args.fanout_partitions,
+            "summary": summary,
             "sessions": [{k: v for k, v in s.items() if k not in ("latency_samples",)} for s in sessions]}
 
 
@@ -288,7 +295,7 @@ def costs_from(result: dict[str, Any]) -> Costs | None:
     partition (1 and 50 events per call), the subscriber costs from its largest configuration, the
     deliveries per gateway CPU-second over the cluster at one event per tick."""
     rows, fanout = result.get("publish"), result.get("fanout")
-    if not rows or not fanout or not fanout["summary"]["burst b=1"]["cluster"]:
+    if not rows or not fanout or not fanout["summary"]["burst b=1"].get("cluster/16", {}).get("values"):
         return None
     top = max(r["masters"] for r in rows if r["broker"] == "redis-cluster")
 
@@ -303,7 +310,7 @@ def costs_from(result: dict[str, Any]) -> Costs | None:
     epm = BATCH / per_sub["batch"]["messages_per_call"]  # events per message in the batch rows
     send_single, send_batch = per_sub["single"]["redis_us_per_send"], per_sub["batch"]["redis_us_per_send"]
     return Costs(
-        deliveries_per_core_s=statistics.median(fanout["summary"]["burst b=1"]["cluster"]),
+        deliveries_per_core_s=statistics.median(fanout["summary"]["burst b=1"]["cluster/16"]["values"]),
         worker_receive=Split.from_runs(per_sub["single"]["worker_us_per_event"],
                                        per_sub["batch"]["worker_us_per_event"], epm),
         redis_publish=Split.from_runs(single["redis_us_per_event"], batch["redis_us_per_event"], BATCH),
@@ -341,14 +348,20 @@ def publish_table(rows: list[dict[str, Any]]) -> str:
 
 
 def fanout_table(fanout: dict[str, Any]) -> str:
-    lines = [f"| load (N={fanout['n']:,}) | single Redis, per server CPU-s | cluster ({fanout['masters']} masters, "
-             f"{fanout['partitions']} partitions) | cluster / single |", "|---|---|---|---|"]
-    for name, s in fanout["summary"].items():
-        def k(values: list[float]) -> str:
-            return ", ".join(f"{v / 1000:,.0f}k" for v in values)
-        ratios = ", ".join(f"{r:.2f}x" for r in s["ratios"])
-        median = f"{s['median_ratio']:.2f}x" if s["median_ratio"] else "-"
-        lines.append(f"| {name} | {k(s['single'])} | {k(s['cluster'])} | {median} ({ratios}) |")
+    def k(values: list[float]) -> str:
+        return ", ".join(f"{v / 1000:,.0f}k" for v in values)
+
+    parts = fanout["partitions"]
+    head = " | ".join(f"cluster, {p} partition{'s' * (p > 1)}: per CPU-s; / single" for p in parts)
+    lines = [f"| load (N={fanout['n']:,}, cluster of {fanout['masters']} masters) | single Redis, per server CPU-s "
+             f"| {head} |", "|---" * (2 + len(parts)) + "|"]
+    for name, row in fanout["summary"].items():
+        cells = []
+        for p in parts:
+            c = row[f"cluster/{p}"]
+            median = f"{c['median_ratio']:.2f}x" if c["median_ratio"] else "-"
+            cells.append(f"{k(c['values'])}; {median} ({', '.join(f'{r:.2f}x' for r in c['ratios'])})")
+        lines.append(f"| {name} | {k(row['redis'])} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -368,9 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subscribers", type=int, default=4,
                    help="extra started backends for the per-subscriber costs (largest cluster and plain Redis)")
     p.add_argument("-n", "--connections", type=int, default=1000)
-    p.add_argument("--repeat", type=int, default=2, help="fan-out sessions per broker, alternating")
+    p.add_argument("--repeat", type=int, default=3, help="fan-out sessions per broker, alternating")
     p.add_argument("--duration", type=float, default=3.0, help="seconds per fan-out phase")
     p.add_argument("--fanout-masters", type=int, default=3)
+    p.add_argument("--fanout-partitions", type=ints, default=[16, 1],
+                   help="the cluster's partitions in the fan-out sessions (1: no send trail, the control)")
     p.add_argument("--skip-publish", action="store_true")
     p.add_argument("--skip-fanout", action="store_true")
     p.add_argument("--output", type=Path, default=RESULTS)
