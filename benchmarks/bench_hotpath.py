@@ -42,6 +42,7 @@ from autosdlc_ws.broker.control import ControlChannel
 from autosdlc_ws.broker.memory import memory_backend
 from autosdlc_ws.broker.memory_control import MemoryControlChannel
 from autosdlc_ws.broker.redis_control import RedisControlChannel
+from autosdlc_ws.broker.trail import SendTrail
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.connection_core import ConnectionCore
 from autosdlc_ws.core.subscriptions import Subscription
@@ -210,6 +211,41 @@ async def batch_paired_async(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def trail_paired_async(args: argparse.Namespace) -> dict[str, Any]:
+    """Each run timed plain, then as on a partitioned log (the worker keeps the
+    order its hub received events in, `SendTrail`, for exact resume), ABBA."""
+    gateway, _, _ = build(args.n)
+    await measure(gateway, max(50, args.events // 10), 1)  # warm up
+    hub = gateway.hub
+    plain_handler = hub.on_broker_event
+
+    def use_trail(on: bool) -> None:
+        if on:  # what Gateway.start wires on a partitioned log: record, then fan out
+            trail = SendTrail(16)
+
+            def trail_and_fan_out(record: BrokerEvent) -> None:
+                trail.record(record)
+                plain_handler(record)
+
+            hub.on_broker_event = trail_and_fan_out  # type: ignore[method-assign]
+        else:
+            hub.on_broker_event = plain_handler  # type: ignore[method-assign]
+
+    out: dict[str, Any] = {}
+    for per_tick in (1, 50):
+        timed: dict[bool, list[float]] = {False: [], True: []}
+        for run in range(args.runs):
+            for on in ((False, True) if run % 2 == 0 else (True, False)):
+                use_trail(on)
+                timed[on].append(await measure(gateway, args.events, per_tick))
+        plain, trail = timed[False], timed[True]
+        out[f"{per_tick}_per_tick"] = {
+            "ns_plain": statistics.median(plain) * 1e9, "ns_trail": statistics.median(trail) * 1e9,
+            "ratio": statistics.median(plain) / statistics.median(trail),  # deliveries per CPU-s, trail / plain
+            "pair_ratios": [round(a / b, 3) for a, b in zip(plain, trail, strict=True)]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -225,9 +261,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="paired runs without/with batched frames at 1, 5 and 50 events per tick")
     parser.add_argument("--no-memo", action="store_true", help="with --batch: no per-flush array memo")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--trail", action="store_true",
+                        help="paired runs plain / keeping the send order as on redis-cluster:// (SendTrail)")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
+    if args.trail:
+        trailed = run_on_loop(trail_paired_async(args), args.loop)
+        for key in ("1_per_tick", "50_per_tick"):
+            r = trailed[key]
+            print(f"{args.label:<12} {key:<12} plain {r['ns_plain']:6.0f} ns, trail {r['ns_trail']:6.0f} ns "
+                  f"per delivery: deliveries per CPU-s trail/plain {r['ratio']:.3f} (pairs "
+                  f"{min(r['pair_ratios']):.2f}-{max(r['pair_ratios']):.2f}), N={args.n}")
+        return 0
     if args.batch:
         batched = run_on_loop(batch_paired_async(args), args.loop)
         for key in ("1_per_tick", "5_per_tick", "50_per_tick"):

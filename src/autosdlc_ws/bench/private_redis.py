@@ -3,6 +3,7 @@
 Used by benchmarks/ (through its `private_redis.py`) and `bench --max-connections`.
 
     async with private_redis(pin_cpu=0) as url: ...
+    async with private_redis_server(pin_cpu=0) as (url, pid): ...  # pid: its CPU from /proc
 
 `pin_cpu` pins Redis to that core and this process to the other one, so their
 CPU times do not mix (docs/benchmarks.md, "How to measure").
@@ -31,6 +32,13 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def private_redis(pin_cpu: int | None = None) -> AsyncIterator[str]:
+    async with private_redis_server(pin_cpu) as (url, _):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def private_redis_server(pin_cpu: int | None = None) -> AsyncIterator[tuple[str, int]]:
+    """The same, with the server's pid (its CPU from /proc)."""
     server = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
@@ -48,7 +56,7 @@ async def private_redis(pin_cpu: int | None = None) -> AsyncIterator[str]:
                 break
             except Exception:  # not listening yet
                 await asyncio.sleep(0.05)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait()

@@ -106,6 +106,26 @@ def cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return seeds, options
 
 
+class QueueingCluster(RedisCluster):
+    """A `RedisCluster` whose commands wait for a connection, as `BlockingConnectionPool` does.
+
+    redis-py's cluster client raises `MaxConnectionsError` as soon as a node
+    has `max_connections` commands in flight, which the Redis modules would
+    take for an outage: a gateway where tens of connections open at once (each
+    reads the head of every partition) closed them with 1013. At most
+    `max_connections` commands of this client are in flight (fewer per node),
+    the others queue. Pipelines take their connections elsewhere; the limits'
+    and control channel's pipelines are few and short."""
+
+    def __init__(self, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(max_connections=max_connections, **kwargs)
+        self._in_flight = asyncio.Semaphore(max_connections)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+
 class ClusterTarget:
     """A Redis Cluster 7+: any reachable seed finds the others."""
 
@@ -122,9 +142,9 @@ class ClusterTarget:
                        retry: Retry, blocking: bool = True) -> CommandClient:
         # MOVED/ASK and a dead node are followed by the cluster client itself
         # (slot table refreshed, the command re-sent to the new owner).
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.seeds],
-                            max_connections=max_connections, socket_timeout=timeout_s,
-                            socket_connect_timeout=connect_timeout_s, retry=retry, **self._options)
+        return QueueingCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.seeds],
+                               max_connections=max_connections, socket_timeout=timeout_s,
+                               socket_connect_timeout=connect_timeout_s, retry=retry, **self._options)
 
     async def subscriber(self, channel: str, *, connect_timeout_s: float, timeout_s: float) -> Redis:
         old = self._subscribers.pop(channel, None)

@@ -11,6 +11,16 @@ it when the connection ends, and `resume_position` turns (trail, last event)
 back into a vector: every partition at the last offset sent before or with
 that event. Pure: plain values in and out, no I/O.
 
+Nothing of this is paid per delivery. Every connection of a worker is sent
+its live events in the order the worker's hub receives them, so ONE trail per
+worker (`record`, once per event) says where each partition stood when any
+live event went out; the position it gives counts events a connection did not
+match, which is the same thing for its subscriptions. A connection keeps a
+trail of its own only for what it sends outside that order (a resume's
+replay, the live events held back meanwhile, which go out after it) and, at
+each such window and when its session is saved, takes over the worker's
+entries since it last did (`absorb_since`).
+
 When the trail cannot place the event (the worker died before saving it, or
 the event is older than the window) the answer is the session's start vector
 with the event's own partition moved up to it: nothing is skipped, some
@@ -36,35 +46,68 @@ class SendTrail:
     """The events sent to one connection, in order (the last `window`), for a
     log of `partitions` partitions. `record` is on the delivery path: one append."""
 
-    __slots__ = ("_base", "_sent", "partitions", "window")
+    __slots__ = ("_base", "count", "limit", "partitions", "sent", "window")
 
     def __init__(self, partitions: int, window: int = TRAIL_WINDOW) -> None:
         self.partitions = partitions
         self.window = window
+        #: `sent` may grow to `limit` before the oldest quarter folds into the base.
+        self.limit = window + (window >> 2)
         self._base: list[Position | None] = [None] * partitions
-        self._sent: list[BrokerEvent] = []
+        #: The events sent, oldest first. The connection appends to it itself (the
+        #: delivery path inlines `record`) and calls `fold_excess` past `limit`.
+        self.sent: list[BrokerEvent] = []
+        #: Events recorded so far: `sent` holds numbers `count - len(sent)` to `count - 1`.
+        self.count = 0
 
     def record(self, record: BrokerEvent) -> None:
-        sent = self._sent
-        sent.append(record)
-        if len(sent) > self.window + (self.window >> 2):  # fold a quarter at a time
-            self._fold(len(sent) - self.window)
+        self.sent.append(record)
+        self.count += 1
+        if len(self.sent) > self.limit:
+            self.fold_excess()
+
+    def absorb_since(self, other: SendTrail, start: int) -> None:
+        """Append what `other` recorded from its number `start` on (a worker's
+        trail, read by one of its connections). Entries `other` already folded
+        away are taken from its base: a position at least as far, never less."""
+        first = other.count - len(other.sent)
+        if start < first:
+            self._fold(len(self.sent))
+            for partition, position in enumerate(other._base):
+                if position is not None and partition < self.partitions:
+                    self._base[partition] = position
+            start = first
+        for record in other.sent[start - first:]:
+            self.record(record)
+
+    def fold_excess(self) -> None:
+        self._fold(len(self.sent) - self.window)
 
     def _fold(self, count: int) -> None:
-        for record in self._sent[:count]:
-            if record.epoch != LOCAL_EPOCH and record.partition < self.partitions:
-                self._base[record.partition] = Position(record.epoch, record.offset)
-        del self._sent[:count]
+        # Newest first: only the last event of each partition moves its base (one
+        # Position per partition, not per event: this runs once per `window` deliveries).
+        base, partitions = self._base, self.partitions
+        found: set[int] = set()
+        for i in range(count - 1, -1, -1):
+            record = self.sent[i]
+            partition = record.partition
+            if partition in found or record.epoch == LOCAL_EPOCH or partition >= partitions:
+                continue
+            found.add(partition)
+            base[partition] = Position(record.epoch, record.offset)
+            if len(found) == partitions:
+                break
+        del self.sent[:count]
 
     def to_json(self) -> dict[str, Any]:
         """`base`: [epoch, offset] or null per partition, as of the first entry of
         `sent`; `sent`: [partition, offset, ...] flat (partition -1: a local
         event, its id in `local`); `epochs`: each partition's epoch in `sent`."""
-        self._fold(max(0, len(self._sent) - self.window))
+        self._fold(max(0, len(self.sent) - self.window))
         sent: list[int] = []
         local: list[str] = []
         epochs: list[str | None] = [None] * self.partitions
-        for record in self._sent:
+        for record in self.sent:
             if record.epoch == LOCAL_EPOCH:
                 sent += [-1, len(local)]
                 local.append(str(record.event.get("id")))

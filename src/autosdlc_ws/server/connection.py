@@ -138,10 +138,11 @@ class Connection:
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None  # what `_deadline` is armed for
         self.session_position: LogPosition | None = None  # log head when the session began
-        #: The order log events were sent in, on a partitioned log (exact resume, `broker.trail`).
+        #: On a partitioned log, the order events were sent in (exact resume,
+        #: `broker.trail`): this connection's own entries (replays, held-back events),
+        #: and the worker's trail from `live_from` on for its live deliveries.
         self.trail = SendTrail(host.log_partitions) if host.log_partitions > 1 else None
-        if self.trail is not None:  # so the plain delivery path pays nothing for it
-            self.deliver = self._deliver_and_record  # type: ignore[method-assign]
+        self.live_from: int | None = host.worker_trail.count if host.worker_trail is not None else None
         #: The trail of the connection this one took the session over from, on this worker.
         self.inherited_trail: dict[str, Any] | None = None
         self.session_key: str | None = None  # the session this connection holds
@@ -175,11 +176,25 @@ class Connection:
             self._flush_scheduled = True
             self._flusher.add(self)
 
-    def _deliver_and_record(self, out: EncodedEvent, record: BrokerEvent) -> None:
-        """`deliver` on a partitioned log: the send order is kept for exact resume."""
-        if self._replay_buffer is None and not self.closing:
-            self.trail.record(record)  # type: ignore[union-attr]
-        Connection.deliver(self, out, record)
+    def trail_json(self) -> dict[str, Any] | None:
+        """The send order for the session record (None on an unpartitioned log)."""
+        if self.trail is None:
+            return None
+        self._absorb_live()
+        self.live_from = self.host.worker_trail.count if self.host.worker_trail is not None else None
+        return self.trail.to_json()
+
+    def _absorb_live(self) -> None:
+        """Take the worker's trail since this connection's live deliveries began."""
+        worker = self.host.worker_trail
+        if self.trail is not None and worker is not None and self.live_from is not None:
+            self.trail.absorb_since(worker, self.live_from)
+        self.live_from = None
+
+    def _live_again(self) -> None:
+        """A replay or snapshot window is over: live deliveries follow the worker's order."""
+        if self.host.worker_trail is not None:
+            self.live_from = self.host.worker_trail.count
 
     def send_message(self, message: dict[str, Any]) -> None:
         self._enqueue(build_frame(OP_TEXT, dumps(message)))
@@ -450,6 +465,7 @@ class Connection:
         in the snapshot (or superseded there) or live."""
         nested = self._replay_buffer is not None  # never today: a resume completes first
         if not nested:
+            self._absorb_live()
             self._replay_buffer = []
         position: LogPosition | None = None
         try:
@@ -487,6 +503,7 @@ class Connection:
                 self._replay_buffer = None
                 for out, record in held:
                     self._enqueue_logged(out, record)
+                self._live_again()
 
     # --- resume ---------------------------------------------------------------
 
@@ -498,6 +515,7 @@ class Connection:
         replay, skipping those the replay already covered (offset at or below
         the history's end). History is read only after the subscriptions are in
         the index, so no event can fall between the replay and live delivery."""
+        self._absorb_live()
         self._replay_buffer = []
         last: dict[int, int] = {}  # partition -> last offset replayed
         try:
@@ -545,3 +563,4 @@ class Connection:
         for out, record in buffered:
             if record.offset > last.get(record.partition, -1):
                 self._enqueue_logged(out, record)
+        self._live_again()

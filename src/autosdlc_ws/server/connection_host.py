@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from autosdlc_ws.broker.base import PublishReceipt, SnapshotResult
+from autosdlc_ws.broker.trail import SendTrail
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.core.type_limits import Charge
@@ -29,6 +30,10 @@ class ConnectionHost(Protocol):
     @property
     def log_partitions(self) -> int:
         """Partitions of the broker's event log (1 unless it is partitioned, `redis-cluster://`)."""
+
+    @property
+    def worker_trail(self) -> SendTrail | None:
+        """On a partitioned log: the order this process's hub received live events in."""
 
     # --- counting and logging -------------------------------------------------------
 

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from autosdlc_ws import __version__
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.base import (
+    BrokerEvent,
     HistoryResult,
     Outage,
     OutageKind,
@@ -34,6 +35,7 @@ from autosdlc_ws.broker.base import (
     SnapshotResult,
 )
 from autosdlc_ws.broker.control import ControlChannel, NodeInfo, this_process
+from autosdlc_ws.broker.trail import SendTrail
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Authenticator, Principal
 from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
@@ -112,6 +114,9 @@ class Gateway:
         self.subscriber_counts = SubscriberCounts()
         #: Subscriptions per partition of a partitioned log: which partitions this worker reads.
         self.partition_demand = PartitionDemand(backend.log.partitions)
+        #: The order the hub received live events in, on a partitioned log: every
+        #: connection's live send order (exact resume, `broker.trail`), kept once per event.
+        self._worker_trail = SendTrail(backend.log.partitions) if backend.log.partitions > 1 else None
         self.per_identity: Counter[str] = Counter()
         #: connection id -> the identity whose slot it holds (see `take_identity_slot`)
         self._slot_holders: dict[str, str] = {}
@@ -268,13 +273,23 @@ class Gateway:
         return self.backend.log.partitions
 
     @property
+    def worker_trail(self) -> SendTrail | None:
+        return self._worker_trail
+
+    def _trail_and_fan_out(self, record: BrokerEvent) -> None:
+        assert self._worker_trail is not None
+        self._worker_trail.record(record)
+        self.hub.on_broker_event(record)
+
+    @property
     def control(self) -> ControlChannel:
         """The deployment's node registry and commands (the backend's control channel)."""
         return self.backend.control
 
     async def start(self) -> None:
         """Start the broker, join the deployment's node registry, start the stats tick."""
-        await self.backend.start(self.hub.on_broker_event, self._on_outage)
+        on_event = self.hub.on_broker_event if self._worker_trail is None else self._trail_and_fan_out
+        await self.backend.start(on_event, self._on_outage)
         self.control.update(0, self.node_gauges())
         await self.control.start(self.node, register_commands(GatewayAdmin(self)))
         self._stats_task = asyncio.get_running_loop().create_task(self._stats_tick())
@@ -475,7 +490,7 @@ class Gateway:
         record = SessionRecord(
             conn.core.session_id, conn.core.principal.identity,
             [r.to_json() for r in conn.core.records()], base,
-            conn.trail.to_json() if conn.trail is not None else None,
+            conn.trail_json(),
         )
         await self.backend.sessions.save(record, ttl_s)
 
@@ -512,8 +527,8 @@ class Gateway:
         log.info("session %s taken over by conn=%s from conn=%s", session_id,
                  conn.core.connection_id, old.core.connection_id)
         old.superseded = True
-        if old.trail is not None:  # fresher than the stored record: the old socket was still open
-            conn.inherited_trail = old.trail.to_json()
+        # fresher than the stored record: the old socket was still open
+        conn.inherited_trail = old.trail_json()
         pending = self._session_saves.pop(old.core.connection_id, None)
         if pending is not None:
             pending.cancel()
