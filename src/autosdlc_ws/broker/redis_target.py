@@ -23,6 +23,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import SlotNotCoveredError
 
 from autosdlc_ws.broker.urls import redact_url
@@ -123,7 +124,17 @@ class QueueingCluster(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._in_flight:
-            return await super().execute_command(*args, **kwargs)
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except AttributeError:
+                # redis-py 8.1: a command can meet a node connection still being set
+                # up (its `_writer` is None) and fail with AttributeError. Transient:
+                # try once more, then report it as what it is, a connection failure.
+                pass
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except AttributeError as exc:
+                raise RedisConnectionError(f"redis cluster: a node connection was not ready ({exc})") from exc
 
 
 class ClusterTarget:
