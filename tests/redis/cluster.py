@@ -15,6 +15,7 @@ from pathlib import Path
 
 from redis.crc import key_slot
 
+from autosdlc_ws.bench.local_processes import redis_ping, resp_command
 from tests.conftest import timeout
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -74,20 +75,11 @@ class ClusterNode:
         self.proc = None
 
     def ping(self) -> bool:
-        return self.command("PING").startswith(b"+PONG")
+        return redis_ping(self.port)
 
     def command(self, *args: str) -> bytes:
         """One command over a raw socket; b"" when the node cannot be reached."""
-        parts = [f"*{len(args)}\r\n".encode()]
-        for a in args:
-            b = a.encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                s.sendall(b"".join(parts))
-                return s.recv(1 << 20)
-        except OSError:
-            return b""
+        return resp_command(self.port, *args)
 
     def role(self) -> str:
         info = self.command("ROLE")
@@ -213,3 +205,14 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

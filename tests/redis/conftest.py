@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from autosdlc_ws.bench.local_processes import redis_ping, resp_command
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.redis_backend import redis_backend
 from autosdlc_ws.broker.redis_cluster_backend import redis_cluster_backend
@@ -72,12 +72,7 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_ping(self.port)
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
@@ -95,13 +90,7 @@ class RedisServer:
 
     def command(self, *args: str) -> bytes:
         """One command over a raw socket (for CLIENT KILL and the like, outside any event loop)."""
-        parts = [f"*{len(args)}\r\n".encode()]
-        for a in args:
-            b = a.encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-            s.sendall(b"".join(parts))
-            return s.recv(65536)
+        return resp_command(self.port, *args)
 
 
 @pytest.fixture(scope="module")
@@ -151,12 +140,8 @@ def make_cluster_broker(url: str, prefix: str, **kwargs: object) -> Backend:
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """One 3-master cluster for the tests that do not stop its nodes (each uses its own prefix)."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
-    try:
-        cluster.start()
+    with LocalCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

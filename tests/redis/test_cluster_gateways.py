@@ -135,22 +135,14 @@ async def _drain(client: WsClient, type_: str, quiet_s: float) -> list[dict[str,
 
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path / "cluster")
-    try:
-        cluster.start()
+    with LocalCluster(tmp_path / "cluster") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
 def replicated_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path / "cluster", replicas=True)
-    try:
-        cluster.start()
+    with LocalCluster(tmp_path / "cluster", replicas=True) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def partition_keys_node(cluster: LocalCluster, gateway: RunningGateway, partition: int) -> Any:

@@ -15,11 +15,11 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
+from autosdlc_ws.bench.local_processes import redis_ping, terminate
 from autosdlc_ws.bench.procstat import children
 from autosdlc_ws.bench.targets import free_port
 
@@ -73,23 +73,12 @@ class RedisProcess:
         raise RuntimeError("redis-server did not answer PING")
 
     def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_ping(self.port)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM: Redis flushes the append-only file and exits."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.proc is not None:
+            terminate(self.proc, timeout)
 
     def restart(self, down_s: float) -> None:
         self.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from autosdlc_ws.bench import node_peer
+from autosdlc_ws.bench.local_processes import terminate
 from autosdlc_ws.bench.protocol import TARGETS
 from autosdlc_ws.core.auth import mint_token
 
@@ -116,13 +116,7 @@ class Server:
             return ""
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, timeout)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], limit_s: float) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -78,7 +79,13 @@ class ServerTarget:
 
     async def close(self) -> None:
         subscribers, self._subscribers = self._subscribers, {}
-        for client in subscribers.values():
+        await close_quietly(subscribers.values())
+
+
+async def close_quietly(clients: Iterable[Redis | RedisCluster | None]) -> None:
+    """Close every client, whatever fails (shutting down, or the server is gone)."""
+    for client in clients:
+        if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()
 
@@ -159,9 +166,7 @@ class ClusterTarget:
 
     async def subscriber(self, channel: str, *, connect_timeout_s: float, timeout_s: float) -> Redis:
         old = self._subscribers.pop(channel, None)
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await old.aclose()
+        await close_quietly([old])
         async with self._topology_lock:
             if self._topology is None:
                 topology = self.command_client(max_connections=4, timeout_s=timeout_s,
@@ -181,13 +186,8 @@ class ClusterTarget:
 
     async def close(self) -> None:
         subscribers, self._subscribers = self._subscribers, {}
-        for client in subscribers.values():
-            with contextlib.suppress(Exception):
-                await client.aclose()
-        if self._topology is not None:
-            with contextlib.suppress(Exception):
-                await self._topology.aclose()
-            self._topology = None
+        topology, self._topology = self._topology, None
+        await close_quietly([*subscribers.values(), topology])
 
 
 def target_for(url: str) -> ServerTarget | ClusterTarget:
