@@ -12,10 +12,11 @@ import pickle
 import signal
 import sys
 
-from autosdlc_ws.config import Settings
+from autosdlc_ws.errors import ConfigError
 from autosdlc_ws.server.event_loop import run as run_on_loop
 from autosdlc_ws.server.logs import configure_logging
 from autosdlc_ws.server.serve import serve
+from autosdlc_ws.server.worker_settings import settings_from_supervisor
 
 
 def _die_with_parent() -> None:
@@ -32,9 +33,10 @@ def _die_with_parent() -> None:
 
 def worker_main() -> int:
     """Entry point of one worker process: settings arrive pickled on stdin."""
-    settings = pickle.loads(sys.stdin.buffer.read())
-    if not isinstance(settings, Settings):
-        print("autosdlc-ws worker: expected Settings on stdin", file=sys.stderr)
+    try:
+        settings = settings_from_supervisor(sys.stdin.buffer.read())
+    except (ValueError, TypeError, ConfigError, pickle.UnpicklingError) as exc:
+        print(f"autosdlc-ws worker: unusable settings on stdin: {exc}", file=sys.stderr)
         return 2
     _die_with_parent()
     if os.getppid() == 1:  # the parent died before we could ask

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import shutil
 import signal
 import socket
@@ -38,6 +37,7 @@ import tempfile
 from autosdlc_ws.broker.urls import redact_url
 from autosdlc_ws.config import Settings
 from autosdlc_ws.errors import GatewayError
+from autosdlc_ws.server.worker_settings import settings_for_worker
 
 log = logging.getLogger("autosdlc_ws.workers")
 
@@ -105,7 +105,7 @@ class Supervisor:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", WORKER_MODULE, stdin=asyncio.subprocess.PIPE, env=env)
         assert proc.stdin is not None
-        proc.stdin.write(pickle.dumps(self.settings))
+        proc.stdin.write(settings_for_worker(self.settings))
         with contextlib.suppress(ConnectionError):
             await proc.stdin.drain()
         proc.stdin.close()
