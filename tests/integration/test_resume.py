@@ -6,6 +6,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+import websockets
+
+from autosdlc_ws.errors import BrokerUnavailable
 from tests.conftest import RunningGateway, base_settings, make_token
 from tests.integration.helpers import Client, agent_status, open_authed, open_ws, publish
 
@@ -248,5 +252,37 @@ async def test_session_expires_after_session_ttl(gateway_factory: Callable[..., 
     try:
         assert client.connect is not None and client.connect["data"]["resumed"] is False
         await client.silent(0.1)
+    finally:
+        await client.close()
+
+
+async def test_a_session_store_that_cannot_answer_is_never_a_fresh_session(
+        server: RunningGateway, monkeypatch: Any) -> None:
+    """A resume storm (500 clients at once) once exhausted the Redis pool: the load
+    failed and the client got a new session, losing what it missed. Now the
+    connection is closed 1013 and the same resume, retried, gets everything."""
+    token = make_token("alice")
+    session_id, sub_id, last = await session_with_history(server, token)
+    await publish_while_away(server)
+    sessions = server.gateway.backend.sessions
+    real_load = sessions.load
+
+    async def unreachable(sid: str) -> Any:
+        raise BrokerUnavailable("redis: No connection available.")
+
+    monkeypatch.setattr(sessions, "load", unreachable)
+    refused = await open_ws(f"{server.ws_url}?token={token}&session_id={session_id}&last_event_id={last}")
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        while True:
+            msg = await refused.recv()
+            assert '"resumed":false' not in msg.replace(" ", ""), msg
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    await until_gone(server, refused)
+    monkeypatch.setattr(sessions, "load", real_load)
+    client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
+    try:
+        await expect_resumed(client, session_id, sub_id)
+        await publish(server, agent_status("a2", "live"))
+        assert [m["id"] for m in await client.until_event("live")] == ["m1", "m2", "m3", "live"]
     finally:
         await client.close()

@@ -49,7 +49,7 @@ from autosdlc_ws.core.schema_versions import stamp_version
 from autosdlc_ws.core.subscription_counts import SubscriberCounts, SubscriptionShape, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.core.type_limits import Charge, TypeLimits
-from autosdlc_ws.errors import CloseCode
+from autosdlc_ws.errors import BrokerUnavailable, CloseCode
 from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.alerts import (
     ERRORS_ORIGIN,
@@ -444,7 +444,7 @@ class Gateway:
         if pending is not None:
             pending.cancel()
         await self.release_identity_slot(conn.core.connection_id)
-        if conn.core.principal is not None and not conn.superseded:
+        if conn.core.principal is not None and not conn.superseded and conn.session_key is not None:
             try:
                 await self._save_session(conn, self.settings.session_ttl_s)
             except Exception as exc:  # the broker may be down; the session is then lost
@@ -457,7 +457,12 @@ class Gateway:
             return None
         try:
             record = await self.backend.sessions.load(session_id)
-        except Exception as exc:
+        except BrokerUnavailable:
+            # Not "no such session": a fresh one would cost the client everything it
+            # missed. The caller closes with 1013 and the client retries the resume.
+            log.warning("could not load session %s: the session store is unreachable", session_id)
+            raise
+        except Exception as exc:  # an unreadable record: start afresh (the client is told: resumed false)
             log.warning("could not load session %s: %s", session_id, exc)
             return None
         if record is None or record.identity != principal.identity:
