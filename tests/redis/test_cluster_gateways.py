@@ -357,3 +357,16 @@ async def test_a_worker_reads_only_the_partitions_its_subscriptions_need(
         await again.close()
     finally:
         await narrow.close()
+
+
+async def test_a_cluster_of_one_partition_delivers_too(
+        redis_cluster: LocalCluster, prefix: str, gateway_factory: Factory) -> None:
+    broker = make_cluster_broker(redis_cluster.url, prefix, readers="needed", partitions=1)
+    gateway = await gateway_factory(base_settings(), backend=broker)
+    client = await connect(gateway.ws_url)
+    try:
+        await client.subscribe(["agent_status"])
+        await publish(gateway.http_url, [agent_event(1), agent_event(2, agent="a2")])
+        assert [m["id"] for m in await client.events(2)] == ["r-1", "r-2"]
+    finally:
+        await client.close()

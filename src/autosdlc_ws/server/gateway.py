@@ -235,8 +235,8 @@ class Gateway:
         return partition_scope(subscription.types, subscription.filters, self.log_partitions)
 
     async def prepare_subscription(self, subscription: Subscription[Any]) -> None:
-        if self.log_partitions > 1:
-            await self.backend.log.read_partitions(self._scope(subscription))
+        # a no-op for a log read whole; a partitioned one (even of 1 partition) starts readers
+        await self.backend.log.read_partitions(self._scope(subscription))
 
     def subscription_added(self, conn: Connection, subscription: Subscription[Any]) -> None:
         self.hub.index.add(subscription)
