@@ -44,7 +44,8 @@ TRAIL_WINDOW = 1024
 
 class SendTrail:
     """The events sent to one connection, in order (the last `window`), for a
-    log of `partitions` partitions. `record` is on the delivery path: one append."""
+    log of `partitions` partitions. A worker's trail records once per event (one
+    append); a connection's, only what it sends outside the worker's order."""
 
     __slots__ = ("_base", "count", "limit", "partitions", "sent", "window")
 
@@ -54,8 +55,7 @@ class SendTrail:
         #: `sent` may grow to `limit` before the oldest quarter folds into the base.
         self.limit = window + (window >> 2)
         self._base: list[Position | None] = [None] * partitions
-        #: The events sent, oldest first. The connection appends to it itself (the
-        #: delivery path inlines `record`) and calls `fold_excess` past `limit`.
+        #: The events sent, oldest first (read by `absorb_since` of another trail).
         self.sent: list[BrokerEvent] = []
         #: Events recorded so far: `sent` holds numbers `count - len(sent)` to `count - 1`.
         self.count = 0
