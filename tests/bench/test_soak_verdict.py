@@ -34,6 +34,7 @@ def test_every_event_once_in_order_is_clean() -> None:
 def test_a_gap_counts_each_skipped_event_as_lost() -> None:
     t = tracked([0, 1, 4, 5, 9])
     assert (t.lost, t.duplicated) == (2 + 3, 0)
+    assert t.gaps == [[1, 4], [5, 9]]  # where they were, to line up with the run's faults
 
 
 def test_a_repeated_or_late_event_counts_as_duplicated() -> None:

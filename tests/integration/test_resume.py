@@ -286,3 +286,78 @@ async def test_a_session_store_that_cannot_answer_is_never_a_fresh_session(
         assert [m["id"] for m in await client.until_event("live")] == ["m1", "m2", "m3", "live"]
     finally:
         await client.close()
+
+
+async def test_a_history_that_cannot_be_read_now_is_retried_not_reset(
+        server: RunningGateway, monkeypatch: Any) -> None:
+    """The same storm could also fail the history read after the session loaded: the
+    client was told `reset` for its subscriptions and lost the events in between.
+    Now it is closed 1013 with nothing sent out of order (a live event that came
+    while the read was failing stays held back), and the retried resume gets all."""
+    token = make_token("alice")
+    session_id, sub_id, last = await session_with_history(server, token)
+    await publish_while_away(server)
+    log = server.gateway.backend.log
+    real_history_after = log.history_after
+    reading = asyncio.Event()
+    fail_now = asyncio.Event()
+
+    async def pool_exhausted(**kwargs: Any) -> Any:
+        reading.set()
+        await fail_now.wait()
+        raise BrokerUnavailable("redis: No connection available.")
+
+    monkeypatch.setattr(log, "history_after", pool_exhausted)
+    refused = await open_ws(f"{server.ws_url}?token={token}&session_id={session_id}&last_event_id={last}")
+    await asyncio.wait_for(reading.wait(), 5)
+    await publish(server, agent_status("a1", "during"))
+    fail_now.set()
+    received: list[str] = []
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        while True:
+            received.append(await refused.recv())
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert not [m for m in received if '"reset"' in m or '"during"' in m], received
+    await until_gone(server, refused)
+    monkeypatch.setattr(log, "history_after", real_history_after)
+    client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
+    try:
+        await expect_resumed(client, session_id, sub_id)
+        await publish(server, agent_status("a2", "live"))
+        assert [m["id"] for m in await client.until_event("live")] == ["m1", "m2", "m3", "during", "live"]
+    finally:
+        await client.close()
+
+
+async def test_a_subscription_whose_save_failed_is_still_restored(
+        server: RunningGateway, monkeypatch: Any) -> None:
+    """A storm (or a Redis restart) failed the save that follows a subscribe; the
+    record kept no subscription, and a resume after a crash (no save on
+    disconnect) restored nothing. The save is now retried until it lands."""
+    token = make_token("alice")
+    client = await open_authed(server, token=token)
+    assert client.connect is not None
+    session_id = client.connect["data"]["sessionId"]
+    sessions = server.gateway.backend.sessions
+    real_save = sessions.save
+    failures = 0
+
+    async def flaky(record: Any, ttl_s: float) -> None:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise BrokerUnavailable("redis: No connection available.")
+        await real_save(record, ttl_s)
+
+    monkeypatch.setattr(sessions, "save", flaky)
+    try:
+        await client.subscribe(["agent_status"], {"agentId": "a1"})
+        for _ in range(300):
+            record = await sessions.load(session_id)
+            if record is not None and record.subscriptions:
+                break
+            await asyncio.sleep(0.01)
+        assert failures == 2
+        assert record is not None and [s["events"] for s in record.subscriptions] == [["agent_status"]]
+    finally:
+        await client.close()

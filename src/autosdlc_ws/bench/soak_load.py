@@ -49,6 +49,7 @@ from autosdlc_ws.bench.protocol import EVENT_TYPE, GatewayProtocol
 from autosdlc_ws.bench.soak_proxy import CuttingProxy
 from autosdlc_ws.bench.soak_verdict import SeqTracker
 from autosdlc_ws.client import AutoSDLCWebSocket, ConnectionState, ReconnectPolicy
+from autosdlc_ws.client.events import ResetEvent
 
 
 @dataclass
@@ -90,6 +91,9 @@ class SdkClient:
     tracker: SeqTracker = field(default_factory=SeqTracker)
     foreign: int = 0
     resets: int = 0
+    # why each reset happened and the last seq received before it: tells a lost
+    # session from a lost subscription or lost history when the verdict finds a gap
+    reset_reasons: list[dict[str, Any]] = field(default_factory=list)
     ws: AutoSDLCWebSocket | None = None
 
     def on_event(self, event: Any, run_id: str) -> None:
@@ -102,7 +106,7 @@ class SdkClient:
     def to_json(self) -> dict[str, Any]:
         stats = dataclasses.asdict(self.ws.stats) if self.ws is not None else {}
         return {"resource": self.resource, "tracker": self.tracker.to_json(), "foreign": self.foreign,
-                "resets": self.resets, "stats": stats,
+                "resets": self.resets, "reset_reasons": self.reset_reasons, "stats": stats,
                 "state": self.ws.state.value if self.ws is not None else None}
 
 
@@ -113,8 +117,10 @@ async def open_sdk(client: SdkClient, url: str, token: str, run_id: str) -> None
     client.ws = ws
     ws.on(EVENT_TYPE, lambda event: client.on_event(event, run_id))
 
-    def on_reset(_event: Any) -> None:
+    def on_reset(event: ResetEvent) -> None:
         client.resets += 1
+        client.reset_reasons.append({"reason": event.data.reason, "detail": event.data.detail,
+                                     "at": round(time.time(), 1), "last_seq": client.tracker.last})
 
     ws.on("$reset", on_reset)
     await ws.connect()

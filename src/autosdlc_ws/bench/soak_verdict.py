@@ -18,10 +18,11 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MAX_GROWTH = 0.05
+MAX_GAPS_KEPT = 10
 MEMORY_WINDOW = 3
 ERROR_LEVELS = ("ERROR", "CRITICAL")
 
@@ -42,6 +43,8 @@ class SeqTracker:
     received: int = 0
     lost: int = 0
     duplicated: int = 0
+    # the first few holes, [after, next received], to line them up with faults and resets
+    gaps: list[list[int]] = field(default_factory=list)
 
     def add(self, seq: int) -> None:
         self.received += 1
@@ -54,7 +57,10 @@ class SeqTracker:
         if seq <= self.last:
             self.duplicated += 1
             return
-        self.lost += seq - self.last - 1
+        if seq > self.last + 1:
+            self.lost += seq - self.last - 1
+            if len(self.gaps) < MAX_GAPS_KEPT:
+                self.gaps.append([self.last, seq])
         self.last = seq
 
     def tail_lost(self, final_seq: int | None) -> int:

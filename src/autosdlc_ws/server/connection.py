@@ -514,10 +514,18 @@ class Connection:
         Live events that arrive meanwhile are held back and released after the
         replay, skipping those the replay already covered (offset at or below
         the history's end). History is read only after the subscriptions are in
-        the index, so no event can fall between the replay and live delivery."""
+        the index, so no event can fall between the replay and live delivery.
+
+        A log that exists but cannot be read right now (`BrokerUnavailable`: Redis
+        down, its pool exhausted by a resume storm) is not lost history: the error
+        goes to the caller, which closes 1013, and the client resumes again from the
+        same event. Live events stay held back until then, so the client's last
+        event id never runs ahead of what it was sent in order."""
         self._absorb_live()
         self._replay_buffer = []
         last: dict[int, int] = {}  # partition -> last offset replayed
+        buffered: list[tuple[EncodedEvent, BrokerEvent]] = []
+        unreadable = False
         try:
             await self.execute(self.core.restore(records, self.host.now_ms()))
             history = await load_history()
@@ -549,6 +557,9 @@ class Connection:
                          "reason": history.reason or "history unavailable"}, now_ms=now))
             log.info("resumed conn=%s session=%s replayed=%d complete=%s",
                      self.core.connection_id, self.core.session_id, sent, history.complete)
+        except BrokerUnavailable:
+            unreadable = True  # live events stay held back: none may reach the client before the close
+            raise
         except GatewayError as exc:
             log.warning("resume failed conn=%s: %s", self.core.connection_id, exc)
             last = {}
@@ -559,7 +570,8 @@ class Connection:
                     {"subscriptionId": sub.id, "status": "reset", "reason": f"history unavailable: {exc}"},
                     now_ms=now))
         finally:
-            buffered, self._replay_buffer = self._replay_buffer or [], None
+            if not unreadable:
+                buffered, self._replay_buffer = self._replay_buffer or [], None
         for out, record in buffered:
             if record.offset > last.get(record.partition, -1):
                 self._enqueue_logged(out, record)

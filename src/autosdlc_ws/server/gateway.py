@@ -61,6 +61,7 @@ from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
 from autosdlc_ws.server.local_admin import GatewayAdmin
 from autosdlc_ws.server.logs import MessageLog
+from autosdlc_ws.server.session_saves import SessionSaves
 from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP, GatewayStats, StatsCollector
 
 log = logging.getLogger("autosdlc_ws.gateway")
@@ -151,7 +152,7 @@ class Gateway:
         self._stats_task: asyncio.Task[None] | None = None
         #: This process as the deployment's node registry lists it (wall-clock times).
         self.node: NodeInfo = this_process(__version__, int(time.time() * 1000))
-        self._session_saves: dict[str, asyncio.Task[None]] = {}
+        self.session_saves = SessionSaves()
         #: session id -> the live connection that holds it (for take-over on resume)
         self.session_owners: dict[str, Connection] = {}
 
@@ -440,9 +441,7 @@ class Gateway:
         self._unread(self.partition_demand.drop_owner(conn))
         if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
             del self.session_owners[conn.session_key]
-        pending = self._session_saves.pop(conn.core.connection_id, None)
-        if pending is not None:
-            pending.cancel()
+        self.session_saves.cancel(conn.core.connection_id)
         await self.release_identity_slot(conn.core.connection_id)
         if conn.core.principal is not None and not conn.superseded and conn.session_key is not None:
             try:
@@ -474,20 +473,12 @@ class Gateway:
         return SessionRecord(new_id("sess"), principal.identity, [], head)
 
     def schedule_session_save(self, conn: Connection) -> None:
-        """Coalesce a burst of subscription changes into one write."""
-        key = conn.core.connection_id
-        if key in self._session_saves or conn.core.principal is None or conn.superseded:
+        """Write the session soon (a burst of changes is one write), retried until it lands."""
+        if conn.core.principal is None or conn.superseded:
             return
-
-        async def save() -> None:
-            await asyncio.sleep(0)
-            self._session_saves.pop(key, None)
-            try:
-                await self._save_session(conn, CONNECTED_SESSION_TTL_S)
-            except Exception as exc:
-                log.warning("could not save session %s: %s", conn.core.session_id, exc)
-
-        self._session_saves[key] = asyncio.get_running_loop().create_task(save())
+        self.session_saves.schedule(conn.core.connection_id,
+                                    lambda: self._save_session(conn, CONNECTED_SESSION_TTL_S),
+                                    conn.core.session_id)
 
     async def _save_session(self, conn: Connection, ttl_s: float) -> None:
         assert conn.core.principal is not None
@@ -534,9 +525,7 @@ class Gateway:
         old.superseded = True
         # fresher than the stored record: the old socket was still open
         conn.inherited_trail = old.trail_json()
-        pending = self._session_saves.pop(old.core.connection_id, None)
-        if pending is not None:
-            pending.cancel()
+        self.session_saves.cancel(old.core.connection_id)
         self.hub.index.remove_owner(old)
         self.subscriber_counts.drop_owner(old)
         self._unread(self.partition_demand.drop_owner(old))
