@@ -288,8 +288,9 @@ async def test_a_session_store_that_cannot_answer_is_never_a_fresh_session(
         await client.close()
 
 
+@pytest.mark.parametrize("in_band", [False, True], ids=["query", "in_band"])
 async def test_a_history_that_cannot_be_read_now_is_retried_not_reset(
-        server: RunningGateway, monkeypatch: Any) -> None:
+        server: RunningGateway, monkeypatch: Any, in_band: bool) -> None:
     """The same storm could also fail the history read after the session loaded: the
     client was told `reset` for its subscriptions and lost the events in between.
     Now it is closed 1013 with nothing sent out of order (a live event that came
@@ -308,16 +309,23 @@ async def test_a_history_that_cannot_be_read_now_is_retried_not_reset(
         raise BrokerUnavailable("redis: No connection available.")
 
     monkeypatch.setattr(log, "history_after", pool_exhausted)
-    refused = await open_ws(f"{server.ws_url}?token={token}&session_id={session_id}&last_event_id={last}")
+    if in_band:
+        refused = await open_ws(server.ws_url)
+        await refused.send({"id": "auth", "type": "auth_request", "timestamp": 0,
+                            "data": {"token": token, "sessionId": session_id, "lastEventId": last}})
+    else:
+        refused = await open_ws(f"{server.ws_url}?token={token}&session_id={session_id}&last_event_id={last}")
     await asyncio.wait_for(reading.wait(), 5)
     await publish(server, agent_status("a1", "during"))
     fail_now.set()
-    received: list[str] = []
+    received: list[dict[str, Any]] = []
     with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
         while True:
             received.append(await refused.recv())
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
-    assert not [m for m in received if '"reset"' in m or '"during"' in m], received
+    assert [m["type"] for m in received if m["type"] != "subscription_update"] == [
+        "connect", *(["connect"] if in_band else []), "auth_success"], received
+    assert [m["data"]["status"] for m in received if m["type"] == "subscription_update"] == ["resumed"]
     await until_gone(server, refused)
     monkeypatch.setattr(log, "history_after", real_history_after)
     client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
@@ -342,12 +350,12 @@ async def test_a_subscription_whose_save_failed_is_still_restored(
     real_save = sessions.save
     failures = 0
 
-    async def flaky(record: Any, ttl_s: float) -> None:
+    async def flaky(record: Any, ttl_s: float, *, claim: bool = True) -> bool:
         nonlocal failures
         if failures < 2:
             failures += 1
             raise BrokerUnavailable("redis: No connection available.")
-        await real_save(record, ttl_s)
+        return await real_save(record, ttl_s, claim=claim)
 
     monkeypatch.setattr(sessions, "save", flaky)
     try:

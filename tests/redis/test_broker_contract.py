@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -278,6 +278,29 @@ async def test_sessions_round_trip_and_expire(kit: Kit) -> None:
     assert await broker.sessions.load("sess-1") is not None
     await kit.wait(0.3)
     assert await broker.sessions.load("sess-1") is None
+
+
+async def test_a_session_resumed_elsewhere_refuses_the_old_connections_writes(kit: Kit) -> None:
+    """Two connections on one session for a moment (the client reconnected to another
+    worker before the old socket was seen closed): once the new one claims the
+    record, the old one's writes do not land over it."""
+    broker = await kit.make()
+    head = await broker.log.head()
+    x = {"id": "sub-x", "events": ["agent_status"], "filters": {}}
+    y = {"id": "sub-y", "events": ["agent_log"], "filters": {}}
+    old = SessionRecord("sess-2", "jwt:alice", [x], head, owner="conn-old")
+    assert await broker.sessions.save(old, 60)
+    assert await broker.sessions.save(replace(old, subscriptions=[x, y]), 60, claim=False)  # still its own
+    new = replace(old, subscriptions=[x, y], owner="conn-new")
+    assert await broker.sessions.save(new, 60)  # the resume claims it
+    assert not await broker.sessions.save(replace(old, subscriptions=[]), 60, claim=False)
+    assert await broker.sessions.load("sess-2") == new
+    assert await broker.sessions.save(replace(new, subscriptions=[y]), 60, claim=False)
+    # a record written before owners existed, and a missing one, take any write
+    await broker.sessions.save(SessionRecord("sess-3", "jwt:alice", [], head), 60)
+    assert await broker.sessions.save(SessionRecord("sess-3", "jwt:alice", [x], head, owner="c"), 60, claim=False)
+    assert await broker.sessions.save(SessionRecord("sess-4", "jwt:alice", [x], head, owner="c"), 60, claim=False)
+    assert (await broker.sessions.load("sess-4")) is not None
 
 
 async def test_redis_shares_one_log_between_workers(redis_kit: Kit) -> None:

@@ -189,3 +189,36 @@ async def test_redis_outage_seen_from_the_wire(persistent_redis: RedisServer, pr
     await sub.close()
     await ws_publisher.close()
 
+
+
+async def test_the_old_socket_of_a_session_resumed_elsewhere_cannot_overwrite_it(
+        redis_server: RedisServer, prefix: str, gateway_factory: Factory) -> None:
+    """The client reconnected to the other worker before the first saw its socket
+    close, and subscribed to more there. The first worker's last save of the
+    session (on that close) used to land over it: the next resume restored the
+    old subscriptions and the client had to re-subscribe, missing events."""
+    g1, g2 = await start_pair(redis_server.url, prefix, gateway_factory)
+    old = await connect(g1.ws_url)
+    await old.subscribe(["agent_status"])
+    new = await connect(g2.ws_url, query=f"session_id={old.session_id}")
+    try:
+        assert new.connect["data"]["resumed"] is True
+        assert (await new.recv())["data"]["status"] == "resumed"
+        await new.subscribe(["agent_log"])
+        sessions = g2.gateway.backend.sessions
+        for _ in range(200):  # its save has landed
+            saved = await sessions.load(new.session_id)
+            if saved is not None and len(saved.subscriptions) == 2:
+                break
+            await asyncio.sleep(0.01)
+        # the old socket is still open on g1: its save after a change (and its last one
+        # as it closes) is refused by the record, and g1 closes it as stale
+        late = await old.request("subscribe", {"events": ["workflow_started"], "filters": {}}, "sub-late")
+        assert late["data"]["status"] == "active", late
+        await wait_until(lambda: not g1.gateway.connections, 5, "g1 closing the stale socket")
+        record = await sessions.load(new.session_id)
+        assert record is not None and record.owner == new.connection_id
+        assert sorted(s["events"][0] for s in record.subscriptions) == ["agent_log", "agent_status"]
+    finally:
+        await old.close()
+        await new.close()

@@ -128,6 +128,9 @@ class SessionRecord:
     #: Partitioned logs only: the order the last events were sent in (`broker.trail`),
     #: which turns a `lastEventId` into an exact vector position.
     trail: dict[str, Any] | None = None
+    #: The connection that wrote the record (see `SessionStore.save`); None in
+    #: records written before 0.3, which any connection may overwrite.
+    owner: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -138,14 +141,18 @@ class SessionRecord:
         }
         if self.trail is not None:
             out["trail"] = self.trail
+        if self.owner is not None:
+            out["owner"] = self.owner
         return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SessionRecord:
         trail = obj.get("trail")
+        owner = obj.get("owner")
         return cls(
             str(obj["sessionId"]), str(obj["identity"]), list(obj.get("subscriptions") or []),
             position_from_json(obj.get("position")), trail if isinstance(trail, dict) else None,
+            owner if isinstance(owner, str) else None,
         )
 
 
@@ -238,10 +245,21 @@ class EventLog(abc.ABC):
 
 
 class SessionStore(abc.ABC):
-    """Sessions by id, each with its own time to live."""
+    """Sessions by id, each with its own time to live.
+
+    A session is written by the connection that holds it (`record.owner`). A
+    client that reconnects to another worker before the old one noticed it was
+    gone has two connections on one session for a moment; the old one's last
+    write must not land over the new one's (it would restore subscriptions the
+    client has since changed). So the connection that resumes a session
+    *claims* it with its first write, and every other write lands only while
+    its writer still holds the record."""
 
     @abc.abstractmethod
-    async def save(self, record: SessionRecord, ttl_s: float) -> None: ...
+    async def save(self, record: SessionRecord, ttl_s: float, *, claim: bool = True) -> bool:
+        """Write `record` for `ttl_s` seconds. With `claim` False (and an owner on
+        `record`) the write lands only if the stored record is missing, has no
+        owner or is `record.owner`'s. Returns whether it landed."""
 
     @abc.abstractmethod
     async def load(self, session_id: str) -> SessionRecord | None: ...

@@ -142,8 +142,12 @@ class MemorySessionStore(SessionStore):
         self._clock = clock
         self._sessions: OrderedDict[str, tuple[float, SessionRecord]] = OrderedDict()
 
-    async def save(self, record: SessionRecord, ttl_s: float) -> None:
+    async def save(self, record: SessionRecord, ttl_s: float, *, claim: bool = True) -> bool:
         now = self._clock()
+        if not claim and record.owner is not None:
+            stored = await self.load(record.session_id)
+            if stored is not None and stored.owner is not None and stored.owner != record.owner:
+                return False
         self._sessions[record.session_id] = (now + ttl_s, record)
         self._sessions.move_to_end(record.session_id)
         while self._sessions:
@@ -151,6 +155,7 @@ class MemorySessionStore(SessionStore):
             if oldest_expiry > now:
                 break
             self._sessions.popitem(last=False)
+        return True
 
     async def load(self, session_id: str) -> SessionRecord | None:
         entry = self._sessions.get(session_id)

@@ -16,7 +16,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psutil
@@ -468,9 +468,9 @@ class Gateway:
             return None
         return record
 
-    async def new_session(self, principal: Principal) -> SessionRecord:
+    async def new_session(self, principal: Principal, owner: str | None = None) -> SessionRecord:
         head = await self.backend.log.head()
-        return SessionRecord(new_id("sess"), principal.identity, [], head)
+        return SessionRecord(new_id("sess"), principal.identity, [], head, owner=owner)
 
     def schedule_session_save(self, conn: Connection) -> None:
         """Write the session soon (a burst of changes is one write), retried until it lands."""
@@ -481,14 +481,26 @@ class Gateway:
                                     conn.core.session_id)
 
     async def _save_session(self, conn: Connection, ttl_s: float) -> None:
+        if conn.superseded:
+            return
         assert conn.core.principal is not None
-        base = conn.session_position
         record = SessionRecord(
             conn.core.session_id, conn.core.principal.identity,
-            [r.to_json() for r in conn.core.records()], base,
-            conn.trail_json(),
+            [r.to_json() for r in conn.core.records()], conn.session_position,
+            conn.trail_json(), conn.core.connection_id,
         )
-        await self.backend.sessions.save(record, ttl_s)
+        # claimed when the session started (`start_session`): lands only while still held
+        if await self.backend.sessions.save(record, ttl_s, claim=False):
+            return
+        # The client resumed this session on another worker while this socket still
+        # looked open: the record is the new connection's now, and this one is stale.
+        log.info("session %s was resumed by another connection; conn=%s stops writing it",
+                 conn.core.session_id, conn.core.connection_id)
+        conn.superseded = True
+        self.session_saves.cancel(conn.core.connection_id)
+        if conn.core.connection_id in self.connections and not conn.closing:
+            asyncio.get_running_loop().create_task(
+                conn.close(CloseCode.NORMAL, "session resumed by another connection"))
 
     async def start_session(self, conn: Connection, principal: Principal,
                             session_id: str | None) -> tuple[bool, str]:
@@ -498,13 +510,16 @@ class Gateway:
         motion on `conn`; the caller sends `connect` first."""
         record = await self.load_resumable(session_id, principal)
         if record is None:
-            fresh = await self.new_session(principal)
+            fresh = await self.new_session(principal, conn.core.connection_id)
             conn.session_position = fresh.position
             self._claim_session(conn, fresh.session_id)
             await self.backend.sessions.save(fresh, CONNECTED_SESSION_TTL_S)
             return False, fresh.session_id
         conn.session_position = record.position
         self._claim_session(conn, record.session_id)
+        # From this write on, a connection elsewhere still holding the session (the
+        # client's old socket, not yet seen closed) can no longer overwrite it.
+        await self.backend.sessions.save(replace(record, owner=conn.core.connection_id), CONNECTED_SESSION_TTL_S)
         return True, record.session_id
 
     def _claim_session(self, conn: Connection, session_id: str) -> None:
