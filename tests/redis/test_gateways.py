@@ -222,3 +222,37 @@ async def test_the_old_socket_of_a_session_resumed_elsewhere_cannot_overwrite_it
     finally:
         await old.close()
         await new.close()
+
+
+async def test_sessions_redis_forgot_are_written_again_by_their_live_connections(
+        private_redis: RedisServer, prefix: str, gateway_factory: Factory) -> None:
+    """Redis restarted without its data forgets the sessions with the history. The
+    live connections still know theirs and write them again: a client whose worker
+    dies afterwards resumes its session (the reset of the history was announced)
+    instead of starting afresh and missing what came meanwhile."""
+    broker = make_redis_broker(private_redis.url, prefix, alert_after_s=0.2)
+    gateway = await gateway_factory(base_settings(), backend=broker)
+    client = await connect(gateway.ws_url)
+    try:
+        await client.subscribe(["agent_status"])
+        sessions = gateway.gateway.backend.sessions
+        await wait_until(lambda: not gateway.gateway.session_saves, 5, "the subscribe's save")
+        assert await sessions.load(client.session_id) is not None
+        private_redis.stop()
+        await wait_until(lambda: not broker.log.available, 5, "the outage noticed")
+        private_redis.start()
+        while True:  # the live subscription is told its history is gone
+            msg = await client.recv(10)
+            if msg["type"] == "subscription_update" and msg["data"]["status"] == "reset":
+                break
+        record = None
+        for _ in range(500):
+            record = await sessions.load(client.session_id)
+            if record is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert record is not None, "the session was not written again"
+        assert [s["events"] for s in record.subscriptions] == [["agent_status"]]
+        assert record.owner == client.connection_id
+    finally:
+        await client.close()

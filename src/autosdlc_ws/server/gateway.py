@@ -314,6 +314,7 @@ class Gateway:
             self.deliver_locally(alert)
         if outage.kind is OutageKind.HISTORY_RESET:
             self._reset_live_subscriptions(outage)
+            self._save_live_sessions()
 
     def _reset_live_subscriptions(self, outage: Outage) -> None:
         """Events of the lost partitions that no worker delivered are gone: say so
@@ -325,6 +326,15 @@ class Gateway:
                     conn.send_message(make_message(
                         "subscription_update",
                         {"subscriptionId": sub.id, "status": "reset", "reason": outage.detail}, now_ms=now))
+
+    def _save_live_sessions(self) -> None:
+        """A broker that lost its history (Redis restarted without its data) most
+        likely lost the session records too. The live connections still know
+        theirs: write them again, so a client whose worker dies later can resume
+        instead of starting afresh (a write refused by a newer owner is dropped)."""
+        for conn in list(self.connections.values()):
+            if conn.session_key is not None:
+                self.schedule_session_save(conn)
 
     def deliver_locally(self, event: dict[str, Any]) -> None:
         """Hand `event` to this worker's subscribers without the log (it may be down)."""
