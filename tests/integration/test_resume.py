@@ -370,3 +370,40 @@ async def test_a_subscription_whose_save_failed_is_still_restored(
         assert record is not None and [s["events"] for s in record.subscriptions] == [["agent_status"]]
     finally:
         await client.close()
+
+
+async def test_the_save_on_disconnect_is_retried_while_the_broker_is_down(
+        server: RunningGateway, monkeypatch: Any) -> None:
+    """The client unsubscribed and left while the session store could not be
+    written: the save on disconnect used to be tried once, so the record kept the
+    subscription and a resume restored what the client had dropped."""
+    token = make_token("alice")
+    client = await open_authed(server, token=token)
+    assert client.connect is not None
+    session_id = client.connect["data"]["sessionId"]
+    sub_id = await client.subscribe(["agent_status"], {"agentId": "a1"})
+    sessions = server.gateway.backend.sessions
+    for _ in range(300):
+        record = await sessions.load(session_id)
+        if record is not None and record.subscriptions:
+            break
+        await asyncio.sleep(0.01)
+    real_save = sessions.save
+    down = True
+
+    async def while_down(record: Any, ttl_s: float, *, claim: bool = True) -> bool:
+        if down:
+            raise BrokerUnavailable("redis: Connection refused.")
+        return await real_save(record, ttl_s, claim=claim)
+
+    monkeypatch.setattr(sessions, "save", while_down)
+    assert (await client.request("unsubscribe", {"subscriptionId": sub_id}))["data"]["status"] == "removed"
+    await client.close()
+    await until_gone(server, client)
+    down = False
+    for _ in range(300):
+        record = await sessions.load(session_id)
+        if record is not None and not record.subscriptions:
+            break
+        await asyncio.sleep(0.01)
+    assert record is not None and record.subscriptions == []

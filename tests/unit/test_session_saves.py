@@ -125,3 +125,31 @@ async def test_connections_are_saved_independently() -> None:
     saves.schedule("conn-2", fine.write, "sess-2")
     await settle(saves)
     assert (failing.written, fine.written) == ([1], [2])
+
+
+async def test_a_write_with_a_deadline_gives_up_after_it() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    saves = SessionSaves(first_retry_s=1.0, max_retry_s=4.0, sleep=sleep, clock=lambda: now[0])
+    store = Store(fail=10_000)
+    saves.schedule("conn-1", store.write, "sess-1", give_up_after_s=10.0)
+    await settle(saves)
+    assert slept == [1.0, 2.0, 4.0, 4.0]  # 11 s: the next failure is past the deadline
+    assert store.written == [] and saves.failures == 5
+
+
+async def test_close_drops_every_pending_write() -> None:
+    saves, _ = saves_with_recorded_sleeps()
+    stores = [Store(fail=10_000) for _ in range(3)]
+    for i, store in enumerate(stores):
+        saves.schedule(f"conn-{i}", store.write, f"sess-{i}")
+    await asyncio.sleep(0)
+    saves.close()
+    await asyncio.sleep(0)
+    assert not len(saves)

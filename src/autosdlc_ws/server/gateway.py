@@ -302,6 +302,7 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.session_saves.close()
         try:
             await self.control.close()
         finally:
@@ -454,10 +455,15 @@ class Gateway:
         self.session_saves.cancel(conn.core.connection_id)
         await self.release_identity_slot(conn.core.connection_id)
         if conn.core.principal is not None and not conn.superseded and conn.session_key is not None:
+            ttl_s = self.settings.session_ttl_s
             try:
-                await self._save_session(conn, self.settings.session_ttl_s)
-            except Exception as exc:  # the broker may be down; the session is then lost
-                log.warning("could not save session %s: %s", conn.core.session_id, exc)
+                await self._save_session(conn, ttl_s)
+            except Exception as exc:
+                # The broker may be down: keep trying while the session could still be
+                # resumed. Fenced by owner, so a late write cannot undo a resume elsewhere.
+                log.info("could not save session %s on disconnect (retrying): %s", conn.core.session_id, exc)
+                self.session_saves.schedule(conn.core.connection_id, lambda: self._save_session(conn, ttl_s),
+                                            conn.core.session_id, give_up_after_s=ttl_s)
 
     # --- sessions ---------------------------------------------------------------
 

@@ -7,13 +7,17 @@ and a client resuming from it has a subscription restored late or not at all
 (a reset, events missed). So a failed write is tried again, with backoff,
 until it lands or the connection goes (whose final save replaces it), and at
 most one write per connection is in flight, so an older state can never land
-after a newer one.
+after a newer one. The final save, on disconnect, is retried the same way for
+as long as the session could still be resumed (`give_up_after_s`): writes are
+fenced by owner (`SessionStore.save`), so a late one cannot undo a resume
+elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("autosdlc_ws.gateway")
@@ -26,10 +30,12 @@ Write = Callable[[], Awaitable[None]]
 
 class SessionSaves:
     def __init__(self, *, first_retry_s: float = FIRST_RETRY_S, max_retry_s: float = MAX_RETRY_S,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._first_retry_s = first_retry_s
         self._max_retry_s = max_retry_s
         self._sleep = sleep
+        self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: keys whose state changed while their write was in flight: written once more after it
         self._dirty: set[str] = set()
@@ -38,13 +44,16 @@ class SessionSaves:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def schedule(self, key: str, write: Write, describe: str) -> None:
+    def schedule(self, key: str, write: Write, describe: str, *, give_up_after_s: float | None = None) -> None:
         """Write `key`'s record soon; `write` reads the state when it runs, so the
-        latest state is what lands."""
+        latest state is what lands. Failed writes are retried until `cancel`, or
+        for `give_up_after_s` seconds when given."""
         if key in self._tasks:
             self._dirty.add(key)
             return
-        self._tasks[key] = asyncio.get_running_loop().create_task(self._keep_written(key, write, describe))
+        deadline = None if give_up_after_s is None else self._clock() + give_up_after_s
+        self._tasks[key] = asyncio.get_running_loop().create_task(
+            self._keep_written(key, write, describe, deadline))
 
     def cancel(self, key: str) -> None:
         """The connection is going (or was taken over): its own final save, if any, follows."""
@@ -53,7 +62,12 @@ class SessionSaves:
         if task is not None:
             task.cancel()
 
-    async def _keep_written(self, key: str, write: Write, describe: str) -> None:
+    def close(self) -> None:
+        """The gateway is stopping: drop every pending write."""
+        for key in list(self._tasks):
+            self.cancel(key)
+
+    async def _keep_written(self, key: str, write: Write, describe: str, deadline: float | None) -> None:
         delay = self._first_retry_s
         failed = False
         try:
@@ -66,6 +80,9 @@ class SessionSaves:
                     raise
                 except Exception as exc:
                     self.failures += 1
+                    if deadline is not None and self._clock() >= deadline:
+                        log.warning("gave up saving session %s: %s", describe, exc)
+                        return
                     if not failed:
                         log.warning("could not save session %s (retrying until it lands): %s", describe, exc)
                     failed = True
