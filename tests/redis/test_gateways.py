@@ -236,7 +236,7 @@ async def test_sessions_redis_forgot_are_written_again_by_their_live_connections
     try:
         await client.subscribe(["agent_status"])
         sessions = gateway.gateway.backend.sessions
-        await wait_until(lambda: not gateway.gateway.session_saves, 5, "the subscribe's save")
+        await wait_until(lambda: not gateway.gateway.sessions.saves, 5, "the subscribe's save")
         assert await sessions.load(client.session_id) is not None
         private_redis.stop()
         await wait_until(lambda: not broker.log.available, 5, "the outage noticed")

@@ -40,6 +40,11 @@ HOSTILE_TOKEN_PERMS = ("read:*", "publish:agent:evil")
 SMALL_BOMB = gzip.compress(b'{"type":"ping","data":{"p":"' + b"A" * (8 << 20) + b'"}}', 9)
 
 
+#: Per hostile worker, the kinds it sends first: those whose close codes are asserted
+#: below (an oversize frame closes 1009, invalid UTF-8 in a text frame 1007).
+FORCED_FIRST = {0: ("oversize",), 1: ("invalid_utf8",)}
+
+
 def random_json(rng: random.Random, depth: int = 0) -> Any:
     roll = rng.random()
     if depth > 3 or roll < 0.4:
@@ -71,6 +76,8 @@ class Hostile:
         self.frames_received = 0
         self.bad_frames: list[Any] = []
         self.connections = 0
+        #: kinds whose answer the test asserts on go first, so no seed can leave them out
+        self.forced = list(FORCED_FIRST.get(index, ()))
 
     async def connect(self) -> Client | None:
         roll = self.rng.random()
@@ -100,12 +107,14 @@ class Hostile:
     def frames(self) -> list[tuple[str | bytes, bool | None]]:
         """The next burst: (payload, text?) pairs; text=None means websockets decides."""
         rng = self.rng
-        kind = rng.choices(
+        kind = self.forced.pop(0) if self.forced else rng.choices(
             ["bytes_binary", "bytes_text", "unicode", "json", "oversize", "bomb", "ping_flood",
              "unknown", "subscribe_storm", "bad_auth", "forbidden_publish", "deep", "evil_publish",
              "mutated", "server_type"],
             weights=[10, 2, 10, 12, 1, 3, 4, 6, 4, 3, 6, 3, 4, 12, 3])[0]
         rid = f"h{self.index}-{self.sent}"
+        if kind == "invalid_utf8":  # 0xff never starts UTF-8: close 1007
+            return [(b"\xff" + rng.randbytes(rng.randrange(0, 50)), True)]
         if kind == "bytes_binary":
             return [(rng.randbytes(rng.randrange(1, 2000)), False)]
         if kind == "bytes_text":  # usually invalid UTF-8 in a text frame: close 1007

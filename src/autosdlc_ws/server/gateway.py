@@ -16,7 +16,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -26,11 +26,9 @@ from autosdlc_ws import __version__
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.base import (
     BrokerEvent,
-    HistoryResult,
     Outage,
     OutageKind,
     PublishReceipt,
-    SessionRecord,
     SharedLimits,
     SnapshotResult,
 )
@@ -38,8 +36,8 @@ from autosdlc_ws.broker.control import ControlChannel, NodeInfo, this_process
 from autosdlc_ws.broker.trail import SendTrail
 from autosdlc_ws.config import Settings
 from autosdlc_ws.core.auth import Authenticator, Principal
-from autosdlc_ws.core.connection_core import AuthAccepted, SubscriptionRecord
-from autosdlc_ws.core.envelope import make_message, new_id
+from autosdlc_ws.core.connection_core import AuthAccepted
+from autosdlc_ws.core.envelope import make_message
 from autosdlc_ws.core.error_groups import ErrorAggregator
 from autosdlc_ws.core.open_values import unknown_values
 from autosdlc_ws.core.partitions import PartitionDemand, affected, partition_scope
@@ -49,7 +47,7 @@ from autosdlc_ws.core.schema_versions import stamp_version
 from autosdlc_ws.core.subscription_counts import SubscriberCounts, SubscriptionShape, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.core.type_limits import Charge, TypeLimits
-from autosdlc_ws.errors import BrokerUnavailable, CloseCode
+from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.alerts import (
     ERRORS_ORIGIN,
@@ -61,14 +59,11 @@ from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
 from autosdlc_ws.server.local_admin import GatewayAdmin
 from autosdlc_ws.server.logs import MessageLog
-from autosdlc_ws.server.session_saves import SessionSaves
+from autosdlc_ws.server.sessions import Sessions
 from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP, GatewayStats, StatsCollector
 
 log = logging.getLogger("autosdlc_ws.gateway")
 
-#: While a client is connected its session record is kept this long; on
-#: disconnect the record's lifetime drops to `session_ttl_s`.
-CONNECTED_SESSION_TTL_S = 24 * 3600.0
 #: Prefix of the per-type buckets' keys in the shared limits (beside `rate:publish:`).
 TYPE_LIMIT_NAMESPACE = "rate:"
 #: An error-burst alert is raised once per deployment in this window, by the
@@ -152,9 +147,8 @@ class Gateway:
         self._stats_task: asyncio.Task[None] | None = None
         #: This process as the deployment's node registry lists it (wall-clock times).
         self.node: NodeInfo = this_process(__version__, int(time.time() * 1000))
-        self.session_saves = SessionSaves()
-        #: session id -> the live connection that holds it (for take-over on resume)
-        self.session_owners: dict[str, Connection] = {}
+        self.sessions = Sessions(backend, session_ttl_s=settings.session_ttl_s, connections=self.connections,
+                                 forget_subscriptions=self._forget_subscriptions)
 
     def _fold_connection_counters(self) -> None:
         """Frames and bytes sent: closed connections' totals plus the live ones'."""
@@ -243,13 +237,13 @@ class Gateway:
         self.hub.index.add(subscription)
         self.subscriber_counts.add(conn, subscription.id, SubscriptionShape(subscription.types, subscription.filters))
         self.partition_demand.add(conn, subscription.id, self._scope(subscription))
-        self.schedule_session_save(conn)
+        self.sessions.schedule_save(conn)
 
     def subscription_removed(self, conn: Connection, subscription_id: str) -> None:
         self.hub.index.remove(subscription_id)
         self.subscriber_counts.remove(conn, subscription_id)
         self._unread(self.partition_demand.remove(conn, subscription_id))
-        self.schedule_session_save(conn)
+        self.sessions.schedule_save(conn)
 
     def _unread(self, partitions: frozenset[int]) -> None:
         if partitions:
@@ -302,7 +296,7 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.session_saves.close()
+        self.sessions.close()
         try:
             await self.control.close()
         finally:
@@ -315,7 +309,7 @@ class Gateway:
             self.deliver_locally(alert)
         if outage.kind is OutageKind.HISTORY_RESET:
             self._reset_live_subscriptions(outage)
-            self._save_live_sessions()
+            self.sessions.save_all_live()
 
     def _reset_live_subscriptions(self, outage: Outage) -> None:
         """Events of the lost partitions that no worker delivered are gone: say so
@@ -327,15 +321,6 @@ class Gateway:
                     conn.send_message(make_message(
                         "subscription_update",
                         {"subscriptionId": sub.id, "status": "reset", "reason": outage.detail}, now_ms=now))
-
-    def _save_live_sessions(self) -> None:
-        """A broker that lost its history (Redis restarted without its data) most
-        likely lost the session records too. The live connections still know
-        theirs: write them again, so a client whose worker dies later can resume
-        instead of starting afresh (a write refused by a newer owner is dropped)."""
-        for conn in list(self.connections.values()):
-            if conn.session_key is not None:
-                self.schedule_session_save(conn)
 
     def deliver_locally(self, event: dict[str, Any]) -> None:
         """Hand `event` to this worker's subscribers without the log (it may be down)."""
@@ -447,137 +432,24 @@ class Gateway:
         if self.connections.pop(conn.core.connection_id, None) is not None:
             self._retired_frames += conn.frames_out
             self._retired_bytes += conn.bytes_out
+        self._forget_subscriptions(conn)
+        await self.release_identity_slot(conn.core.connection_id)
+        await self.sessions.disconnected(conn)
+
+    def _forget_subscriptions(self, conn: Connection) -> None:
+        """`conn` is gone or superseded: its subscriptions leave this worker's index."""
         self.hub.index.remove_owner(conn)
         self.subscriber_counts.drop_owner(conn)
         self._unread(self.partition_demand.drop_owner(conn))
-        if conn.session_key is not None and self.session_owners.get(conn.session_key) is conn:
-            del self.session_owners[conn.session_key]
-        self.session_saves.cancel(conn.core.connection_id)
-        await self.release_identity_slot(conn.core.connection_id)
-        if conn.core.principal is not None and not conn.superseded and conn.session_key is not None:
-            ttl_s = self.settings.session_ttl_s
-            try:
-                await self._save_session(conn, ttl_s)
-            except Exception as exc:
-                # The broker may be down: keep trying while the session could still be
-                # resumed. Fenced by owner, so a late write cannot undo a resume elsewhere.
-                log.info("could not save session %s on disconnect (retrying): %s", conn.core.session_id, exc)
-                self.session_saves.schedule(conn.core.connection_id, lambda: self._save_session(conn, ttl_s),
-                                            conn.core.session_id, give_up_after_s=ttl_s)
 
-    # --- sessions ---------------------------------------------------------------
-
-    async def load_resumable(self, session_id: str | None, principal: Principal) -> SessionRecord | None:
-        if not session_id:
-            return None
-        try:
-            record = await self.backend.sessions.load(session_id)
-        except BrokerUnavailable:
-            # Not "no such session": a fresh one would cost the client everything it
-            # missed. The caller closes with 1013 and the client retries the resume.
-            log.warning("could not load session %s: the session store is unreachable", session_id)
-            raise
-        except Exception as exc:  # an unreadable record: start afresh (the client is told: resumed false)
-            log.warning("could not load session %s: %s", session_id, exc)
-            return None
-        if record is None or record.identity != principal.identity:
-            return None
-        return record
-
-    async def new_session(self, principal: Principal, owner: str | None = None) -> SessionRecord:
-        head = await self.backend.log.head()
-        return SessionRecord(new_id("sess"), principal.identity, [], head, owner=owner)
-
-    def schedule_session_save(self, conn: Connection) -> None:
-        """Write the session soon (a burst of changes is one write), retried until it lands."""
-        if conn.core.principal is None or conn.superseded:
-            return
-        self.session_saves.schedule(conn.core.connection_id,
-                                    lambda: self._save_session(conn, CONNECTED_SESSION_TTL_S),
-                                    conn.core.session_id)
-
-    async def _save_session(self, conn: Connection, ttl_s: float) -> None:
-        if conn.superseded:
-            return
-        assert conn.core.principal is not None
-        record = SessionRecord(
-            conn.core.session_id, conn.core.principal.identity,
-            [r.to_json() for r in conn.core.records()], conn.session_position,
-            conn.trail_json(), conn.core.connection_id,
-        )
-        # claimed when the session started (`start_session`): lands only while still held
-        if await self.backend.sessions.save(record, ttl_s, claim=False):
-            return
-        # The client resumed this session on another worker while this socket still
-        # looked open: the record is the new connection's now, and this one is stale.
-        log.info("session %s was resumed by another connection; conn=%s stops writing it",
-                 conn.core.session_id, conn.core.connection_id)
-        conn.superseded = True
-        self.session_saves.cancel(conn.core.connection_id)
-        if conn.core.connection_id in self.connections and not conn.closing:
-            asyncio.get_running_loop().create_task(
-                conn.close(CloseCode.NORMAL, "session resumed by another connection"))
+    # --- sessions (server/sessions.py) --------------------------------------------
 
     async def start_session(self, conn: Connection, principal: Principal,
                             session_id: str | None) -> tuple[bool, str]:
-        """Resume the named session if this principal owns it, else start a new one.
-
-        Returns (resumed, session id). The subscriptions and replay are set in
-        motion on `conn`; the caller sends `connect` first."""
-        record = await self.load_resumable(session_id, principal)
-        if record is None:
-            fresh = await self.new_session(principal, conn.core.connection_id)
-            conn.session_position = fresh.position
-            self._claim_session(conn, fresh.session_id)
-            await self.backend.sessions.save(fresh, CONNECTED_SESSION_TTL_S)
-            return False, fresh.session_id
-        conn.session_position = record.position
-        self._claim_session(conn, record.session_id)
-        # From this write on, a connection elsewhere still holding the session (the
-        # client's old socket, not yet seen closed) can no longer overwrite it.
-        await self.backend.sessions.save(replace(record, owner=conn.core.connection_id), CONNECTED_SESSION_TTL_S)
-        return True, record.session_id
-
-    def _claim_session(self, conn: Connection, session_id: str) -> None:
-        """Make `conn` the session's only live connection.
-
-        A client that reconnects before the server noticed its old connection
-        died (half-open TCP, heartbeat not yet missed) resumes a session that a
-        live connection still holds. The old connection's subscriptions (same
-        ids as the ones about to be restored) leave the index now, it no longer
-        writes the session record, and it is closed."""
-        conn.session_key = session_id
-        old = self.session_owners.get(session_id)
-        self.session_owners[session_id] = conn
-        if old is None or old is conn:
-            return
-        log.info("session %s taken over by conn=%s from conn=%s", session_id,
-                 conn.core.connection_id, old.core.connection_id)
-        old.superseded = True
-        # fresher than the stored record: the old socket was still open
-        conn.inherited_trail = old.trail_json()
-        self.session_saves.cancel(old.core.connection_id)
-        self.hub.index.remove_owner(old)
-        self.subscriber_counts.drop_owner(old)
-        self._unread(self.partition_demand.drop_owner(old))
-        asyncio.get_running_loop().create_task(
-            old.close(CloseCode.NORMAL, "session resumed by another connection"))
+        return await self.sessions.start(conn, principal, session_id)
 
     async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
-        record = await self.backend.sessions.load(session_id)
-        records = [SubscriptionRecord.from_json(s) for s in (record.subscriptions if record else [])]
-        position = record.position if record else None
-
-        async def load_history() -> HistoryResult:
-            if last_event_id:
-                trail = conn.inherited_trail or (record.trail if record else None)
-                return await self.backend.log.history_after(event_id=last_event_id, position=position, trail=trail)
-            if position is not None:
-                return await self.backend.log.history_after(position=position)
-            head = await self.backend.log.head()
-            return HistoryResult([], True, None, head)
-
-        await conn.resume(records, load_history)
+        await self.sessions.replay(conn, session_id, last_event_id)
 
     async def accept_in_band_auth(self, conn: Connection, action: AuthAccepted) -> None:
         if not action.first:

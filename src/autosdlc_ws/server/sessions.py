@@ -1,0 +1,190 @@
+"""The sessions of one worker's connections: start or resume, claim, keep written, replay.
+
+A session record (identity, subscriptions, where its history starts, on a
+partitioned log the send order) lives in the broker's `SessionStore`, so a
+client can resume on any worker. The rules this module keeps (docs/architecture.md
+"Sessions, history and resume"):
+
+- a store that cannot answer is never "no such session": the caller closes
+  1013 and the client resumes again (a fresh session would lose what it missed);
+- the connection that starts or resumes a session claims its record; other
+  writers (the client's old socket, not yet seen closed on some worker) are
+  refused from then on, and a connection refused is closed as stale;
+- every write that fails is retried until it lands (`SessionSaves`), the one on
+  disconnect for as long as the session could be resumed;
+- a broker that lost its history most likely lost the records too: the live
+  connections write theirs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from autosdlc_ws.broker.backend import Backend
+from autosdlc_ws.broker.base import HistoryResult, SessionRecord
+from autosdlc_ws.core.auth import Principal
+from autosdlc_ws.core.connection_core import SubscriptionRecord
+from autosdlc_ws.core.envelope import new_id
+from autosdlc_ws.errors import BrokerUnavailable, CloseCode
+from autosdlc_ws.server.connection import Connection
+from autosdlc_ws.server.session_saves import SessionSaves
+
+log = logging.getLogger("autosdlc_ws.gateway")
+
+#: While a client is connected its session record is kept this long; on
+#: disconnect the record's lifetime drops to `session_ttl_s`.
+CONNECTED_SESSION_TTL_S = 24 * 3600.0
+
+
+class Sessions:
+    def __init__(self, backend: Backend, *, session_ttl_s: float, connections: Mapping[str, Connection],
+                 forget_subscriptions: Callable[[Connection], None]) -> None:
+        self.backend = backend
+        self.session_ttl_s = session_ttl_s
+        self._connections = connections  # the gateway's live connections
+        #: takes a superseded connection's subscriptions out of the worker's index
+        self._forget_subscriptions = forget_subscriptions
+        self.saves = SessionSaves()
+        #: session id -> the live connection on this worker that holds it
+        self.owners: dict[str, Connection] = {}
+
+    def close(self) -> None:
+        self.saves.close()
+
+    # --- start or resume ---------------------------------------------------------
+
+    async def start(self, conn: Connection, principal: Principal, session_id: str | None) -> tuple[bool, str]:
+        """Resume the named session if this principal owns it, else start a new one.
+
+        Returns (resumed, session id). The subscriptions and replay are set in
+        motion on `conn`; the caller sends `connect` first."""
+        record = await self.load_resumable(session_id, principal)
+        if record is None:
+            fresh = SessionRecord(new_id("sess"), principal.identity, [], await self.backend.log.head(),
+                                  owner=conn.core.connection_id)
+            conn.session_position = fresh.position
+            self._claim_locally(conn, fresh.session_id)
+            await self.backend.sessions.save(fresh, CONNECTED_SESSION_TTL_S)
+            return False, fresh.session_id
+        conn.session_position = record.position
+        self._claim_locally(conn, record.session_id)
+        # From this write on, a connection elsewhere still holding the session (the
+        # client's old socket, not yet seen closed) can no longer overwrite it.
+        await self.backend.sessions.save(replace(record, owner=conn.core.connection_id), CONNECTED_SESSION_TTL_S)
+        return True, record.session_id
+
+    async def load_resumable(self, session_id: str | None, principal: Principal) -> SessionRecord | None:
+        if not session_id:
+            return None
+        try:
+            record = await self.backend.sessions.load(session_id)
+        except BrokerUnavailable:
+            # Not "no such session": a fresh one would cost the client everything it
+            # missed. The caller closes with 1013 and the client retries the resume.
+            log.warning("could not load session %s: the session store is unreachable", session_id)
+            raise
+        except Exception as exc:  # an unreadable record: start afresh (the client is told: resumed false)
+            log.warning("could not load session %s: %s", session_id, exc)
+            return None
+        if record is None or record.identity != principal.identity:
+            return None
+        return record
+
+    def _claim_locally(self, conn: Connection, session_id: str) -> None:
+        """Make `conn` the session's only live connection on this worker.
+
+        A client that reconnects before the server noticed its old connection
+        died (half-open TCP, heartbeat not yet missed) resumes a session that a
+        live connection still holds. The old connection's subscriptions (same
+        ids as the ones about to be restored) leave the index now, it no longer
+        writes the session record, and it is closed."""
+        conn.session_key = session_id
+        old = self.owners.get(session_id)
+        self.owners[session_id] = conn
+        if old is None or old is conn:
+            return
+        log.info("session %s taken over by conn=%s from conn=%s", session_id,
+                 conn.core.connection_id, old.core.connection_id)
+        old.superseded = True
+        # fresher than the stored record: the old socket was still open
+        conn.inherited_trail = old.trail_json()
+        self.saves.cancel(old.core.connection_id)
+        self._forget_subscriptions(old)
+        asyncio.get_running_loop().create_task(
+            old.close(CloseCode.NORMAL, "session resumed by another connection"))
+
+    async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
+        """Restore the session's subscriptions on `conn` and send what it missed."""
+        record = await self.backend.sessions.load(session_id)
+        records = [SubscriptionRecord.from_json(s) for s in (record.subscriptions if record else [])]
+        position = record.position if record else None
+
+        async def load_history() -> HistoryResult:
+            if last_event_id:
+                trail = conn.inherited_trail or (record.trail if record else None)
+                return await self.backend.log.history_after(event_id=last_event_id, position=position, trail=trail)
+            if position is not None:
+                return await self.backend.log.history_after(position=position)
+            head = await self.backend.log.head()
+            return HistoryResult([], True, None, head)
+
+        await conn.resume(records, load_history)
+
+    # --- keep written ------------------------------------------------------------
+
+    def schedule_save(self, conn: Connection) -> None:
+        """Write the session soon (a burst of changes is one write), retried until it lands."""
+        if conn.core.principal is None or conn.superseded:
+            return
+        self.saves.schedule(conn.core.connection_id, lambda: self._save(conn, CONNECTED_SESSION_TTL_S),
+                            conn.core.session_id)
+
+    def save_all_live(self) -> None:
+        """The broker lost its history, and most likely the session records with it:
+        the live connections still know theirs, so a client whose worker dies later
+        can resume instead of starting afresh."""
+        for conn in list(self._connections.values()):
+            if conn.session_key is not None:
+                self.schedule_save(conn)
+
+    async def disconnected(self, conn: Connection) -> None:
+        """`conn` is gone: its last save, with the session's shorter lifetime."""
+        if conn.session_key is not None and self.owners.get(conn.session_key) is conn:
+            del self.owners[conn.session_key]
+        self.saves.cancel(conn.core.connection_id)
+        if conn.core.principal is None or conn.superseded or conn.session_key is None:
+            return
+        ttl_s = self.session_ttl_s
+        try:
+            await self._save(conn, ttl_s)
+        except Exception as exc:
+            # The broker may be down: keep trying while the session could still be
+            # resumed. Fenced by owner, so a late write cannot undo a resume elsewhere.
+            log.info("could not save session %s on disconnect (retrying): %s", conn.core.session_id, exc)
+            self.saves.schedule(conn.core.connection_id, lambda: self._save(conn, ttl_s),
+                                conn.core.session_id, give_up_after_s=ttl_s)
+
+    async def _save(self, conn: Connection, ttl_s: float) -> None:
+        if conn.superseded:
+            return
+        assert conn.core.principal is not None
+        record = SessionRecord(
+            conn.core.session_id, conn.core.principal.identity,
+            [r.to_json() for r in conn.core.records()], conn.session_position,
+            conn.trail_json(), conn.core.connection_id,
+        )
+        # claimed when the session started (`start`): lands only while still held
+        if await self.backend.sessions.save(record, ttl_s, claim=False):
+            return
+        # The client resumed this session on another worker while this socket still
+        # looked open: the record is the new connection's now, and this one is stale.
+        log.info("session %s was resumed by another connection; conn=%s stops writing it",
+                 conn.core.session_id, conn.core.connection_id)
+        conn.superseded = True
+        self.saves.cancel(conn.core.connection_id)
+        if conn.core.connection_id in self._connections and not conn.closing:
+            asyncio.get_running_loop().create_task(
+                conn.close(CloseCode.NORMAL, "session resumed by another connection"))
