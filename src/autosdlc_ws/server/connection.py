@@ -147,6 +147,8 @@ class Connection:
         self.inherited_trail: dict[str, Any] | None = None
         self.session_key: str | None = None  # the session this connection holds
         self.superseded = False  # another connection resumed this session
+        #: Whether a write of this connection has claimed its session record (`server.sessions`).
+        self.session_claimed = False
         core.owner = self
 
     # --- the write path -----------------------------------------------------

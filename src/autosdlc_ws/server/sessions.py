@@ -7,9 +7,10 @@ client can resume on any worker. The rules this module keeps (docs/architecture.
 
 - a store that cannot answer is never "no such session": the caller closes
   1013 and the client resumes again (a fresh session would lose what it missed);
-- the connection that starts or resumes a session claims its record; other
-  writers (the client's old socket, not yet seen closed on some worker) are
-  refused from then on, and a connection refused is closed as stale;
+- the connection that starts or resumes a session claims its record with its
+  first write (a resume's restore writes at once); other writers (the client's
+  old socket, not yet seen closed on some worker) are refused from then on, and
+  a connection refused is closed as stale;
 - every write that fails is retried until it lands (`SessionSaves`), the one on
   disconnect for as long as the session could be resumed;
 - a broker that lost its history most likely lost the records too: the live
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.base import HistoryResult, SessionRecord
@@ -68,12 +68,12 @@ class Sessions:
             conn.session_position = fresh.position
             self._claim_locally(conn, fresh.session_id)
             await self.backend.sessions.save(fresh, CONNECTED_SESSION_TTL_S)
+            conn.session_claimed = True
             return False, fresh.session_id
         conn.session_position = record.position
         self._claim_locally(conn, record.session_id)
-        # From this write on, a connection elsewhere still holding the session (the
-        # client's old socket, not yet seen closed) can no longer overwrite it.
-        await self.backend.sessions.save(replace(record, owner=conn.core.connection_id), CONNECTED_SESSION_TTL_S)
+        # claimed by its first save (no extra write per resume: a resume storm of
+        # hundreds of clients pays for every one)
         return True, record.session_id
 
     async def load_resumable(self, session_id: str | None, principal: Principal) -> SessionRecord | None:
@@ -176,8 +176,13 @@ class Sessions:
             [r.to_json() for r in conn.core.records()], conn.session_position,
             conn.trail_json(), conn.core.connection_id,
         )
-        # claimed when the session started (`start`): lands only while still held
-        if await self.backend.sessions.save(record, ttl_s, claim=False):
+        # The first write of a live connection claims the record; every later one (and
+        # one made after it left) lands only while it still holds the record. From the
+        # claim on, a connection elsewhere still holding the session (the client's old
+        # socket, not yet seen closed) can no longer overwrite it.
+        claim = not conn.session_claimed and conn.core.connection_id in self._connections
+        if await self.backend.sessions.save(record, ttl_s, claim=claim):
+            conn.session_claimed = True
             return
         # The client resumed this session on another worker while this socket still
         # looked open: the record is the new connection's now, and this one is stale.
