@@ -108,13 +108,10 @@ class Sessions:
             return
         log.info("session %s taken over by conn=%s from conn=%s", session_id,
                  conn.core.connection_id, old.core.connection_id)
-        old.superseded = True
         # fresher than the stored record: the old socket was still open
         conn.inherited_trail = old.trail_json()
-        self.saves.cancel(old.core.connection_id)
+        self._retire(old)
         self._forget_subscriptions(old)
-        asyncio.get_running_loop().create_task(
-            old.close(CloseCode.NORMAL, "session resumed by another connection"))
 
     async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
         """Restore the session's subscriptions on `conn` and send what it missed."""
@@ -188,6 +185,11 @@ class Sessions:
         # looked open: the record is the new connection's now, and this one is stale.
         log.info("session %s was resumed by another connection; conn=%s stops writing it",
                  conn.core.session_id, conn.core.connection_id)
+        self._retire(conn)
+
+    def _retire(self, conn: Connection) -> None:
+        """Another connection holds `conn`'s session now: it writes no more, and a
+        live one is closed."""
         conn.superseded = True
         self.saves.cancel(conn.core.connection_id)
         if conn.core.connection_id in self._connections and not conn.closing:
