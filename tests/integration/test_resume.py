@@ -296,6 +296,42 @@ async def resume_gets(server: RunningGateway, token: str, session_id: str, sub_i
 
 
 @pytest.mark.parametrize("in_band", [False, True], ids=["query", "in_band"])
+async def test_a_resume_reads_its_session_record_once(
+        server: RunningGateway, monkeypatch: Any, in_band: bool) -> None:
+    """In a resume storm every Redis round trip is paid by hundreds of clients at
+    once; the replay used to load the record the resume had just loaded."""
+    token = make_token("alice")
+    session_id, sub_id, last = await session_with_history(server, token)
+    await publish_while_away(server)
+    sessions = server.gateway.backend.sessions
+    real_load = sessions.load
+    loads: list[str] = []
+
+    async def counted(sid: str) -> Any:
+        loads.append(sid)
+        return await real_load(sid)
+
+    monkeypatch.setattr(sessions, "load", counted)
+    if in_band:
+        client = await open_ws(server.ws_url)
+        await client.recv_type("connect")
+        await client.send({"id": "auth", "type": "auth_request", "timestamp": 0,
+                           "data": {"token": token, "sessionId": session_id, "lastEventId": last}})
+        client.connect = await client.recv_type("connect")
+        await client.recv_type("auth_success")
+        await expect_resumed(client, session_id, sub_id)
+    else:
+        client = await open_authed(server, token=token, query=f"session_id={session_id}&last_event_id={last}")
+        await expect_resumed(client, session_id, sub_id)
+    try:
+        await publish(server, agent_status("a2", "live"))
+        assert [m["id"] for m in await client.until_event("live")] == ["m1", "m2", "m3", "live"]
+        assert loads == [session_id]
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("in_band", [False, True], ids=["query", "in_band"])
 async def test_a_history_that_cannot_be_read_now_is_retried_not_reset(
         server: RunningGateway, monkeypatch: Any, in_band: bool) -> None:
     """The same storm could also fail the history read after the session loaded: the

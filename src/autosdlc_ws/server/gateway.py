@@ -29,6 +29,7 @@ from autosdlc_ws.broker.base import (
     Outage,
     OutageKind,
     PublishReceipt,
+    SessionRecord,
     SharedLimits,
     SnapshotResult,
 )
@@ -59,7 +60,7 @@ from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.hub import Hub
 from autosdlc_ws.server.local_admin import GatewayAdmin
 from autosdlc_ws.server.logs import MessageLog
-from autosdlc_ws.server.sessions import Sessions
+from autosdlc_ws.server.sessions import Sessions, SessionStart
 from autosdlc_ws.server.stats import SUBSCRIBER_RESOURCES_TOP, GatewayStats, StatsCollector
 
 log = logging.getLogger("autosdlc_ws.gateway")
@@ -445,11 +446,11 @@ class Gateway:
     # --- sessions (server/sessions.py) --------------------------------------------
 
     async def start_session(self, conn: Connection, principal: Principal,
-                            session_id: str | None) -> tuple[bool, str]:
+                            session_id: str | None) -> SessionStart:
         return await self.sessions.start(conn, principal, session_id)
 
-    async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
-        await self.sessions.replay(conn, session_id, last_event_id)
+    async def replay(self, conn: Connection, record: SessionRecord, last_event_id: str | None) -> None:
+        await self.sessions.replay(conn, record, last_event_id)
 
     async def accept_in_band_auth(self, conn: Connection, action: AuthAccepted) -> None:
         if not action.first:
@@ -463,11 +464,11 @@ class Gateway:
                 CloseCode.POLICY, now, action.correlation_id))
             return
         self.stats.connections_opened[action.principal.kind] += 1
-        resumed, session_id = await self.start_session(conn, action.principal, action.resume_session_id)
-        await conn.execute(conn.core.finish_auth(now, resumed=resumed, new_session_id=session_id,
+        started = await self.start_session(conn, action.principal, action.resume_session_id)
+        await conn.execute(conn.core.finish_auth(now, resumed=started.resumed, new_session_id=started.session_id,
                                                  correlation_id=action.correlation_id))
-        if resumed:
-            await self.replay(conn, session_id, action.last_event_id)
+        if started.record is not None:
+            await self.replay(conn, started.record, action.last_event_id)
 
     # --- shutdown ---------------------------------------------------------------
 

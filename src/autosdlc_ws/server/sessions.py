@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from autosdlc_ws.broker.backend import Backend
 from autosdlc_ws.broker.base import HistoryResult, SessionRecord
@@ -37,6 +38,21 @@ log = logging.getLogger("autosdlc_ws.gateway")
 #: While a client is connected its session record is kept this long; on
 #: disconnect the record's lifetime drops to `session_ttl_s`.
 CONNECTED_SESSION_TTL_S = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    """What `Sessions.start` settled: the session's id and, on a resume, its record.
+
+    The record is read once per resume and handed to `Sessions.replay` (in a
+    resume storm every Redis round trip is paid hundreds of times at once)."""
+
+    session_id: str
+    record: SessionRecord | None = None  # the stored record resumed; None: a new session
+
+    @property
+    def resumed(self) -> bool:
+        return self.record is not None
 
 
 class Sessions:
@@ -56,11 +72,11 @@ class Sessions:
 
     # --- start or resume ---------------------------------------------------------
 
-    async def start(self, conn: Connection, principal: Principal, session_id: str | None) -> tuple[bool, str]:
+    async def start(self, conn: Connection, principal: Principal, session_id: str | None) -> SessionStart:
         """Resume the named session if this principal owns it, else start a new one.
 
-        Returns (resumed, session id). The subscriptions and replay are set in
-        motion on `conn`; the caller sends `connect` first."""
+        The caller sends `connect` next, then (on a resume) calls `replay` with
+        what this returned."""
         record = await self.load_resumable(session_id, principal)
         if record is None:
             fresh = SessionRecord(new_id("sess"), principal.identity, [], await self.backend.log.head(),
@@ -69,12 +85,12 @@ class Sessions:
             self._claim_locally(conn, fresh.session_id)
             await self.backend.sessions.save(fresh, CONNECTED_SESSION_TTL_S)
             conn.session_claimed = True
-            return False, fresh.session_id
+            return SessionStart(fresh.session_id)
         conn.session_position = record.position
         self._claim_locally(conn, record.session_id)
         # claimed by its first save (no extra write per resume: a resume storm of
         # hundreds of clients pays for every one)
-        return True, record.session_id
+        return SessionStart(record.session_id, record)
 
     async def load_resumable(self, session_id: str | None, principal: Principal) -> SessionRecord | None:
         if not session_id:
@@ -113,15 +129,14 @@ class Sessions:
         self._retire(old)
         self._forget_subscriptions(old)
 
-    async def replay(self, conn: Connection, session_id: str, last_event_id: str | None) -> None:
+    async def replay(self, conn: Connection, record: SessionRecord, last_event_id: str | None) -> None:
         """Restore the session's subscriptions on `conn` and send what it missed."""
-        record = await self.backend.sessions.load(session_id)
-        records = [SubscriptionRecord.from_json(s) for s in (record.subscriptions if record else [])]
-        position = record.position if record else None
+        records = [SubscriptionRecord.from_json(s) for s in record.subscriptions]
+        position = record.position
 
         async def load_history() -> HistoryResult:
             if last_event_id:
-                trail = conn.inherited_trail or (record.trail if record else None)
+                trail = conn.inherited_trail or record.trail
                 return await self.backend.log.history_after(event_id=last_event_id, position=position, trail=trail)
             if position is not None:
                 return await self.backend.log.history_after(position=position)
