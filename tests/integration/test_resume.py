@@ -10,6 +10,7 @@ import pytest
 import websockets
 
 from autosdlc_ws.errors import BrokerUnavailable
+from autosdlc_ws.server.start_gate import StartGate
 from tests.conftest import RunningGateway, base_settings, make_token
 from tests.integration.helpers import Client, agent_status, open_authed, open_ws, publish
 
@@ -293,6 +294,56 @@ async def resume_gets(server: RunningGateway, token: str, session_id: str, sub_i
         assert [m["id"] for m in await client.until_event("live")] == expected
     finally:
         await client.close()
+
+
+async def test_resumes_past_the_gate_wait_their_turn_instead_of_failing(
+        server: RunningGateway, monkeypatch: Any) -> None:
+    """A resume storm runs a bounded number of resumes at a time; the others wait
+    (no 1013, no new handshake) and get everything once their turn comes."""
+    token_a, token_b = make_token("alice"), make_token("bob")
+    sessions_made = []
+    for token in (token_a, token_b):
+        client = await open_authed(server, token=token)
+        assert client.connect is not None
+        sub_id = await client.subscribe(["agent_status"], {"agentId": ["a1", "a2"]})
+        sessions_made.append((client, client.connect["data"]["sessionId"], sub_id))
+    await publish(server, [agent_status("a1", "e1"), agent_status("a2", "e2")])
+    for client, _, _ in sessions_made:
+        await client.until_event("e2")
+        await client.close()
+    await until_gone(server, client)
+    first, second = ((sid, sub, "e2") for _, sid, sub in sessions_made)
+    await publish_while_away(server)
+    server.gateway.sessions.starting = StartGate(limit=1, wait_s=5)
+    sessions = server.gateway.backend.sessions
+    real_load = sessions.load
+    loading, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_first(sid: str) -> Any:
+        if sid == first[0]:
+            loading.set()
+            await go_on.wait()
+        return await real_load(sid)
+
+    monkeypatch.setattr(sessions, "load", slow_first)
+    opening_a = asyncio.create_task(
+        open_authed(server, token=token_a, query=f"session_id={first[0]}&last_event_id={first[2]}"))
+    await asyncio.wait_for(loading.wait(), 5)
+    opening_b = asyncio.create_task(
+        open_authed(server, token=token_b, query=f"session_id={second[0]}&last_event_id={second[2]}"))
+    await asyncio.sleep(0.2)
+    assert not opening_b.done() and server.gateway.sessions.starting.waiting == 1
+    go_on.set()
+    clients = [await asyncio.wait_for(opening_a, 5), await asyncio.wait_for(opening_b, 5)]
+    try:
+        for client, (session_id, sub_id, _) in zip(clients, (first, second)):
+            await expect_resumed(client, session_id, sub_id)
+        await publish(server, agent_status("a2", "live"))
+        for client in clients:
+            assert [m["id"] for m in await client.until_event("live")] == ["m1", "m2", "m3", "live"]
+    finally:
+        for client in clients:
+            await client.close()
 
 
 @pytest.mark.parametrize("in_band", [False, True], ids=["query", "in_band"])

@@ -464,11 +464,12 @@ class Gateway:
                 CloseCode.POLICY, now, action.correlation_id))
             return
         self.stats.connections_opened[action.principal.kind] += 1
-        started = await self.start_session(conn, action.principal, action.resume_session_id)
-        await conn.execute(conn.core.finish_auth(now, resumed=started.resumed, new_session_id=started.session_id,
-                                                 correlation_id=action.correlation_id))
-        if started.record is not None:
-            await self.replay(conn, started.record, action.last_event_id)
+        async with self.sessions.starting:
+            started = await self.start_session(conn, action.principal, action.resume_session_id)
+            await conn.execute(conn.core.finish_auth(now, resumed=started.resumed, new_session_id=started.session_id,
+                                                     correlation_id=action.correlation_id))
+            if started.record is not None:
+                await self.replay(conn, started.record, action.last_event_id)
 
     # --- shutdown ---------------------------------------------------------------
 

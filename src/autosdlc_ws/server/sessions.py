@@ -11,6 +11,8 @@ client can resume on any worker. The rules this module keeps (docs/architecture.
   first write (a resume's restore writes at once); other writers (the client's
   old socket, not yet seen closed on some worker) are refused from then on, and
   a connection refused is closed as stale;
+- a worker starts a bounded number of sessions at once (`StartGate`), the rest
+  wait their turn;
 - every write that fails is retried until it lands (`SessionSaves`), the one on
   disconnect for as long as the session could be resumed;
 - a broker that lost its history most likely lost the records too: the live
@@ -32,6 +34,7 @@ from autosdlc_ws.core.envelope import new_id
 from autosdlc_ws.errors import BrokerUnavailable, CloseCode
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.session_saves import SessionSaves
+from autosdlc_ws.server.start_gate import StartGate
 
 log = logging.getLogger("autosdlc_ws.gateway")
 
@@ -64,6 +67,9 @@ class Sessions:
         #: takes a superseded connection's subscriptions out of the worker's index
         self._forget_subscriptions = forget_subscriptions
         self.saves = SessionSaves()
+        #: held by the caller around `start` and `replay`: a resume storm runs a few
+        #: dozen resumes at a time instead of all of them (`server.start_gate`)
+        self.starting = StartGate()
         #: session id -> the live connection on this worker that holds it
         self.owners: dict[str, Connection] = {}
 

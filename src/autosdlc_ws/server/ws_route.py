@@ -53,12 +53,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     gateway.register(conn)
     try:
         if principal is not None:
-            started = await gateway.start_session(conn, principal, request.query.get("session_id"))
-            core.session_id = started.session_id
-            conn.send_message(core.connect_frame(now, resumed=started.resumed))
-            conn.send_message(core.auth_success_frame(now))
-            if started.record is not None:
-                await gateway.replay(conn, started.record, request.query.get("last_event_id"))
+            async with gateway.sessions.starting:
+                started = await gateway.start_session(conn, principal, request.query.get("session_id"))
+                core.session_id = started.session_id
+                conn.send_message(core.connect_frame(now, resumed=started.resumed))
+                conn.send_message(core.auth_success_frame(now))
+                if started.record is not None:
+                    await gateway.replay(conn, started.record, request.query.get("last_event_id"))
         else:
             core.session_id = new_id("sess")
             conn.send_message(core.connect_frame(now, resumed=False))
