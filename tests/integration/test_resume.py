@@ -336,7 +336,7 @@ async def test_resumes_past_the_gate_wait_their_turn_instead_of_failing(
     go_on.set()
     clients = [await asyncio.wait_for(opening_a, 5), await asyncio.wait_for(opening_b, 5)]
     try:
-        for client, (session_id, sub_id, _) in zip(clients, (first, second)):
+        for client, (session_id, sub_id, _) in zip(clients, (first, second), strict=True):
             await expect_resumed(client, session_id, sub_id)
         await publish(server, agent_status("a2", "live"))
         for client in clients:
