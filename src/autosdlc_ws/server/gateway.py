@@ -29,7 +29,6 @@ from autosdlc_ws.broker.base import (
     Outage,
     OutageKind,
     PublishReceipt,
-    SessionRecord,
     SharedLimits,
     SnapshotResult,
 )
@@ -445,13 +444,6 @@ class Gateway:
 
     # --- sessions (server/sessions.py) --------------------------------------------
 
-    async def start_session(self, conn: Connection, principal: Principal,
-                            session_id: str | None) -> SessionStart:
-        return await self.sessions.start(conn, principal, session_id)
-
-    async def replay(self, conn: Connection, record: SessionRecord, last_event_id: str | None) -> None:
-        await self.sessions.replay(conn, record, last_event_id)
-
     async def accept_in_band_auth(self, conn: Connection, action: AuthAccepted) -> None:
         if not action.first:
             return
@@ -464,12 +456,12 @@ class Gateway:
                 CloseCode.POLICY, now, action.correlation_id))
             return
         self.stats.connections_opened[action.principal.kind] += 1
-        async with self.sessions.starting:
-            started = await self.start_session(conn, action.principal, action.resume_session_id)
+
+        async def announce(started: SessionStart) -> None:
             await conn.execute(conn.core.finish_auth(now, resumed=started.resumed, new_session_id=started.session_id,
                                                      correlation_id=action.correlation_id))
-            if started.record is not None:
-                await self.replay(conn, started.record, action.last_event_id)
+
+        await self.sessions.open(conn, action.principal, action.resume_session_id, action.last_event_id, announce)
 
     # --- shutdown ---------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from autosdlc_ws.broker.backend import Backend
@@ -67,8 +67,8 @@ class Sessions:
         #: takes a superseded connection's subscriptions out of the worker's index
         self._forget_subscriptions = forget_subscriptions
         self.saves = SessionSaves()
-        #: held by the caller around `start` and `replay`: a resume storm runs a few
-        #: dozen resumes at a time instead of all of them (`server.start_gate`)
+        #: around `open`: a resume storm runs a few dozen resumes at a time
+        #: instead of all of them (`server.start_gate`)
         self.starting = StartGate()
         #: session id -> the live connection on this worker that holds it
         self.owners: dict[str, Connection] = {}
@@ -77,6 +77,17 @@ class Sessions:
         self.saves.close()
 
     # --- start or resume ---------------------------------------------------------
+
+    async def open(self, conn: Connection, principal: Principal, session_id: str | None,
+                   last_event_id: str | None, announce: Callable[[SessionStart], Awaitable[None]]) -> None:
+        """Start or resume `conn`'s session, let the caller tell the client
+        (`announce` sends `connect`), then restore and replay what it missed.
+        At most `starting.limit` of these run at once on a worker."""
+        async with self.starting:
+            started = await self.start(conn, principal, session_id)
+            await announce(started)
+            if started.record is not None:
+                await self.replay(conn, started.record, last_event_id)
 
     async def start(self, conn: Connection, principal: Principal, session_id: str | None) -> SessionStart:
         """Resume the named session if this principal owns it, else start a new one.

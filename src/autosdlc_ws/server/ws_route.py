@@ -13,6 +13,7 @@ from autosdlc_ws.errors import BrokerUnavailable, CloseCode
 from autosdlc_ws.server.admission import admit, release
 from autosdlc_ws.server.connection import Connection
 from autosdlc_ws.server.keys import GATEWAY
+from autosdlc_ws.server.sessions import SessionStart
 
 log = logging.getLogger("autosdlc_ws.ws")
 
@@ -53,13 +54,14 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     gateway.register(conn)
     try:
         if principal is not None:
-            async with gateway.sessions.starting:
-                started = await gateway.start_session(conn, principal, request.query.get("session_id"))
+
+            async def announce(started: SessionStart) -> None:
                 core.session_id = started.session_id
                 conn.send_message(core.connect_frame(now, resumed=started.resumed))
                 conn.send_message(core.auth_success_frame(now))
-                if started.record is not None:
-                    await gateway.replay(conn, started.record, request.query.get("last_event_id"))
+
+            await gateway.sessions.open(conn, principal, request.query.get("session_id"),
+                                        request.query.get("last_event_id"), announce)
         else:
             core.session_id = new_id("sess")
             conn.send_message(core.connect_frame(now, resumed=False))
