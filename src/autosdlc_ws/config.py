@@ -89,6 +89,7 @@ class Settings:
     # --- history and resume ------------------------------------------------
     history_max_events: int = 100_000
     history_max_age_s: float = 3600.0
+    history_cache_events: int = 10_000  # redis: newest events a worker keeps in memory to answer resumes; 0 = off
     session_ttl_s: float = 300.0  # how long a disconnected session can be resumed
     # --- snapshot on subscribe (last value per event type and resource) -------
     snapshot_ttl_s: float = 86400.0  # a last value older than this is no longer sent
@@ -155,6 +156,8 @@ class Settings:
             raise ConfigError("redis_partitions must be between 1 and 1024")
         if self.snapshot_max_keys < 0:
             raise ConfigError("snapshot_max_keys must be 0 (off) or positive")
+        if self.history_cache_events < 0:
+            raise ConfigError("history_cache_events must be 0 (off) or positive")
         if not 1 <= self.max_json_depth <= 200:  # orjson encodes at most 254 levels
             raise ConfigError("max_json_depth must be from 1 to 200")
         if self.message_log is not None and not isinstance(self.message_log, MessageLogConfig):

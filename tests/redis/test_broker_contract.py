@@ -43,6 +43,8 @@ class Kit:
     server: RedisServer | None
     prefix: str
     cluster: LocalCluster | None = None
+    #: Redis keeps no recent events in memory: every history answer is read from the stream
+    stream_only: bool = False
     brokers: list[Backend] = field(default_factory=list)
     received: dict[int, list[BrokerEvent]] = field(default_factory=dict)
     now: float = 1000.0  # the memory backends' clock, moved by `wait`
@@ -58,7 +60,8 @@ class Kit:
             await asyncio.sleep(seconds)
 
     async def make(self, *, max_events: int = 1000, max_age_s: float = 3600.0,
-                   snapshot_max_keys: int = 100_000, snapshot_ttl_s: float = 86_400.0) -> Backend:
+                   snapshot_max_keys: int = 100_000, snapshot_ttl_s: float = 86_400.0,
+                   recent_events: int = 10_000) -> Backend:
         broker: Backend
         if self.kind == "memory":
             broker = memory_backend(max_events=max_events, max_age_s=max_age_s, clock=self.clock,
@@ -67,12 +70,13 @@ class Kit:
             assert self.cluster is not None
             broker = make_cluster_broker(self.cluster.url, self.prefix, max_events=max_events,
                                          max_age_s=max_age_s, snapshot_max_keys=snapshot_max_keys,
-                                         snapshot_ttl_s=snapshot_ttl_s)
+                                         snapshot_ttl_s=snapshot_ttl_s, recent_events=recent_events)
         else:
             assert self.server is not None
             broker = make_redis_broker(self.server.url, self.prefix, max_events=max_events,
                                        max_age_s=max_age_s, snapshot_max_keys=snapshot_max_keys,
-                                       snapshot_ttl_s=snapshot_ttl_s)
+                                       snapshot_ttl_s=snapshot_ttl_s,
+                                       recent_events=0 if self.stream_only else recent_events)
         got: list[BrokerEvent] = []
         self.received[id(broker)] = got
         await broker.start(got.append)
@@ -140,19 +144,23 @@ class Kit:
 async def _kit(kind: str, request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
     server: RedisServer | None = None
     cluster: LocalCluster | None = None
+    stream_only = kind == "redis-stream"
+    if stream_only:
+        kind = "redis"
     if kind == "redis":
         server = request.getfixturevalue("redis_server")
     elif kind == "cluster":
         cluster = request.getfixturevalue("redis_cluster")
-    k = Kit(kind, server, prefix, cluster)
+    k = Kit(kind, server, prefix, cluster, stream_only)
     yield k
     for broker in k.brokers:
         await broker.close()
 
 
-@pytest.fixture(params=["memory", "redis", "cluster"])
+@pytest.fixture(params=["memory", "redis", "redis-stream", "cluster"])
 async def kit(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Kit]:
-    """The contract every broker keeps: each test runs on each."""
+    """The contract every broker keeps: each test runs on each (Redis twice: answering
+    history from the recent events in memory, and from the stream alone)."""
     async for k in _kit(request.param, request, prefix):
         yield k
 
@@ -318,6 +326,30 @@ async def test_redis_shares_one_log_between_workers(redis_kit: Kit) -> None:
     session = SessionRecord("s", "jwt:bob", [], await a.log.head())
     await a.sessions.save(session, 60)
     assert (await b.sessions.load("s")) == session
+
+
+async def test_a_recent_range_is_answered_from_memory_and_an_older_one_from_the_stream(
+        redis_kit: Kit) -> None:
+    kit = redis_kit
+    # the log of the ev() events keeps its 10 newest in memory (the cluster shares the total out)
+    broker = await kit.make(recent_events=10 * (TEST_PARTITIONS if kit.kind == "cluster" else 1))
+    log = kit.part_log(broker)
+    await broker.log.publish([ev(i) for i in range(1, 31)])
+    delivered = await kit.wait_received(broker, 30)
+    head = await broker.log.head()
+    recent = await broker.log.history_after(position=kit.at(head, 25))
+    assert recent.complete and [e.offset for e in recent.events] == [26, 27, 28, 29, 30]
+    assert recent.events[0] is delivered[25]  # the object the reader delivered, not parsed again
+    by_id = await broker.log.history_after(event_id="e-21")
+    assert by_id.complete and [e.event["id"] for e in by_id.events] == [f"e-{i}" for i in range(22, 31)]
+    assert (log.history_cache_hits, log.history_reads) == (2, 0)
+    older = await broker.log.history_after(position=kit.at(head, 5))
+    assert older.complete and [e.offset for e in older.events] == list(range(6, 31))
+    assert [e.event for e in older.events] == [d.event for d in delivered[5:]]
+    assert log.history_reads == 1
+    limited = await broker.log.history_after(position=kit.at(head, 22), limit=3)
+    assert not limited.complete and [e.offset for e in limited.events] == [23, 24, 25]
+    assert log.history_reads == 1
 
 
 # --- shared limits: connection slots and token buckets -------------------------------------

@@ -64,6 +64,14 @@ async def test_a_dropped_pubsub_connection_is_refilled_from_the_stream(
     assert [g.offset for g in logged(got)] == list(range(1, n + 1))
     assert reader.log.reconnects >= 3 and reader.log.events_filled >= 60 and reader.log.events_lost == 0
     assert alerts(got) == []  # reconnected within the grace time: nobody is alarmed
+    # what was filled from the stream joined the recent events without a gap: a resume
+    # across the refills is answered from memory, the same events in the same order
+    head = await reader.log.head()
+    assert isinstance(head, Position)
+    hits = reader.log.history_cache_hits
+    history = await reader.log.history_after(position=Position(head.epoch, n - 100))
+    assert history.complete and [e.offset for e in history.events] == list(range(n - 99, n + 1))
+    assert reader.log.history_cache_hits == hits + 1 and reader.log.history_reads == 0
 
 
 async def test_redis_stopped_and_restarted_with_its_data(

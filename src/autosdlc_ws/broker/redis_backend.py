@@ -40,6 +40,7 @@ def redis_backend(
     limit_retry_s: float = 1.0,
     snapshot_max_keys: int = 100_000,
     snapshot_ttl_s: float = 86_400.0,
+    recent_events: int = 10_000,
 ) -> Backend:
     link = RedisLink(url, prefix=prefix, connect_timeout_s=connect_timeout_s,
                      command_timeout_s=command_timeout_s, max_connections=max_connections,
@@ -51,7 +52,7 @@ def redis_backend(
                           catch_up_timeout_s=catch_up_timeout_s, idle_ping_s=idle_ping_s,
                           trim_interval_s=trim_interval_s, start_timeout_s=start_timeout_s,
                           alert_after_s=alert_after_s, snapshot_max_keys=snapshot_max_keys,
-                          snapshot_ttl_s=snapshot_ttl_s),
+                          snapshot_ttl_s=snapshot_ttl_s, recent_events=recent_events),
         sessions=RedisSessionStore(link),
         limits=RedisSharedLimits(link, slot_lease_s=slot_lease_s, slot_refresh_s=slot_refresh_s,
                                  limit_retry_s=limit_retry_s),
@@ -69,4 +70,5 @@ def backend_from_settings(settings: Settings) -> Backend:
                          max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
                          reconnect_max_s=settings.redis_reconnect_max_s,
                          slot_lease_s=settings.connection_slot_lease_s,
-                         snapshot_max_keys=settings.snapshot_max_keys, snapshot_ttl_s=settings.snapshot_ttl_s)
+                         snapshot_max_keys=settings.snapshot_max_keys, snapshot_ttl_s=settings.snapshot_ttl_s,
+                         recent_events=settings.history_cache_events)

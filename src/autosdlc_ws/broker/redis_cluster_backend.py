@@ -80,6 +80,7 @@ def redis_cluster_backend(
     slot_lease_s: float = 30.0,
     snapshot_max_keys: int = 100_000,
     snapshot_ttl_s: float = 86_400.0,
+    recent_events: int = 10_000,
 ) -> Backend:
     name = base_name(prefix)
     shared = f"{{{name}}}:"
@@ -90,7 +91,8 @@ def redis_cluster_backend(
                       reconnect_min_s=reconnect_min_s, reconnect_max_s=reconnect_max_s,
                       catch_up_timeout_s=catch_up_timeout_s, idle_ping_s=idle_ping_s,
                       start_timeout_s=start_timeout_s, alert_after_s=alert_after_s,
-                      snapshot_max_keys=snapshot_max_keys, snapshot_ttl_s=snapshot_ttl_s, partition=i)
+                      snapshot_max_keys=snapshot_max_keys, snapshot_ttl_s=snapshot_ttl_s, partition=i,
+                      recent_events=-(-recent_events // partitions))  # the worker's total, shared out
         for i, tag in enumerate(partition_tags(name, partitions))
     ]
     return Backend(
@@ -112,4 +114,5 @@ def backend_from_settings(settings: Settings) -> Backend:
                                  reconnect_max_s=settings.redis_reconnect_max_s,
                                  slot_lease_s=settings.connection_slot_lease_s,
                                  snapshot_max_keys=settings.snapshot_max_keys,
-                                 snapshot_ttl_s=settings.snapshot_ttl_s)
+                                 snapshot_ttl_s=settings.snapshot_ttl_s,
+                                 recent_events=settings.history_cache_events)

@@ -18,6 +18,10 @@ passed to the handler (it waits until the reader reaches the log head it
 read), so a resuming connection, whose subscriptions are indexed before it
 asks, gets every later event live and every earlier one from history:
 exactly once, with no gap between the two.
+It answers from memory when it can: the reader keeps the newest events it
+delivered (`recent_events`, `broker.recent_events`), so a client a few
+seconds behind costs no stream read and no parsing; an older range is read
+from the stream.
 
 Retention: `MAXLEN ~ max_events` on every append (Redis drops whole stream
 nodes, so up to one node, about 100 entries, more than `max_events` can be
@@ -60,6 +64,7 @@ from autosdlc_ws.broker.base import (
     PublishReceipt,
     SnapshotResult,
 )
+from autosdlc_ws.broker.recent_events import RecentEvents
 from autosdlc_ws.broker.redis_link import REDIS_FAILURES, RedisLink, cancel_all, text
 from autosdlc_ws.broker.redis_pubsub import ReaderTimings, read_forever
 from autosdlc_ws.core.last_values import index_tags, lookup_plan, matches
@@ -88,6 +93,7 @@ class RedisEventLog(EventLog):
         snapshot_max_keys: int = 100_000,
         snapshot_ttl_s: float = 86_400.0,
         partition: int = 0,
+        recent_events: int = 10_000,
     ) -> None:
         self.link = link
         #: This log's number in a partitioned log (`broker.partitioned_log`), stamped on its events.
@@ -119,12 +125,16 @@ class RedisEventLog(EventLog):
         self._outage_reported = False
         self._ever_connected = False
         self._local_ids: list[tuple[str, int, str]] = []  # (epoch, offset, id) of local events
+        # the newest delivered events, to answer resumes without reading the stream again
+        self._recent = RecentEvents(recent_events)
         # counters (for tests, logs and metrics)
         self.reconnects = 0
         self.gap_fills = 0
         self.events_filled = 0
         self.events_lost = 0
         self.epoch_resets = 0
+        self.history_reads = 0  # resumes answered from the stream
+        self.history_cache_hits = 0  # resumes answered from the recent events in memory
 
     @property
     def available(self) -> bool:
@@ -162,6 +172,7 @@ class RedisEventLog(EventLog):
         as on a first start: nothing published meanwhile is delivered."""
         await self._stop_tasks()
         self._epoch, self._delivered = None, 0
+        self._recent.clear()
         self._down_since = None
         self._outage_reported = False
         self.link.unwatched()
@@ -265,22 +276,6 @@ class RedisEventLog(EventLog):
                 return HistoryResult([], False, "position is ahead of the log (history was lost)", head)
             complete = start + 1 >= kept
             reason = None if complete else "some missed events are past the history retention"
-            events: list[BrokerEvent] = []
-            expected = max(start + 1, kept)
-            cursor = start + 1
-            while cursor <= seq and len(events) < limit:
-                count = min(HISTORY_CHUNK, limit - len(events))
-                chunk = await self.link.client().xrange(self._log_key, f"{cursor}-0", f"{seq}-0", count=count)
-                if not chunk:
-                    break
-                for offset, event in _entries(chunk):
-                    if offset != expected and complete:
-                        complete, reason = False, "history was trimmed while it was being read"
-                    expected = offset + 1
-                    events.append(BrokerEvent(event, offset, epoch, self.partition))
-                cursor = expected
-            if events and events[-1].offset < seq and len(events) >= limit:
-                complete, reason = False, f"more than {limit} events were missed"
         except REDIS_FAILURES as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
         # Everything up to `seq` must have passed this worker's live handler
@@ -292,7 +287,40 @@ class RedisEventLog(EventLog):
                                  Position(self._epoch or epoch, 0))
         if outcome == "timeout":
             raise BrokerUnavailable("live delivery from redis is lagging; resume later")
+        first = max(start + 1, kept)
+        last = min(seq, first + limit - 1)
+        events = self._recent.between(epoch, first, last)
+        if events is None:
+            self.history_reads += 1
+            events, complete, reason = await self._read_history(epoch, first, last, complete, reason)
+        else:
+            self.history_cache_hits += 1
+        if last < seq:
+            complete, reason = False, f"more than {limit} events were missed"
         return HistoryResult(events, complete, reason, head)
+
+    async def _read_history(self, epoch: str, first: int, last: int, complete: bool,
+                            reason: str | None) -> tuple[list[BrokerEvent], bool, str | None]:
+        """Offsets `first`..`last` from the stream (older than the recent events kept in memory)."""
+        events: list[BrokerEvent] = []
+        expected = cursor = first
+        try:
+            while cursor <= last:
+                chunk = await self.link.client().xrange(self._log_key, f"{cursor}-0", f"{last}-0",
+                                                        count=HISTORY_CHUNK)
+                if not chunk:
+                    break
+                for offset, event in _entries(chunk):
+                    if offset != expected and complete:
+                        complete, reason = False, "history was trimmed while it was being read"
+                    expected = offset + 1
+                    events.append(BrokerEvent(event, offset, epoch, self.partition))
+                cursor = expected
+        except REDIS_FAILURES as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        if expected <= last and complete:
+            complete, reason = False, "history was trimmed while it was being read"
+        return events, complete, reason
 
     async def snapshot(self, types: frozenset[str], filters: Mapping[str, frozenset[str]]) -> SnapshotResult:
         kind, names = lookup_plan(types, filters)
@@ -406,6 +434,7 @@ class RedisEventLog(EventLog):
         log.warning("redis history was reset: epoch %s -> %s", self._epoch, epoch)
         self.epoch_resets += 1
         self._epoch, self._delivered = epoch, 0
+        self._recent.clear()
         self._local_ids.clear()
         self._wake_waiters()
         self._report(OutageKind.HISTORY_RESET, True, detail)
@@ -452,6 +481,7 @@ class RedisEventLog(EventLog):
 
     def _deliver(self, record: BrokerEvent) -> None:
         self._delivered = record.offset
+        self._recent.add(record)
         handler = self._handler
         if handler is None:
             return
