@@ -151,3 +151,14 @@ def test_split_spreads_a_total_evenly() -> None:
     assert split(10, 3) == [4, 3, 3]
     assert split(5, 1) == [5]
     assert sum(split(4999, 2)) == 4999
+
+
+def test_the_gateway_environment_is_part_of_the_plan() -> None:
+    from autosdlc_ws.bench.soak import parse_args, plan_from
+
+    plan = plan_from(parse_args(["--quick", "--server-env", "PYTHONMALLOC=malloc",
+                                 "--server-env", "AUTOSDLC_WS_HISTORY_CACHE_EVENTS=0"]))
+    assert plan.server_env == {"PYTHONMALLOC": "malloc", "AUTOSDLC_WS_HISTORY_CACHE_EVENTS": "0"}
+    assert plan.to_json()["server_env"] == plan.server_env
+    with pytest.raises(SystemExit):
+        plan_from(parse_args(["--server-env", "NO_EQUALS_SIGN"]))

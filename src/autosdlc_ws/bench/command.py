@@ -95,16 +95,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "with --max-connections: print the table of a connections-*.json")
 
 
-def _server_env(items: list[str]) -> dict[str, str]:
-    env = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"autosdlc-ws bench: --server-env wants KEY=VALUE, not {item!r}")
-        env[key] = value
-    return env
-
-
 def run(args: argparse.Namespace) -> int:
     from autosdlc_ws.bench.protocol import TARGETS
 
@@ -129,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _session_kw(args: argparse.Namespace) -> dict[str, Any]:
+    from autosdlc_ws.bench.targets import parse_server_env
+
     return {"event_size": args.event_size, "compression": args.compression, "batch": args.batch,
             "workers": args.workers,
-            "broker": args.broker, "server_env": _server_env(args.server_env), "client": args.client,
+            "broker": args.broker, "server_env": parse_server_env(args.server_env), "client": args.client,
             "progress": not args.no_progress, "uvloop": not args.no_uvloop}
 
 
@@ -215,6 +207,7 @@ def _run_capacity(args: argparse.Namespace) -> int:
 
     from autosdlc_ws.bench import report
     from autosdlc_ws.bench.capacity import CapacityOptions, run_capacity
+    from autosdlc_ws.bench.targets import parse_server_env
 
     if args.from_json:  # run nothing: the table of an earlier run
         from autosdlc_ws.bench.capacity_figures import table
@@ -225,7 +218,7 @@ def _run_capacity(args: argparse.Namespace) -> int:
                            workers=args.workers if args.workers > 1 else 2, broker=args.broker,
                            heartbeat_s=args.heartbeat, window_s=args.idle_window,
                            time_budget_s=args.time_budget, min_available_mib=args.min_available_mib,
-                           client=args.client, server_env=_server_env(args.server_env),
+                           client=args.client, server_env=parse_server_env(args.server_env),
                            log_dir=args.out / "logs")
     try:
         result = asyncio.run(run_capacity(opts))

@@ -66,7 +66,7 @@ from autosdlc_ws.bench.soak_verdict import (
     survivors_rss,
     verdict,
 )
-from autosdlc_ws.bench.targets import Server, start_server
+from autosdlc_ws.bench.targets import Server, parse_server_env, start_server
 from autosdlc_ws.client import Publisher
 
 DEFAULT_OUT = Path("benchmarks/results")
@@ -163,7 +163,8 @@ class Soak:
             self.redis.start()
             log(f"redis-server on port {self.redis.port} (persistence: {plan.redis_persistence})")
             self.server = start_server("gateway", log_dir=self.log_dir, workers=plan.workers,
-                                       broker=self.redis.url, cpu=None, ready_timeout=60)
+                                       broker=self.redis.url, extra_env=plan.server_env, cpu=None,
+                                       ready_timeout=60)
             if not wait_workers(self.server.pid, plan.workers, 30):
                 raise RuntimeError(f"the gateway did not start {plan.workers} workers")
             log(f"gateway pid {self.server.pid} on port {self.server.port}, {plan.workers} workers; "
@@ -356,6 +357,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "sessions, and the clients' resets show as loss (default always)")
     p.add_argument("--no-redis-restart", action="store_true")
     p.add_argument("--no-worker-kill", action="store_true")
+    p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra environment for the gateway, e.g. AUTOSDLC_WS_HISTORY_CACHE_EVENTS=0")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     p.add_argument("--plot", type=Path, default=None,
                    help=f"PNG path (default {DEFAULT_PLOT}; with --quick next to the JSON)")
@@ -382,6 +385,7 @@ def plan_from(args: argparse.Namespace) -> SoakPlan:
     plan.redis_persistence = args.redis_persistence
     plan.redis_restart = not args.no_redis_restart
     plan.worker_kill = not args.no_worker_kill and plan.workers > 1
+    plan.server_env = parse_server_env(args.server_env)
     return plan
 
 

@@ -11,7 +11,7 @@ time to recover before the final accounting.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 FAULT_GAP_S = 10.0
@@ -39,6 +39,7 @@ class SoakPlan:
     redis_persistence: str = "always"  # appendfsync always | everysec | none (see soak_faults)
     redis_restart: bool = True
     worker_kill: bool = True
+    server_env: dict[str, str] = field(default_factory=dict)  # extra environment of the gateway
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -132,6 +132,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], limit_s: float) -> bool
     return False
 
 
+def parse_server_env(items: list[str]) -> dict[str, str]:
+    """`--server-env KEY=VALUE` options (bench, soak) as a mapping."""
+    env = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--server-env wants KEY=VALUE, not {item!r}")
+        env[key] = value
+    return env
+
+
 def start_server(target: str, *, log_dir: Path, workers: int = 1, broker: str = "memory",
                  extra_env: Mapping[str, str] | None = None, cpu: int | None = SERVER_CPU,
                  ready_timeout: float = 30.0) -> Server:
