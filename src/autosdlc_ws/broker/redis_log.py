@@ -44,7 +44,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -72,8 +72,7 @@ from autosdlc_ws.errors import BrokerUnavailable
 
 log = logging.getLogger("autosdlc_ws.broker.redis")
 
-HISTORY_CHUNK = 2000
-FILL_CHUNK = 2000
+STREAM_CHUNK = 2000  # entries per XRANGE when a range is read from the stream
 
 
 class RedisEventLog(EventLog):
@@ -303,24 +302,31 @@ class RedisEventLog(EventLog):
                             reason: str | None) -> tuple[list[BrokerEvent], bool, str | None]:
         """Offsets `first`..`last` from the stream (older than the recent events kept in memory)."""
         events: list[BrokerEvent] = []
-        expected = cursor = first
+        expected = first
         try:
-            while cursor <= last:
-                chunk = await self.link.client().xrange(self._log_key, f"{cursor}-0", f"{last}-0",
-                                                        count=HISTORY_CHUNK)
-                if not chunk:
-                    break
-                for offset, event in _entries(chunk):
-                    if offset != expected and complete:
-                        complete, reason = False, "history was trimmed while it was being read"
-                    expected = offset + 1
-                    events.append(BrokerEvent(event, offset, epoch, self.partition))
-                cursor = expected
+            async for offset, event in self._stream_range(first, last):
+                if offset != expected and complete:
+                    complete, reason = False, "history was trimmed while it was being read"
+                expected = offset + 1
+                events.append(BrokerEvent(event, offset, epoch, self.partition))
         except REDIS_FAILURES as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
         if expected <= last and complete:
             complete, reason = False, "history was trimmed while it was being read"
         return events, complete, reason
+
+    async def _stream_range(self, first: int, last: int) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """(offset, event) of the stream's entries `first`..`last`, in order, read in chunks."""
+        cursor = first
+        while cursor <= last:
+            chunk = await self.link.client().xrange(self._log_key, f"{cursor}-0", f"{last}-0",
+                                                    count=STREAM_CHUNK)
+            entries = _entries(chunk)
+            if not entries:
+                return
+            for entry in entries:
+                yield entry
+            cursor = entries[-1][0] + 1
 
     async def snapshot(self, types: frozenset[str], filters: Mapping[str, frozenset[str]]) -> SnapshotResult:
         kind, names = lookup_plan(types, filters)
@@ -459,20 +465,13 @@ class RedisEventLog(EventLog):
         assert self._epoch is not None
         epoch = self._epoch
         self.gap_fills += 1
-        cursor = first
-        while cursor <= last:
-            chunk = await self.link.client().xrange(self._log_key, f"{cursor}-0", f"{last}-0",
-                                                    count=FILL_CHUNK)
-            if not chunk:
-                break
-            for offset, event in _entries(chunk):
-                if offset > self._delivered + 1:
-                    self.events_lost += offset - self._delivered - 1
-                    log.warning("redis broker: offsets %d..%d were trimmed before delivery",
-                                self._delivered + 1, offset - 1)
-                self._deliver(BrokerEvent(event, offset, epoch, self.partition))
-                self.events_filled += 1
-                cursor = offset + 1
+        async for offset, event in self._stream_range(first, last):
+            if offset > self._delivered + 1:
+                self.events_lost += offset - self._delivered - 1
+                log.warning("redis broker: offsets %d..%d were trimmed before delivery",
+                            self._delivered + 1, offset - 1)
+            self._deliver(BrokerEvent(event, offset, epoch, self.partition))
+            self.events_filled += 1
         if self._delivered < last:
             self.events_lost += last - self._delivered
             log.warning("redis broker: offsets %d..%d were trimmed before delivery",
