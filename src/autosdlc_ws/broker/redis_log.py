@@ -300,7 +300,7 @@ class RedisEventLog(EventLog):
 
     async def _read_history(self, epoch: str, first: int, last: int, complete: bool,
                             reason: str | None) -> tuple[list[BrokerEvent], bool, str | None]:
-        """Offsets `first`..`last` from the stream (older than the recent events kept in memory)."""
+        """Offsets `first`..`last` from the stream, for a range the recent events in memory do not hold."""
         events: list[BrokerEvent] = []
         expected = first
         try:
