@@ -3,8 +3,7 @@
 A resume storm (hundreds of clients reconnecting together after a network cut
 or a worker restart) used to run every resume at once: hundreds of broker
 round trips queued for a pool of 64 connections, the ones that waited past
-the pool's timeout were closed 1013 and came back as new handshakes, and the
-worker's memory took the high-water mark of all of it. Past `limit`, a
+the pool's timeout were closed 1013 and came back as new handshakes. Past `limit`, a
 session start waits here instead, in arrival order; only one that waits
 longer than `wait_s` is refused (`BrokerUnavailable`: the caller closes 1013
 and the client retries).
