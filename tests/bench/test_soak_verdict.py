@@ -14,6 +14,7 @@ from autosdlc_ws.bench.soak_verdict import (
     delivery_totals,
     log_level,
     memory_growth,
+    named_rss,
     survivors_rss,
     verdict,
 )
@@ -87,6 +88,18 @@ def test_survivors_leave_out_a_process_that_was_replaced() -> None:
                sample(20, {"1": 11, "2": 21, "4": 3})]  # worker 3 killed, 4 replaced it
     assert survivors_rss(samples, warmup_s=10) == [(10, 30.0), (20, 32.0)]
     assert survivors_rss(samples, warmup_s=99) == []
+
+
+def test_named_rss_counts_only_the_workers_whatever_runs_beside_them() -> None:
+    def proc(name: str, rss: int) -> dict[str, Any]:
+        return {"rss_bytes": rss, "fds": 1, "name": name}
+
+    samples = [{"t": 0, "per_pid": {"1": proc("python", 50), "2": proc("python", 70),
+                                    "3": proc("autosdlc-ws-w0", 100), "4": proc("autosdlc-ws-w1", 110)}},
+               {"t": 10, "per_pid": {"1": proc("python", 50), "5": proc("autosdlc-ws-w0", 90),
+                                     "4": proc("autosdlc-ws-w1", 120), "6": proc("gone", 0)}},
+               {"t": 20, "per_pid": {"7": {"rss_bytes": 9, "fds": 1}}}]  # a sample from before names
+    assert named_rss(samples, "autosdlc-ws-w") == [(0, 210.0), (10, 210.0), (20, 0.0)]
 
 
 @pytest.mark.parametrize(("line", "level"), [

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 import pytest
 import websockets
 
+from autosdlc_ws.bench.procstat import alive, comm, worker_pids
 from autosdlc_ws.core.auth import hash_api_key
+from autosdlc_ws.server.workers import WORKER_NAME_PREFIX
 from tests.conftest import JWT_SECRET, PUBLISHER_KEY, REPO, LocalEndpoints, free_port, timeout
 from tests.redis.conftest import RedisServer
 from tests.redis.helpers import WsClient, agent_event, connect, publish, publish_until, wait_status
@@ -121,6 +123,19 @@ async def test_two_workers_on_one_port_share_events_and_drain_on_sigterm(serve2:
         assert frames and frames[-1]["type"] == "disconnect" and frames[-1]["data"]["reconnect"] is True
         assert c.ws.close_code == 1001
     assert any("all workers exited" in line for line in serve2.lines)
+
+
+async def test_workers_are_named_and_do_not_outlive_a_supervisor_killed_with_9(serve2: ServeProcess) -> None:
+    """Workers are forked by a fork server, not the supervisor: the bench still finds them by
+    name, and killing the supervisor (which takes the fork server with it) leaves none serving."""
+    workers = await serve2.wait_workers(2)
+    assert worker_pids(serve2.proc.pid) == sorted(workers.values())
+    assert sorted(comm(p) for p in workers.values()) == [f"{WORKER_NAME_PREFIX}0", f"{WORKER_NAME_PREFIX}1"]
+    serve2.proc.kill()
+    deadline = time.monotonic() + timeout(15)
+    while any(alive(p) for p in workers.values()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not any(alive(p) for p in workers.values()), "a worker outlived its supervisor"
 
 
 async def test_kill_9_of_a_worker_mid_stream(serve2: ServeProcess) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from typing import Any
@@ -145,6 +146,22 @@ def test_make_message_envelope() -> None:
     assert msg["metadata"]["version"] == "1.0"
     assert "correlationId" not in make_message("pong", {}, now_ms=1)["metadata"]
     assert make_message("pong", {}, now_ms=1, msg_id="fixed")["id"] == "fixed"
+
+
+def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
+    """Workers are forked from one preloaded fork server: each needs its own id prefix."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its next id and leave without running any cleanup
+        os.write(write_end, new_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent_id = new_id()
+    assert child_id.startswith("evt-") and parent_id.startswith("evt-")
+    assert child_id[4:12] != parent_id[4:12]  # the per-process prefix differs
 
 
 def test_new_id_is_unique() -> None:

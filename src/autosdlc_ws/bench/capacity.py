@@ -36,13 +36,13 @@ from autosdlc_ws.bench.loadgen import LoadConfig, raise_nofile_limit
 from autosdlc_ws.bench.private_redis import private_redis
 from autosdlc_ws.bench.procstat import (
     alive,
-    children,
     cpu_seconds,
     mem_available_bytes,
     mem_total_bytes,
     open_fds,
     rss_bytes,
     system_busy_seconds,
+    worker_pids,
 )
 from autosdlc_ws.bench.targets import Server, start_server
 
@@ -141,7 +141,7 @@ async def _reading(server: Server, redis: Redis, held: int, opts: CapacityOption
     await asyncio.sleep(opts.window_s)
     busy1, cpu1, t1 = system_busy_seconds(), cpu_seconds(server.pid), time.monotonic()
     rused, rcpu1, rclients = await _redis_info(redis)
-    workers = children(server.pid)
+    workers = worker_pids(server.pid)
     return {"held": held, "rss_bytes": rss_bytes(server.pid), "cpu_s": round(cpu1 - cpu0, 3),
             "window_s": round(t1 - t0, 3), "redis_used_bytes": rused, "redis_cpu_s": round(rcpu1 - rcpu0, 3),
             "redis_clients": rclients,
@@ -226,7 +226,8 @@ async def run_capacity(opts: CapacityOptions) -> dict[str, Any]:
                         steps.append({"target": target, "held": grown["open"], "ok": False,
                                       "rss_bytes": rss_bytes(server.pid), "connect_s": grown["connect_s"],
                                       "errors": grown["errors"][:5], "figures": None,
-                                      "worker_fds": [open_fds(p, with_children=False) for p in children(server.pid)]})
+                                      "worker_fds": [open_fds(p, with_children=False)
+                                                     for p in worker_pids(server.pid)]})
                         stop_reason = f"step to {target:,} failed"
                         _progress(steps[-1])
                         break
@@ -255,7 +256,7 @@ async def run_capacity(opts: CapacityOptions) -> dict[str, Any]:
 def _stop_server(server: Server, grace_s: float = 30.0) -> list[int]:
     """Stop the supervisor, then SIGKILL any worker still running `grace_s` later: a worker
     with tens of thousands of connections (or out of open files) may outlive its supervisor."""
-    workers = children(server.pid)
+    workers = worker_pids(server.pid)
     server.stop(timeout=grace_s)
     deadline = time.monotonic() + grace_s
     left = [p for p in workers if alive(p)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from autosdlc_ws.server.workers import WORKER_NAME_PREFIX
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -42,6 +44,24 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
+def comm(pid: int) -> str:
+    """The process's name (/proc/PID/comm), or "" if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().rstrip("\n")
+    except OSError:
+        return ""
+
+
+def descendants_named(pid: int, prefix: str) -> list[int]:
+    """The descendants of `pid` whose name starts with `prefix` (e.g. a server's workers)."""
+    return sorted(p for p in tree(pid)[1:] if comm(p).startswith(prefix))
+
+
+def worker_pids(supervisor_pid: int) -> list[int]:
+    """The workers of a `serve --workers N` process (forked by its fork server, so not its children)."""
+    return descendants_named(supervisor_pid, WORKER_NAME_PREFIX)
+
+
 def cpu_seconds(pid: int, *, with_children: bool = True) -> float:
     """User + system CPU seconds of `pid` (and its live descendants)."""
     total = 0
@@ -64,6 +84,18 @@ def rss_bytes(pid: int, *, with_children: bool = True) -> int:
         except OSError:
             continue
     return total
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of `pid`: its private pages plus its share of pages it shares
+    (forked workers share their fork server's); summed over processes, memory counted once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def alive(pid: int) -> bool:

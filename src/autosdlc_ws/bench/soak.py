@@ -63,11 +63,13 @@ from autosdlc_ws.bench.soak_verdict import (
     classify_log,
     delivery_totals,
     memory_growth,
+    named_rss,
     survivors_rss,
     verdict,
 )
 from autosdlc_ws.bench.targets import Server, parse_server_env, start_server
 from autosdlc_ws.client import Publisher
+from autosdlc_ws.server.workers import WORKER_NAME_PREFIX
 
 DEFAULT_OUT = Path("benchmarks/results")
 DEFAULT_PLOT = Path("docs/benchmarks-soak.png")
@@ -315,6 +317,8 @@ class Soak:
         steady = [s for s in self.samples if s["t"] <= plan.duration + 1]  # not the drain after it
         memory = memory_growth([(s["t"], s["rss_bytes"]) for s in steady], plan.warmup)
         memory["survivors"] = memory_growth(survivors_rss(steady, plan.warmup), plan.warmup)
+        memory["workers"] = memory_growth(named_rss(steady, WORKER_NAME_PREFIX), plan.warmup)
+        memory["pss"] = memory_growth([(s["t"], s.get("pss_bytes", 0)) for s in steady], plan.warmup)
         log_lines = self.server.log_path.read_text(errors="replace").splitlines()
         log_summary = classify_log(log_lines)
         log_summary["file"] = str(self.server.log_path)
@@ -407,7 +411,8 @@ def summary(result: dict[str, Any]) -> str:
         f"verdict: {'PASS' if v['pass'] else 'FAIL'}  {v['checks']}",
         f"memory after warm-up: {growth} ({(m['first_mean'] or 0) / 2**20:.1f} -> "
         f"{(m['last_mean'] or 0) / 2**20:.1f} MiB over {m['samples']} samples); processes never restarted: "
-        f"{_pct(m['survivors']['growth'])}",
+        f"{_pct(m['survivors']['growth'])}; workers only: {_pct(m['workers']['growth'])}; "
+        f"PSS (shared pages once): {_pct(m['pss']['growth'])}",
         f"SDK clients: {d['clients']}, events received {d['received']:,}, lost {d['lost']} "
         f"(tail {d['tail_lost']}), duplicated {d['duplicated']}, resets {d['resets']}, "
         f"reconnects {d['sdk_reconnects']} (resumed {d['sdk_resumed']}), SDK-dropped duplicates "

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from autosdlc_ws.bench.local_processes import redis_ping, terminate
-from autosdlc_ws.bench.procstat import children
+from autosdlc_ws.bench.procstat import worker_pids
 from autosdlc_ws.bench.targets import free_port
 
 #: `--redis-persistence`: appendfsync policy of the append-only file, or "none" (a restart loses
@@ -88,8 +88,8 @@ class RedisProcess:
 
 
 def kill_worker(supervisor_pid: int) -> int | None:
-    """SIGKILL one worker (a child of the `serve --workers N` process); its pid, or None if none."""
-    workers = sorted(children(supervisor_pid))
+    """SIGKILL one worker of the `serve --workers N` process; its pid, or None if none."""
+    workers = sorted(worker_pids(supervisor_pid))
     if not workers:
         return None
     pid = workers[0]
@@ -99,10 +99,10 @@ def kill_worker(supervisor_pid: int) -> int | None:
 
 
 def wait_workers(supervisor_pid: int, count: int, timeout: float) -> bool:
-    """Until the supervisor has `count` live children again (it restarts killed workers)."""
+    """Until the supervisor has `count` live workers again (it restarts killed ones)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(children(supervisor_pid)) >= count:
+        if len(worker_pids(supervisor_pid)) >= count:
             return True
         time.sleep(0.1)
     return False

@@ -27,7 +27,7 @@ import statistics
 import time
 from typing import Any
 
-from autosdlc_ws.bench.procstat import open_fds, rss_bytes, tree
+from autosdlc_ws.bench.procstat import comm, open_fds, pss_bytes, rss_bytes, tree
 
 _METRIC = re.compile(r"^(autosdlc_ws_[a-z_]+?)(?:\{[^}]*\})? ([0-9.eE+-]+)$", re.M)
 WANTED = ("autosdlc_ws_events_delivered_total", "autosdlc_ws_events_published_total",
@@ -35,10 +35,12 @@ WANTED = ("autosdlc_ws_events_delivered_total", "autosdlc_ws_events_published_to
 
 
 def process_figures(pid: int) -> dict[str, Any]:
-    """RSS and open files of `pid`'s tree, in all and per process."""
-    per = {p: {"rss_bytes": rss_bytes(p, with_children=False), "fds": open_fds(p, with_children=False)}
+    """RSS, PSS and open files of `pid`'s tree, in all and per process (with its name)."""
+    per = {p: {"rss_bytes": rss_bytes(p, with_children=False), "pss_bytes": pss_bytes(p),
+               "fds": open_fds(p, with_children=False), "name": comm(p)}
            for p in tree(pid)}
     return {"rss_bytes": sum(v["rss_bytes"] for v in per.values()),
+            "pss_bytes": sum(v["pss_bytes"] for v in per.values()),
             "fds": sum(v["fds"] for v in per.values()), "per_pid": {str(p): v for p, v in per.items()}}
 
 

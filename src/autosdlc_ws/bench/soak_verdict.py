@@ -122,6 +122,13 @@ def survivors_rss(samples: Sequence[Mapping[str, Any]], warmup_s: float) -> list
     return [(s["t"], float(sum(s["per_pid"][p]["rss_bytes"] for p in alive))) for s in after]
 
 
+def named_rss(samples: Sequence[Mapping[str, Any]], prefix: str) -> list[tuple[float, float]]:
+    """(t, bytes) of the processes whose name starts with `prefix` (the workers): the same
+    processes whether or not the server runs helpers beside them (its fork server)."""
+    return [(s["t"], float(sum(v["rss_bytes"] for v in s["per_pid"].values()
+                               if str(v.get("name", "")).startswith(prefix)))) for s in samples]
+
+
 def log_level(line: str) -> str | None:
     """The level of one gateway log line: "ERROR", "WARNING", ...; "TRACEBACK" for the start of a
     Python traceback; None for a line without one (the supervisor's plain status lines)."""

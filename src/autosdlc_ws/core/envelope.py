@@ -23,6 +23,16 @@ _counter = itertools.count(1)
 _prefix = os.urandom(4).hex()
 
 
+def _new_prefix() -> None:
+    """A forked process (a worker from the fork server) must not repeat its parent's ids."""
+    global _counter, _prefix
+    _counter = itertools.count(1)
+    _prefix = os.urandom(4).hex()
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
 def new_id(prefix: str = "evt") -> str:
     """Unique within the process and across processes (random prefix + counter)."""
     return f"{prefix}-{_prefix}{next(_counter):x}"

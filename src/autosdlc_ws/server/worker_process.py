@@ -1,8 +1,6 @@
-"""One worker process of `serve --workers N` (`python -m autosdlc_ws.server.worker_process`).
-
-The supervisor (`server.workers`) starts it and writes its `Settings`,
-pickled, to its stdin: no secrets in argv or the environment.
-"""
+"""One worker process of `serve --workers N`, as the supervisor (`server.workers`)
+starts it: forked by the fork server, its `Settings` pickled in the arguments
+(no secrets in argv or the environment)."""
 
 from __future__ import annotations
 
@@ -17,37 +15,38 @@ from autosdlc_ws.server.event_loop import run as run_on_loop
 from autosdlc_ws.server.logs import configure_logging
 from autosdlc_ws.server.serve import serve
 from autosdlc_ws.server.worker_settings import settings_from_supervisor
+from autosdlc_ws.server.workers import STATS_DIR_ENV, WORKER_ENV, WORKER_NAME_PREFIX
+
+PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this worker when its parent dies."""
+def prctl(option: int, value: int | bytes) -> None:
+    """Linux `prctl`; elsewhere (or without libc) nothing."""
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value)
     except OSError:
         pass
 
 
-def worker_main() -> int:
-    """Entry point of one worker process: settings arrive pickled on stdin."""
+def run_worker(index: int, stats_dir: str | None, settings_blob: bytes) -> None:
+    """Entry point of worker `index` (the fork server's target); exits with its status."""
     try:
-        settings = settings_from_supervisor(sys.stdin.buffer.read())
+        settings = settings_from_supervisor(settings_blob)
     except (ValueError, TypeError, ConfigError, pickle.UnpicklingError) as exc:
-        print(f"autosdlc-ws worker: unusable settings on stdin: {exc}", file=sys.stderr)
-        return 2
-    _die_with_parent()
+        print(f"autosdlc-ws worker: unusable settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # SIGTERM this worker when its parent dies
     if os.getppid() == 1:  # the parent died before we could ask
-        return 1
+        raise SystemExit(1)
+    prctl(_PR_SET_NAME, f"{WORKER_NAME_PREFIX}{index}".encode()[:15])
+    os.environ[WORKER_ENV] = str(index)
+    if stats_dir:
+        os.environ[STATS_DIR_ENV] = stats_dir
     configure_logging(settings.log_level, settings.log_format)
     try:
         run_on_loop(serve(settings), settings.event_loop)
     except KeyboardInterrupt:
         pass
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(worker_main())

@@ -1,14 +1,18 @@
 """`serve --workers N`: a parent process running N gateway workers on one port.
 
-Each worker is its own Python process (`python -m autosdlc_ws.server.worker_process`)
-running the ordinary single-process `serve()`; every worker binds the same
-port with SO_REUSEPORT and the kernel spreads new connections over them.
+Each worker is its own Python process running the ordinary single-process
+`serve()`; every worker binds the same port with SO_REUSEPORT and the kernel
+spreads new connections over them. Workers are forked by a `multiprocessing`
+fork server that imported the gateway once (`PRELOAD`): a worker (re)starts
+in milliseconds instead of the second a fresh interpreter takes to import it,
+so a killed worker's slot listens again before most of its clients return,
+and the workers share the imported code's pages until they write to them.
 Workers share events, history and sessions through the Redis broker, so a
 client can land on (and resume on) any of them.
 
 The parent binds nothing and serves nothing. It
-- starts the workers and hands each its `Settings` over a pipe (pickled: no
-  secrets in argv or the environment);
+- starts the workers and hands each its `Settings` (pickled over the fork
+  server's socket: no secrets in argv or the environment);
 - forwards SIGTERM/SIGINT to every worker, waits while they drain, and exits
   when all have exited (SIGKILL for any still alive after the grace time);
 - restarts a worker that exits unexpectedly (a crash, `kill -9`): at once the
@@ -18,8 +22,10 @@ The parent binds nothing and serves nothing. It
   each leaves a snapshot of its metrics, so `/metrics` on any worker
   describes the whole server.
 
-Workers ask the kernel to SIGTERM them if the parent dies (Linux
-`PR_SET_PDEATHSIG`), so a parent killed with -9 leaves no orphans serving.
+Workers ask the kernel to SIGTERM them if their parent (the fork server) dies,
+and the fork server asks the same of the supervisor (Linux `PR_SET_PDEATHSIG`,
+`server.fork_server`), so a supervisor killed with -9 leaves no orphans serving. Each worker
+names itself `WORKER_NAME_PREFIX` + index (`ps`, `top`, /proc/PID/comm).
 """
 
 from __future__ import annotations
@@ -27,25 +33,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
 import socket
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 from autosdlc_ws.broker.urls import redact_url
 from autosdlc_ws.config import Settings
 from autosdlc_ws.errors import GatewayError
 from autosdlc_ws.server.worker_settings import settings_for_worker
 
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
 log = logging.getLogger("autosdlc_ws.workers")
 
 #: Set in a worker's environment to its index; its presence means "I am a worker".
 WORKER_ENV = "AUTOSDLC_WS__WORKER"
 STATS_DIR_ENV = "AUTOSDLC_WS_STATS_DIR"
-#: What each worker runs (`python -m`); named, not imported: it imports `serve`, which imports this.
-WORKER_MODULE = "autosdlc_ws.server.worker_process"
+#: What the fork server imports before it forks any worker: the worker's code (and see its docstring).
+PRELOAD = ["autosdlc_ws.server.fork_server"]
+#: A worker's process name (/proc/PID/comm, at most 15 bytes) is this plus its index.
+WORKER_NAME_PREFIX = "autosdlc-ws-w"
 #: A worker that dies within this many seconds of starting died young.
 YOUNG_S = 5.0
 MAX_FAST_FAILURES = 5
@@ -64,7 +77,9 @@ class Supervisor:
                 s.bind((settings.host, 0))
                 settings = settings.replace(port=s.getsockname()[1])
         self.settings = settings
-        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.procs: dict[int, WorkerProcess] = {}
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD)
         self.restarts = 0
         self._stopping = asyncio.Event()
         self._failed: str | None = None
@@ -98,18 +113,13 @@ class Supervisor:
             log.info("supervisor stopping %d workers", len(self.procs))
             self._stopping.set()
 
-    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
-        env = {**os.environ, WORKER_ENV: str(index)}
-        if self._stats_dir:
-            env[STATS_DIR_ENV] = self._stats_dir
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", WORKER_MODULE, stdin=asyncio.subprocess.PIPE, env=env)
-        assert proc.stdin is not None
-        proc.stdin.write(settings_for_worker(self.settings))
-        with contextlib.suppress(ConnectionError):
-            await proc.stdin.drain()
-        proc.stdin.close()
-        return proc
+    def _spawn(self, index: int) -> WorkerProcess:
+        from autosdlc_ws.server.worker_process import run_worker  # here: it imports `serve`, which imports this
+
+        proc = self._context.Process(target=run_worker, name=f"{WORKER_NAME_PREFIX}{index}",
+                                     args=(index, self._stats_dir, settings_for_worker(self.settings)))
+        proc.start()
+        return WorkerProcess(proc)
 
     async def _slot(self, index: int) -> None:
         """Keep worker `index` running until the supervisor stops."""
@@ -117,7 +127,7 @@ class Supervisor:
         fast_failures = 0
         while not self._stopping.is_set():
             started = loop.time()
-            proc = await self._spawn(index)
+            proc = self._spawn(index)
             self.procs[index] = proc
             code = await proc.wait()
             del self.procs[index]
@@ -160,6 +170,36 @@ class Supervisor:
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
             await asyncio.gather(*(p.wait() for p in procs))
+
+
+class WorkerProcess:
+    """A started worker seen the way `asyncio.subprocess.Process` is: `await wait()` for
+    its exit status (-N for signal N) without blocking the loop; several may wait."""
+
+    def __init__(self, proc: BaseProcess) -> None:
+        self.proc = proc
+        self.pid: int = proc.pid  # type: ignore[assignment]  # started
+        self._loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = self._loop.create_future()
+        self._loop.add_reader(proc.sentinel, self._on_exit)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    def _on_exit(self) -> None:
+        self._loop.remove_reader(self.proc.sentinel)
+        self.proc.join()
+        self._exited.set_result(self.proc.exitcode if self.proc.exitcode is not None else -1)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 async def supervise(settings: Settings) -> None:
