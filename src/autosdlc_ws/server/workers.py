@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -55,6 +56,8 @@ log = logging.getLogger("autosdlc_ws.workers")
 #: Set in a worker's environment to its index; its presence means "I am a worker".
 WORKER_ENV = "AUTOSDLC_WS__WORKER"
 STATS_DIR_ENV = "AUTOSDLC_WS_STATS_DIR"
+#: The worker's entry point (`run_worker`); named, not imported: it imports `serve`, which imports this.
+WORKER_MODULE = "autosdlc_ws.server.worker_process"
 #: What the fork server imports before it forks any worker: the worker's code (and see its docstring).
 PRELOAD = ["autosdlc_ws.server.fork_server"]
 #: A worker's process name (/proc/PID/comm, at most 15 bytes) is this plus its index.
@@ -114,8 +117,6 @@ class Supervisor:
             self._stopping.set()
 
     def _spawn(self, index: int) -> WorkerProcess:
-        from autosdlc_ws.server.worker_process import run_worker  # here: it imports `serve`, which imports this
-
         proc = self._context.Process(target=run_worker, name=f"{WORKER_NAME_PREFIX}{index}",
                                      args=(index, self._stats_dir, settings_for_worker(self.settings)))
         proc.start()
@@ -170,6 +171,11 @@ class Supervisor:
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
             await asyncio.gather(*(p.wait() for p in procs))
+
+
+def run_worker(index: int, stats_dir: str | None, settings_blob: bytes) -> None:
+    """The fork server's target (picklable by name): worker `index`'s entry point."""
+    importlib.import_module(WORKER_MODULE).run_worker(index, stats_dir, settings_blob)
 
 
 class WorkerProcess:
