@@ -243,7 +243,7 @@ def _a_sibling_just_died(server: Any) -> None:
 
 async def test_after_a_sibling_died_a_worker_over_its_share_answers_503(
         gateway_factory: Callable[..., Any]) -> None:
-    server = await gateway_factory(base_settings())
+    server = await gateway_factory(base_settings(worker_balance=True))
     clients = [await open_authed(server, token=make_token(name)) for name in ("alice", "bob")]
     _a_sibling_just_died(server)
     body = await expect_status(f"{server.ws_url}?token={make_token('carol')}", 503)
