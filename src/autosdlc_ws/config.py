@@ -69,7 +69,6 @@ class Settings:
     gzip_threshold_bytes: int = 1024  # outgoing JSON above this is gzipped for clients that ask
     max_subscriptions_per_connection: int = 100
     max_connections_per_process: int = 0  # 0: the open-files limit less 256; past it upgrades get 503
-    worker_balance: bool = False  # after a worker dies, others refuse past their share (503); off: failed the soak
     max_connections_per_identity: int = 100
     max_connections_per_ip: int = 5000  # open WebSocket connections from one client address; 0 = off
     rate_connect_per_ip_per_s: float = 200.0  # upgrade attempts per client address (token bucket); 0 = off

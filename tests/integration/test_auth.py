@@ -13,7 +13,6 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from autosdlc_ws.core.worker_balance import Rebalancer
 from autosdlc_ws.server.admission import RESERVED_FDS, connection_capacity
 from tests.conftest import (
     ADMIN_KEY,
@@ -233,36 +232,6 @@ async def test_refresh_postpones_expiry(gateway_factory: Callable[..., Any]) -> 
 
 
 # --- admission: per-identity cap, Origin ------------------------------------------
-
-def _a_sibling_just_died(server: Any) -> None:
-    """This gateway (2 connections) as a worker whose sibling died with no clients: its share
-    is 1, and a live replacement holds none (the rule itself: tests/unit/test_worker_balance.py)."""
-    server.gateway.rebalancer = Rebalancer(workers=2)
-    server.gateway.rebalancer.observe(asyncio.get_running_loop().time(), 2, {12: 0}, {11: (0, 0.1)})
-
-
-async def test_after_a_sibling_died_a_worker_over_its_share_answers_503(
-        gateway_factory: Callable[..., Any]) -> None:
-    server = await gateway_factory(base_settings(worker_balance=True))
-    clients = [await open_authed(server, token=make_token(name)) for name in ("alice", "bob")]
-    _a_sibling_just_died(server)
-    body = await expect_status(f"{server.ws_url}?token={make_token('carol')}", 503)
-    assert body["error"]["code"] == "rebalancing"
-    assert server.gateway.stats.rebalanced_upgrades == 1
-    server.gateway.rebalancer = Rebalancer(workers=2)  # nobody died: taken
-    clients.append(await open_authed(server, token=make_token("carol")))
-    for client in clients:
-        await client.close()
-
-
-async def test_worker_balance_off_takes_every_connection(gateway_factory: Callable[..., Any]) -> None:
-    server = await gateway_factory(base_settings(worker_balance=False))
-    clients = [await open_authed(server, token=make_token(name)) for name in ("alice", "bob")]
-    _a_sibling_just_died(server)
-    clients.append(await open_authed(server, token=make_token("carol")))
-    for client in clients:
-        await client.close()
-
 
 
 async def test_a_process_at_its_connection_capacity_answers_503(gateway_factory: Callable[..., Any]) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -92,28 +90,3 @@ def test_subscriber_counts_keep_a_bounded_resource_label_across_workers() -> Non
     assert total == 2 * SUBSCRIBER_RESOURCES_TOP + 5  # nothing lost: the rest is under "other"
     assert any(r.startswith('autosdlc_ws_subscribers_by_resource{resource="other"}') for r in rows)
     assert 'autosdlc_ws_subscribers_by_type{type="agent_status"} 2.0' in text
-
-
-def test_sibling_counts_tell_live_workers_from_dead_ones(tmp_path: Path) -> None:
-    def write(pid: int, connections: int, age_s: float = 0.0) -> None:
-        snap = GatewayStats().snapshot({"connections_active": connections})
-        snap["time"] = time.time() - age_s
-        (tmp_path / f"{pid}.json").write_text(json.dumps(snap))
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    quiet = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        write(os.getppid(), 1_200)  # a live sibling
-        write(os.getpid(), 2_500)  # this worker's own
-        write(dead.pid, 2_600, age_s=0.5)  # a killed worker's last snapshot
-        write(quiet.pid, 900, age_s=10.0)  # alive, not reporting: neither
-        (tmp_path / "notes.json").write_text("{}")
-        (tmp_path / "123.tmp").write_text("half")
-        live, gone = StatsCollector(GatewayStats(), dict, str(tmp_path)).sibling_counts()
-        assert live == {os.getppid(): 1_200}
-        assert list(gone) == [dead.pid] and gone[dead.pid][0] == 2_600 and 0.4 < gone[dead.pid][1] < 5
-        assert StatsCollector(GatewayStats(), dict).sibling_counts() == ({}, {})  # one worker: none
-    finally:
-        quiet.kill()
-        quiet.wait()

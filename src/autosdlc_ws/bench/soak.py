@@ -406,8 +406,6 @@ def summary(result: dict[str, Any]) -> str:
     lags = [s["healthz_ms_max"] for s in result["samples"] if s.get("healthz_ms_max") is not None]
     rates = [s["client_received_per_s"] for s in result["samples"][1:] if s.get("client_received_per_s")]
     last = result["samples"][-1] if result["samples"] else {}
-    rebalanced = [s["metrics"]["autosdlc_ws_rebalanced_upgrades_total"] for s in result["samples"]
-                  if "autosdlc_ws_rebalanced_upgrades_total" in (s.get("metrics") or {})]
     growth = _pct(m["growth"])
     lines = [
         f"verdict: {'PASS' if v['pass'] else 'FAIL'}  {v['checks']}",
@@ -427,8 +425,7 @@ def summary(result: dict[str, Any]) -> str:
         f"{sorted(rates)[len(rates) // 2] if rates else '-'}",
         f"faults: {[(f['t'], f['kind']) for f in result['faults']]}",
         f"connections at the end: clients {last.get('connections')}, gateway "
-        f"{(last.get('metrics') or {}).get('autosdlc_ws_connections_active')}; upgrades turned away to "
-        f"rebalance (most seen): {max(rebalanced) if rebalanced else '-'}",
+        f"{(last.get('metrics') or {}).get('autosdlc_ws_connections_active')}",
     ]
     lines += [f"  {line}" for line in lg["first_errors"]]
     return "\n".join(lines)

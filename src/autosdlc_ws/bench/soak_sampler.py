@@ -31,8 +31,7 @@ from autosdlc_ws.bench.procstat import comm, open_fds, pss_bytes, rss_bytes, tre
 
 _METRIC = re.compile(r"^(autosdlc_ws_[a-z_]+?)(?:\{[^}]*\})? ([0-9.eE+-]+)$", re.M)
 WANTED = ("autosdlc_ws_events_delivered_total", "autosdlc_ws_events_published_total",
-          "autosdlc_ws_connections_active", "autosdlc_ws_slow_consumer_disconnects_total",
-          "autosdlc_ws_rebalanced_upgrades_total")
+          "autosdlc_ws_connections_active", "autosdlc_ws_slow_consumer_disconnects_total")
 
 
 def process_figures(pid: int) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """Who may open a WebSocket, decided in one place before the upgrade.
 
 In order: the server is not draining and has room (its open-files limit,
-`connection_capacity`), it is not over its share of the clients coming back
-from a sibling worker that died (`worker_balance`), the origin is allowed, the client
+`connection_capacity`), the origin is allowed, the client
 address is under its connect rate, the credentials (when given in the
 request) are valid and carry a read permission, the identity has a free
 connection slot (on every worker), the address is under its connection cap.
@@ -13,7 +12,6 @@ the same `Gateway.take_identity_slot`.
 
 from __future__ import annotations
 
-import asyncio
 import resource
 from dataclasses import dataclass
 
@@ -63,12 +61,6 @@ async def admit(gateway: Gateway, request: web.Request, connection_id: str,
         return json_error(503, "at_capacity",
                           f"this server process holds its maximum of {capacity} connections; retry "
                           "(another worker may take it)", headers={"Retry-After": "2"})
-    if settings.worker_balance and gateway.rebalancer.turn_away(asyncio.get_running_loop().time(),
-                                                                len(gateway.connections)):
-        gateway.stats.rebalanced_upgrades += 1
-        return json_error(503, "rebalancing",
-                          "a sibling worker just restarted and this one has its share of connections; "
-                          "retry (the next attempt may land there)", headers={"Retry-After": "1"})
     origin = request.headers.get("Origin")
     if settings.allowed_origins and origin is not None and origin not in settings.allowed_origins:
         return json_error(403, "forbidden", "origin not allowed")

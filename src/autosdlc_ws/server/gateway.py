@@ -47,7 +47,6 @@ from autosdlc_ws.core.schema_versions import stamp_version
 from autosdlc_ws.core.subscription_counts import SubscriberCounts, SubscriptionShape, top_counts
 from autosdlc_ws.core.subscriptions import Subscription
 from autosdlc_ws.core.type_limits import Charge, TypeLimits
-from autosdlc_ws.core.worker_balance import Rebalancer
 from autosdlc_ws.errors import CloseCode
 from autosdlc_ws.server.admin_view import register_commands
 from autosdlc_ws.server.alerts import (
@@ -136,8 +135,6 @@ class Gateway:
         self.registry = registry or CollectorRegistry()
         self._process = psutil.Process()
         self.collector = StatsCollector(self.stats, self._gauges, os.environ.get("AUTOSDLC_WS_STATS_DIR"))
-        #: After a sibling worker dies, keeps this one to its share of the clients coming back.
-        self.rebalancer = Rebalancer(settings.workers)
         self.registry.register(self.collector)
         self.started_at_ms = self.now_ms()
         self.draining = False
@@ -338,8 +335,7 @@ class Gateway:
 
     async def _stats_tick(self) -> None:
         """Once a second: the figures of the next registry heartbeat and, with several
-        workers, this worker's metrics snapshot for whichever worker is scraped and what
-        its siblings' snapshots say (`rebalancer`).
+        workers, this worker's metrics snapshot for whichever worker is scraped.
         Nothing here runs per event."""
         share = bool(os.environ.get("AUTOSDLC_WS_STATS_DIR"))
         while True:
@@ -347,8 +343,6 @@ class Gateway:
             if share:
                 try:
                     self.collector.write_snapshot()
-                    live, dead = self.collector.sibling_counts()
-                    self.rebalancer.observe(asyncio.get_running_loop().time(), len(self.connections), live, dead)
                 except OSError as exc:
                     log.warning("could not write stats snapshot: %s", exc)
             await asyncio.sleep(1.0)

@@ -32,8 +32,6 @@ from autosdlc_ws.core.subscription_counts import top_counts
 SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 STALE_AFTER_S = 10.0
-#: A live sibling's connection count older than this is not used to steer clients (snapshots come every second).
-SIBLING_FRESH_S = 3.0
 
 
 @dataclass(slots=True)
@@ -69,7 +67,6 @@ class GatewayStats:
     errors: Counter[str] = field(default_factory=Counter)  # error frames by code
     slow_consumer_disconnects: int = 0
     rate_limited: int = 0
-    rebalanced_upgrades: int = 0  # upgrades answered 503 rebalancing (core.worker_balance)
     rate_limited_by_type: Counter[str] = field(default_factory=Counter)  # configured types + "other"
     unknown_values: Counter[str] = field(default_factory=Counter)  # by open field (core.open_values)
     webhooks: Counter[str] = field(default_factory=Counter)  # github deliveries by outcome
@@ -87,7 +84,7 @@ class GatewayStats:
                 "bytes_received": self.bytes_received, "events_published": self.events_published,
                 "events_delivered": self.events_delivered,
                 "slow_consumer_disconnects": self.slow_consumer_disconnects,
-                "rate_limited": self.rate_limited, "rebalanced_upgrades": self.rebalanced_upgrades,
+                "rate_limited": self.rate_limited,
             },
             "labelled": {
                 "connections_opened": dict(self.connections_opened),
@@ -113,7 +110,6 @@ COUNTER_DOCS = {
     "events_delivered": "Event deliveries queued to connections",
     "slow_consumer_disconnects": "Connections closed with 4008 (slow consumer)",
     "rate_limited": "Requests refused by a rate limit",
-    "rebalanced_upgrades": "Upgrades answered 503 rebalancing (a sibling died; this worker had its share)",
 }
 LABELLED_DOCS = {
     "connections_opened": ("auth", "Connections opened, by auth kind"),
@@ -161,16 +157,6 @@ def merge_snapshots(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 class StatsCollector(Collector):
     def __init__(self, stats: GatewayStats, gauges: Callable[[], dict[str, float]],
                  shared_dir: str | None = None) -> None:
@@ -189,29 +175,6 @@ class StatsCollector(Collector):
         tmp = target.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.local_snapshot()))
         tmp.replace(target)
-
-    def sibling_counts(self) -> tuple[dict[int, int], dict[int, tuple[int, float]]]:
-        """Open connections of each sibling worker with a fresh snapshot (pid -> count), and of
-        each whose process is gone (pid -> (count in its last snapshot, its age in seconds))."""
-        live: dict[int, int] = {}
-        dead: dict[int, tuple[int, float]] = {}
-        if self._shared_dir is None:
-            return live, dead
-        now = time.time()
-        for path in self._shared_dir.glob("*.json"):
-            if not path.stem.isdigit() or path.stem == str(os.getpid()):
-                continue
-            try:
-                snap = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            pid, age = int(path.stem), now - snap.get("time", 0)
-            count = int(snap.get("gauges", {}).get("connections_active", 0))
-            if not _alive(pid):
-                dead[pid] = (count, age)
-            elif age < SIBLING_FRESH_S:
-                live[pid] = count
-        return live, dead
 
     def _snapshots(self) -> list[dict[str, Any]]:
         own = self.local_snapshot()
