@@ -6,6 +6,7 @@ import asyncio
 import base64
 import gzip
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import websockets
+from aiohttp import web
 
 from tests.conftest import RunningGateway, base_settings, make_token, timeout
 from tests.integration.helpers import Client, open_authed
@@ -306,6 +308,30 @@ async def test_garbage_gets_an_error_frame_and_nothing_else(server: RunningGatew
         assert reply["data"]["code"] in ("invalid_json", "invalid_message", "unknown_type"), reply
         assert 'File "' not in reply["data"]["message"]
         assert len(reply["data"]["message"]) < 1000
+        await still_usable(client)
+    finally:
+        await client.close()
+
+
+async def test_a_client_gone_during_the_handshake_is_no_error_and_frees_its_slot(
+    gateway_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Clients that hang up mid-upgrade (a dropped laptop, a killed load generator) used to log an
+    ERROR traceback per connection; they must also give back their per-address slot."""
+    server = await gateway_factory(base_settings(max_connections_per_ip=1))
+    real_prepare = web.WebSocketResponse.prepare
+
+    async def gone(self: web.WebSocketResponse, request: web.BaseRequest) -> Any:
+        raise ConnectionResetError("Cannot write to closing transport")
+
+    monkeypatch.setattr(web.WebSocketResponse, "prepare", gone)
+    for _ in range(2):
+        with pytest.raises((websockets.exceptions.InvalidStatus, websockets.exceptions.InvalidMessage, OSError)):
+            await asyncio.wait_for(websockets.connect(f"{server.ws_url}?token={make_token()}"), timeout(5))
+    monkeypatch.setattr(web.WebSocketResponse, "prepare", real_prepare)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+    client = await open_authed(server)  # the one slot of 127.0.0.1 was given back both times
+    try:
         await still_usable(client)
     finally:
         await client.close()

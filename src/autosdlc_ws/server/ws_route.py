@@ -38,7 +38,14 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
         transport = request.transport
-        assert transport is not None
+        if transport is None:
+            raise ConnectionResetError("the client closed the connection during the handshake")
+    except ConnectionError:
+        # The client left during the handshake: its doing, not ours, so no error-level traceback.
+        # aiohttp's own write of this response then fails quietly on the closed transport.
+        await release(gateway, admission)
+        log.debug("client %s left during the WebSocket handshake", admission.address)
+        return web.Response(status=400)
     except BaseException:
         await release(gateway, admission)
         raise
