@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -204,6 +205,50 @@ async def test_kill_9_of_a_worker_mid_stream(serve2: ServeProcess) -> None:
         assert want.issubset(ids), f"{len(want - set(ids))} accepted events lost"
         assert set(ids) <= want | set(maybe)
         assert [i for i in ids if i in want] == accepted
+
+
+async def test_a_restarted_worker_takes_every_new_connection_until_it_has_caught_up(
+        serve2: ServeProcess) -> None:
+    """Left to the kernel's hash, a killed worker's returning clients would spread over the
+    survivor too; the replacement steers them all to itself until it holds as many as the
+    survivor (`server.refill_steering`), then the kernel spreads again."""
+    workers = await serve2.wait_workers(2)
+    await wait_status(f"{serve2.http_url}/readyz", 200)
+    clients: list[WsClient] = []
+    for _ in range(80):
+        clients.append(await connect(serve2.ws_url))
+        per_worker = Counter(worker_of(c) for c in clients)
+        if len(per_worker) == 2 and min(per_worker.values()) >= 8:
+            break
+    else:
+        raise AssertionError(f"SO_REUSEPORT kept {per_worker} apart")
+    await asyncio.sleep(1.5)  # every worker's metrics snapshot (written each second) counts them
+    try:
+        os.kill(workers[0], signal.SIGKILL)
+        await serve2.wait_workers(2, exclude={workers[0]})
+        deadline = time.monotonic() + timeout(5)
+        while len({worker_of(c) for c in clients if c.ws.close_code is None}) > 1:
+            assert time.monotonic() < deadline, "the killed worker's clients were not closed"
+            await asyncio.sleep(0.05)
+        survivor = {worker_of(c) for c in clients if c.ws.close_code is None}
+        held = sum(1 for c in clients if c.ws.close_code is None)
+        newcomers = [await connect(serve2.ws_url) for _ in range(6)]
+        clients += newcomers
+        assert len({worker_of(c) for c in newcomers}) == 1 and not {worker_of(c) for c in newcomers} & survivor
+        while len(newcomers) < held:  # the replacement catches up with the survivor
+            newcomers.append(await connect(serve2.ws_url))
+            clients.append(newcomers[-1])
+        assert {worker_of(c) for c in newcomers} == {worker_of(newcomers[0])}
+        deadline = time.monotonic() + timeout(10)
+        while not any("caught up" in line for line in serve2.lines):
+            assert time.monotonic() < deadline, "\n".join(serve2.lines[-20:])
+            await asyncio.sleep(0.05)
+        later = [await connect(serve2.ws_url) for _ in range(16)]
+        clients += later
+        assert {worker_of(c) for c in later} & survivor, "steering did not stop"
+    finally:
+        for c in clients:
+            await c.close()
 
 
 async def reconnect(url: str, query: str) -> WsClient:

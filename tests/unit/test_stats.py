@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,3 +92,33 @@ def test_subscriber_counts_keep_a_bounded_resource_label_across_workers() -> Non
     assert total == 2 * SUBSCRIBER_RESOURCES_TOP + 5  # nothing lost: the rest is under "other"
     assert any(r.startswith('autosdlc_ws_subscribers_by_resource{resource="other"}') for r in rows)
     assert 'autosdlc_ws_subscribers_by_type{type="agent_status"} 2.0' in text
+
+
+def test_sibling_counts_come_from_live_fresh_snapshots_and_dead_ones_are_swept(tmp_path: Path) -> None:
+    def write(pid: int, connections: int, age_s: float = 0.0) -> Path:
+        snap = GatewayStats().snapshot({"connections_active": connections})
+        snap["time"] = time.time() - age_s
+        path = tmp_path / f"{pid}.json"
+        path.write_text(json.dumps(snap))
+        return path
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    long_dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    long_dead.wait()
+    quiet = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        write(os.getppid(), 1_200)  # a live sibling
+        write(os.getpid(), 2_500)  # this worker's own: not a sibling
+        just_killed = write(dead.pid, 2_600, age_s=0.5)  # a killed worker's last snapshot: not live
+        old = write(long_dead.pid, 700, age_s=60.0)  # died long ago
+        quiet_file = write(quiet.pid, 900, age_s=20.0)  # alive, not reporting
+        (tmp_path / "notes.json").write_text("{}")
+        (tmp_path / "123.tmp").write_text("half")
+        collector = StatsCollector(GatewayStats(), dict, str(tmp_path))
+        assert collector.sibling_connection_counts() == [1_200]
+        assert not old.exists()  # swept: its process is gone and it is stale
+        assert just_killed.exists() and quiet_file.exists()  # fresh, or its process still runs
+    finally:
+        quiet.kill()
+        quiet.wait()

@@ -9,6 +9,7 @@ import signal
 import ssl
 import sys
 import threading
+from typing import Any
 
 from aiohttp import web
 
@@ -17,6 +18,7 @@ from autosdlc_ws.broker.urls import redact_url
 from autosdlc_ws.config import Settings
 from autosdlc_ws.server.app import build_app
 from autosdlc_ws.server.gateway import Gateway
+from autosdlc_ws.server.refill_steering import steer_until_refilled
 from autosdlc_ws.server.workers import supervise, worker_index
 
 log = logging.getLogger("autosdlc_ws.app")
@@ -28,6 +30,12 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
     return ctx
+
+
+def listening_sockets(site: web.TCPSite) -> list[Any]:
+    """The sockets a started site listens on (aiohttp keeps its asyncio server private)."""
+    server = getattr(site, "_server", None)
+    return list(getattr(server, "sockets", None) or ())
 
 
 #: How long past the drain's grace time a shutting-down process may still take
@@ -48,11 +56,13 @@ def _exit_at_the_latest(seconds: float) -> None:
     timer.start()
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None, replacement: bool = False) -> None:
     """Run one worker until SIGTERM/SIGINT, then drain and exit.
 
     With `workers` > 1 (and not already inside a worker) this process becomes
-    the parent that runs and supervises the workers (`server.workers`)."""
+    the parent that runs and supervises the workers (`server.workers`). A
+    `replacement` worker (one that died was restarted) takes every new
+    connection of the port until it has caught up (`server.refill_steering`)."""
     index = worker_index()
     if settings.workers > 1 and index is None:
         await supervise(settings)
@@ -66,6 +76,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings),
                        reuse_port=settings.workers > 1)
     await site.start()
+    refill: asyncio.Task[None] | None = None
+    if replacement and settings.workers > 1:
+        refill = asyncio.get_running_loop().create_task(steer_until_refilled(
+            listening_sockets(site), settings.workers, lambda: len(gateway.connections),
+            gateway.collector.sibling_connection_counts))
     scheme = "https" if settings.tls_cert else "http"
     log.info("gateway listening on %s://%s:%d (broker=%s)", scheme, settings.host, settings.port,
              redact_url(settings.broker))
@@ -85,4 +100,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     await stop.wait()
     log.info("shutting down: draining %d connections", len(gateway.connections))
     _exit_at_the_latest(settings.shutdown_grace_s + SHUTDOWN_MARGIN_S)
+    if refill is not None:
+        refill.cancel()  # detaches the steering: a draining worker must not be sent new connections
     await runner.cleanup()

@@ -32,6 +32,8 @@ from autosdlc_ws.core.subscription_counts import top_counts
 SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 STALE_AFTER_S = 10.0
+#: A sibling's connection count older than this says little about now (snapshots come every second).
+SIBLING_FRESH_S = 3.0
 
 
 @dataclass(slots=True)
@@ -176,22 +178,34 @@ class StatsCollector(Collector):
         tmp.write_text(json.dumps(self.local_snapshot()))
         tmp.replace(target)
 
-    def _snapshots(self) -> list[dict[str, Any]]:
-        own = self.local_snapshot()
+    def _sibling_snapshots(self, max_age_s: float) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(pid, snapshot) of each sibling that wrote within `max_age_s`. A snapshot older than
+        `STALE_AFTER_S` whose process is gone is deleted, so a long-lived deployment's directory
+        does not fill with the snapshots of workers that died."""
         if self._shared_dir is None:
-            return [own]
-        snaps = [own]
+            return
         now = time.time()
+        own = str(os.getpid())
         for path in self._shared_dir.glob("*.json"):
-            if path.stem == str(os.getpid()):
+            if path.stem == own or not path.stem.isdigit():
                 continue
             try:
                 snap = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if now - snap.get("time", 0) < STALE_AFTER_S:
-                snaps.append(snap)
-        return snaps
+            age = now - snap.get("time", 0)
+            if age < max_age_s:
+                yield int(path.stem), snap
+            elif age >= STALE_AFTER_S and not _alive(int(path.stem)):
+                path.unlink(missing_ok=True)
+
+    def sibling_connection_counts(self) -> list[int]:
+        """Open connections of each live sibling worker that wrote in the last seconds."""
+        return [int(snap.get("gauges", {}).get("connections_active", 0))
+                for pid, snap in self._sibling_snapshots(SIBLING_FRESH_S) if _alive(pid)]
+
+    def _snapshots(self) -> list[dict[str, Any]]:
+        return [self.local_snapshot(), *(snap for _, snap in self._sibling_snapshots(STALE_AFTER_S))]
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         merged = merge_snapshots(self._snapshots())
@@ -227,3 +241,13 @@ class StatsCollector(Collector):
             for label, value in sorted(rows.items()):
                 gauge.add_metric([label], value)
             yield gauge
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -31,8 +31,9 @@ def prctl(option: int, value: int | bytes) -> None:
         pass
 
 
-def run_worker(index: int, stats_dir: str | None, settings_blob: bytes) -> None:
-    """Entry point of worker `index` (the fork server's target); exits with its status."""
+def run_worker(index: int, stats_dir: str | None, settings_blob: bytes, replacement: bool = False) -> None:
+    """Entry point of worker `index` (the fork server's target); exits with its status.
+    `replacement`: it replaces one that died (see `serve`)."""
     try:
         settings = settings_from_supervisor(settings_blob)
     except (ValueError, TypeError, ConfigError, pickle.UnpicklingError) as exc:
@@ -47,6 +48,6 @@ def run_worker(index: int, stats_dir: str | None, settings_blob: bytes) -> None:
         os.environ[STATS_DIR_ENV] = stats_dir
     configure_logging(settings.log_level, settings.log_format)
     try:
-        run_on_loop(serve(settings), settings.event_loop)
+        run_on_loop(serve(settings, replacement=replacement), settings.event_loop)
     except KeyboardInterrupt:
         pass

@@ -116,9 +116,12 @@ class Supervisor:
             log.info("supervisor stopping %d workers", len(self.procs))
             self._stopping.set()
 
-    def _spawn(self, index: int) -> WorkerProcess:
+    def _spawn(self, index: int, replacement: bool) -> WorkerProcess:
+        """Start worker `index`; a `replacement` (for one that died) steers new connections to
+        itself until it has caught up with its siblings (`server.refill_steering`)."""
         proc = self._context.Process(target=run_worker, name=f"{WORKER_NAME_PREFIX}{index}",
-                                     args=(index, self._stats_dir, settings_for_worker(self.settings)))
+                                     args=(index, self._stats_dir, settings_for_worker(self.settings),
+                                           replacement))
         proc.start()
         return WorkerProcess(proc)
 
@@ -126,9 +129,11 @@ class Supervisor:
         """Keep worker `index` running until the supervisor stops."""
         loop = asyncio.get_running_loop()
         fast_failures = 0
+        replacement = False
         while not self._stopping.is_set():
             started = loop.time()
-            proc = self._spawn(index)
+            proc = self._spawn(index, replacement)
+            replacement = True
             self.procs[index] = proc
             code = await proc.wait()
             del self.procs[index]
@@ -173,9 +178,9 @@ class Supervisor:
             await asyncio.gather(*(p.wait() for p in procs))
 
 
-def run_worker(index: int, stats_dir: str | None, settings_blob: bytes) -> None:
+def run_worker(index: int, stats_dir: str | None, settings_blob: bytes, replacement: bool = False) -> None:
     """The fork server's target (picklable by name): worker `index`'s entry point."""
-    importlib.import_module(WORKER_MODULE).run_worker(index, stats_dir, settings_blob)
+    importlib.import_module(WORKER_MODULE).run_worker(index, stats_dir, settings_blob, replacement)
 
 
 class WorkerProcess:
