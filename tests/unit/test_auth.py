@@ -370,3 +370,37 @@ def test_expiry_deadline_ms() -> None:
     principal = auth.verify_jwt(hs(exp=NOW_S + 100), NOW_MS)
     assert auth.expiry_deadline_ms(principal) == (NOW_S + 100) * 1000 + 2500
     assert auth.expiry_deadline_ms(api_auth().verify_api_key(KEY)) is None
+
+
+def test_a_verified_token_is_parsed_once_and_still_expires_on_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = Authenticator(hmac_secret=SECRET, leeway_s=5)
+    token = hs(exp=NOW_S + 60, nbf=NOW_S + 10)
+    decodes: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        decodes.append(args[0])
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    assert code_of(auth, token, NOW_MS) == "invalid_token"  # not valid yet, even from the cache
+    parsed = len(decodes)
+    assert auth.verify_jwt(token, NOW_MS + 10_000).subject == "alice"
+    assert auth.verify_jwt(token, NOW_MS + 64_000).subject == "alice"  # within the leeway
+    assert code_of(auth, token, NOW_MS + 66_000) == "token_expired"
+    assert len(decodes) == parsed  # every later check came from the cache
+
+
+def test_tokens_that_fail_are_not_kept_and_the_kept_ones_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autosdlc_ws.core import auth as auth_module
+
+    monkeypatch.setattr(auth_module, "VERIFIED_TOKENS_KEPT", 3)
+    auth = Authenticator(hmac_secret=SECRET)
+    forged = jwt.encode(claims(), "another-secret-0123456789abcdef0123456789", algorithm="HS256")
+    for _ in range(2):
+        assert code_of(auth, forged) == "invalid_token"
+    tokens = [hs(sub=f"user-{i}") for i in range(5)]
+    for token in tokens:
+        auth.verify_jwt(token, NOW_MS)
+    assert list(auth._verified) == tokens[2:]  # the oldest went first; the forged one never came in
+    assert auth.verify_jwt(tokens[0], NOW_MS).subject == "user-0"  # verified again when asked
