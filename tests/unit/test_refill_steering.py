@@ -1,19 +1,17 @@
 """`server.refill_steering` on real loopback sockets: a reuseport group's new connections
-go where the attached program says, and back to an even spread when steering stops."""
+go where the attached program says, and back to an even spread when steering stops.
+Linux, like the rest of the suite (it reads /proc and uses prctl)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from autosdlc_ws.server import refill_steering
 from autosdlc_ws.server.refill_steering import steer_to, steer_until_refilled, stop_steering
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT BPF is Linux's")
 
 
 @pytest.fixture
