@@ -107,7 +107,13 @@ def test_sibling_counts_come_from_live_fresh_snapshots_and_dead_ones_are_swept(t
     long_dead = subprocess.Popen([sys.executable, "-c", "pass"])
     long_dead.wait()
     quiet = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    unreaped = subprocess.Popen([sys.executable, "-c", "pass"])  # dies; nobody waits: a zombie
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{unreaped.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     try:
+        write(unreaped.pid, 2_400)  # killed a moment ago, not reaped yet: not live
         write(os.getppid(), 1_200)  # a live sibling
         write(os.getpid(), 2_500)  # this worker's own: not a sibling
         just_killed = write(dead.pid, 2_600, age_s=0.5)  # a killed worker's last snapshot: not live
@@ -122,3 +128,4 @@ def test_sibling_counts_come_from_live_fresh_snapshots_and_dead_ones_are_swept(t
     finally:
         quiet.kill()
         quiet.wait()
+        unreaped.wait()
